@@ -1,0 +1,1 @@
+"""Runtime settings and the example organisation configuration."""

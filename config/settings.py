@@ -1,0 +1,50 @@
+"""Runtime settings, read from environment variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EXAMPLE_CONFIG_DIR = Path(__file__).parent / "example"
+
+
+class Settings(BaseSettings):
+    """Everything the deployment decides; the organisation itself lives in the YAML config dir."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Core
+    database_url: str = Field("sqlite:///./kpibot.db", validation_alias="KPIBOT_DATABASE_URL")
+    config_dir: Path = Field(Path("./config"), validation_alias="KPIBOT_CONFIG_DIR")
+    api_key: SecretStr | None = Field(None, validation_alias="KPIBOT_API_KEY")
+    auto_migrate: bool = Field(True, validation_alias="KPIBOT_AUTO_MIGRATE")
+    log_level: str = Field("INFO", validation_alias="KPIBOT_LOG_LEVEL")
+
+    # Slack
+    slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", validation_alias="KPIBOT_SLACK_API_URL")
+
+    # Feishu / Lark
+    feishu_app_id: str | None = Field(None, validation_alias="FEISHU_APP_ID")
+    feishu_app_secret: SecretStr | None = Field(None, validation_alias="FEISHU_APP_SECRET")
+    feishu_verification_token: SecretStr | None = Field(
+        None, validation_alias="FEISHU_VERIFICATION_TOKEN"
+    )
+    feishu_encrypt_key: SecretStr | None = Field(None, validation_alias="FEISHU_ENCRYPT_KEY")
+    feishu_connection: str = Field("http", validation_alias="FEISHU_CONNECTION")
+    feishu_domain: str = Field("https://open.feishu.cn", validation_alias="KPIBOT_FEISHU_DOMAIN")
+
+    # DingTalk
+    dingtalk_client_id: str | None = Field(None, validation_alias="DINGTALK_CLIENT_ID")
+    dingtalk_client_secret: SecretStr | None = Field(
+        None, validation_alias="DINGTALK_CLIENT_SECRET"
+    )
+    dingtalk_robot_code: str | None = Field(None, validation_alias="DINGTALK_ROBOT_CODE")
+    dingtalk_connection: str = Field("stream", validation_alias="DINGTALK_CONNECTION")
+    dingtalk_api_url: str = Field(
+        "https://api.dingtalk.com", validation_alias="KPIBOT_DINGTALK_API_URL"
+    )

@@ -1,0 +1,1 @@
+"""Data import: canonical formats, file readers and the idempotent, revision-keeping importer."""

@@ -1,0 +1,155 @@
+"""Row readers for CSV, XLSX and JSON sources: every value reaches the parser as text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+
+class SourceError(ValueError):
+    """A source that cannot be read at all (not a table, bad encoding, bad JSON)."""
+
+
+@dataclass
+class RowSource:
+    """A header plus numbered rows; `unit` names what a number counts (line of a file, item)."""
+
+    name: str
+    header: list[str]
+    rows: Iterable[tuple[int, list[str]]]
+    unit: str = "line"
+
+
+def read_path(path: Path) -> RowSource:
+    """A CSV or XLSX file, chosen by its extension."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return read_xlsx(path)
+    if suffix in (".csv", ".txt", ""):
+        return read_csv(path)
+    raise SourceError(f"{path.name}: unsupported file type {suffix!r} (use .csv or .xlsx)")
+
+
+def read_csv(path: Path) -> RowSource:
+    """A comma-separated UTF-8 file (a BOM from Excel is fine); line numbers are physical."""
+    handle = path.open("r", encoding="utf-8-sig", newline="")
+    return _csv_source(path.name, handle)
+
+
+def read_csv_text(text: str, name: str) -> RowSource:
+    """CSV content already in memory (an HTTP body)."""
+    return _csv_source(name, io.StringIO(text.removeprefix("\ufeff"), newline=""))
+
+
+def _csv_source(name: str, handle: io.TextIOBase | Any) -> RowSource:
+    reader = csv.reader(handle)
+    try:
+        header = next(reader)
+    except StopIteration:
+        handle.close()
+        raise SourceError(f"{name}: the file is empty (expected a header row)") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        handle.close()
+        raise SourceError(f"{name}: cannot read the header: {exc}") from None
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        line = reader.line_num + 1
+        try:
+            for values in reader:
+                if values:  # blank lines carry nothing
+                    yield line, values
+                line = reader.line_num + 1
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{name}: line {line}: not UTF-8 text ({exc.reason})") from None
+        except csv.Error as exc:
+            raise SourceError(f"{name}: line {line}: {exc}") from None
+        finally:
+            handle.close()
+
+    return RowSource(name, [h.strip() for h in header], rows())
+
+
+def read_xlsx(path: Path) -> RowSource:
+    """The first sheet of an Excel workbook; numbers are row numbers in the sheet."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a damaged file
+        raise SourceError(f"{path.name}: not a readable .xlsx workbook ({exc})") from None
+    sheet = workbook.worksheets[0]
+    iterator = sheet.iter_rows(values_only=True)
+    try:
+        header = [_cell_text(v) for v in next(iterator)]
+    except StopIteration:
+        workbook.close()
+        raise SourceError(
+            f"{path.name}: the first sheet is empty (expected a header row)"
+        ) from None
+    while header and header[-1] == "":
+        header.pop()
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        try:
+            for number, values in enumerate(iterator, start=2):
+                texts = [_cell_text(v) for v in values[: len(header)]]
+                if any(texts):
+                    yield number, texts
+        finally:
+            workbook.close()
+
+    return RowSource(path.name, header, rows())
+
+
+def _cell_text(value: Any) -> str:
+    """Excel cell values as the text a person typed: no float noise, naive local times."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def read_json_text(text: str, name: str) -> RowSource:
+    """A JSON array of objects; numbers keep their exact text (no float rounding)."""
+    try:
+        items = json.loads(text, parse_float=str, parse_int=str)
+    except json.JSONDecodeError as exc:
+        raise SourceError(
+            f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise SourceError(f"{name}: expected a JSON array of objects")
+    header: list[str] = []
+    seen: set[str] = set()
+    for item in items:
+        for key in item:
+            if key not in seen:
+                seen.add(key)
+                header.append(key)
+
+    def text_of(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, list):
+            return ",".join(text_of(v) for v in value)
+        if isinstance(value, dict):
+            return json.dumps(value, ensure_ascii=False)
+        return str(value)
+
+    rows = [(n, [text_of(item.get(k)) for k in header]) for n, item in enumerate(items, start=1)]
+    return RowSource(name, header, rows, unit="item")

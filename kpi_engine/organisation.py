@@ -1,0 +1,532 @@
+"""The organisation as code: teams, people, shops and assignments loaded from YAML and checked."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from babel import Locale
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kpi_engine.instants import is_zone
+from kpi_engine.money import is_currency
+from kpi_engine.yaml_source import KeyPath, YamlDocument, YamlSourceError, load_yaml
+
+Role = Literal["streamer", "operator", "ad_buyer", "editor", "cs", "manager", "admin"]
+ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
+Language = Literal["zh", "en"]
+ShopPlatform = Literal["tiktok", "shopee", "lazada", "amazon"]
+ChatPlatform = Literal["slack", "feishu", "dingtalk"]
+CHAT_PLATFORMS: tuple[str, ...] = ChatPlatform.__args__  # type: ignore[attr-defined]
+
+
+class ConfigModel(BaseModel):
+    """Strict base: unknown keys are errors and instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ChatIds(ConfigModel):
+    """One identity per chat platform: a user id for people, a channel/chat id for teams."""
+
+    slack: str | None = None
+    feishu: str | None = None
+    dingtalk: str | None = None
+
+    def get(self, platform: str) -> str | None:
+        """The id on `platform`, if any."""
+        value: str | None = getattr(self, platform, None)
+        return value
+
+
+def _check_zone(value: str) -> str:
+    if not is_zone(value):
+        raise ValueError(f"unknown time zone {value!r}")
+    return value
+
+
+def _check_currency(value: str) -> str:
+    if not is_currency(value):
+        raise ValueError(f"unknown currency {value!r}")
+    return value
+
+
+class OrganisationSettings(ConfigModel):
+    """Organisation-wide defaults."""
+
+    name: str
+    default_language: Language = "zh"
+    week_start: Literal["monday", "sunday"] = "monday"
+
+
+class TeamConfig(ConfigModel):
+    """A team: its clock, its money, its language and where it talks."""
+
+    id: str
+    name: str
+    timezone: str
+    currency: str
+    language: Language
+    manager: str | None = None
+    channels: ChatIds = ChatIds()
+
+    _zone = field_validator("timezone")(_check_zone)
+    _currency = field_validator("currency")(_check_currency)
+
+
+class PersonConfig(ConfigModel):
+    """A member of staff and their chat identities."""
+
+    id: str
+    name: str
+    role: Role
+    team: str
+    manager: str | None = None
+    language: Language | None = None
+    email: str | None = None
+    chat: ChatIds = ChatIds()
+
+
+class ShopConfig(ConfigModel):
+    """A marketplace shop; `id` is the shop id used in imported data."""
+
+    id: str
+    name: str
+    platform: ShopPlatform
+    region: str
+    timezone: str
+    currency: str
+    team: str | None = None
+
+    _zone = field_validator("timezone")(_check_zone)
+    _currency = field_validator("currency")(_check_currency)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in _regions():
+            raise ValueError(f"unknown region {value!r} (expected an ISO 3166 code such as US)")
+        return value
+
+
+class AssignmentConfig(ConfigModel):
+    """A person working on a shop from one date (inclusive) until another (inclusive, optional)."""
+
+    person: str
+    shop: str
+    valid_from: date = Field(alias="from")
+    valid_to: date | None = Field(None, alias="to")
+
+
+# Sections filled in by the KPI engine (metrics, targets, scorecards) are kept as raw mappings.
+_LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
+    "teams": TeamConfig,
+    "people": PersonConfig,
+    "shops": ShopConfig,
+    "assignments": AssignmentConfig,
+    "metrics": None,
+    "targets": None,
+    "scorecards": None,
+}
+_MAPPING_SECTIONS = {"organisation": OrganisationSettings}
+SECTIONS = (*_MAPPING_SECTIONS, *_LIST_SECTIONS)
+
+
+def _regions() -> frozenset[str]:
+    return frozenset(code for code in Locale("en").territories if len(code) == 2)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong (or suspicious) in the configuration, with where and how to fix it."""
+
+    severity: Literal["error", "warning"]
+    file: str
+    line: int | None
+    path: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.severity}: {self.path + ': ' if self.path else ''}{self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+
+class ConfigError(ValueError):
+    """The configuration has errors; `problems` lists all of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """A validated organisation, with lookups by id and by chat identity."""
+
+    settings: OrganisationSettings
+    teams: Mapping[str, TeamConfig]
+    people: Mapping[str, PersonConfig]
+    shops: Mapping[str, ShopConfig]
+    assignments: tuple[AssignmentConfig, ...]
+    metrics: tuple[Mapping[str, Any], ...] = ()
+    targets: tuple[Mapping[str, Any], ...] = ()
+    scorecards: tuple[Mapping[str, Any], ...] = ()
+    _by_chat: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    def person_by_chat_id(self, platform: str, user_id: str) -> PersonConfig | None:
+        """The person whose identity on `platform` is `user_id`, if registered."""
+        person_id = self._by_chat.get((platform, user_id))
+        return self.people[person_id] if person_id else None
+
+    def language_of(self, person: PersonConfig) -> Language:
+        """A person's language: their own, else their team's."""
+        return person.language or self.teams[person.team].language
+
+    def shops_of(self, person_id: str, on: date) -> list[ShopConfig]:
+        """The shops a person is assigned to on a date."""
+        return [
+            self.shops[a.shop]
+            for a in self.assignments
+            if a.person == person_id
+            and a.valid_from <= on
+            and (a.valid_to is None or on <= a.valid_to)
+        ]
+
+
+@dataclass
+class _Item:
+    section: str
+    doc: YamlDocument
+    path: KeyPath
+    data: Any
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(
+        self,
+        severity: Literal["error", "warning"],
+        doc: YamlDocument | Path,
+        path: KeyPath,
+        message: str,
+        hint: str | None = None,
+    ) -> None:
+        if isinstance(doc, YamlDocument):
+            file, line = doc.file, doc.line_of(path)
+        else:
+            file, line = doc, None
+        self.problems.append(Problem(severity, str(file), line, _format_path(path), message, hint))
+
+
+def _format_path(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def _closest(word: str, options: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else None
+
+
+def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Problem]]:
+    """Load and validate every *.yaml file in `config_dir`; the organisation is None on errors."""
+    checker = _Checker()
+    files = sorted([*config_dir.glob("*.yaml"), *config_dir.glob("*.yml")])
+    if not config_dir.is_dir():
+        checker.add(
+            "error",
+            config_dir,
+            (),
+            "configuration directory not found",
+            "set KPIBOT_CONFIG_DIR or pass the directory; config/example is a template",
+        )
+        return None, checker.problems
+    if not files:
+        checker.add(
+            "error",
+            config_dir,
+            (),
+            "no *.yaml files in the configuration directory",
+            "copy config/example/*.yaml here to start",
+        )
+        return None, checker.problems
+
+    items: list[_Item] = []
+    org_settings: OrganisationSettings | None = None
+    for file in files:
+        try:
+            doc = load_yaml(file)
+        except YamlSourceError as exc:
+            checker.problems.append(Problem("error", str(exc.file), exc.line, "", exc.message))
+            continue
+        for key_path, _line in doc.duplicate_keys:
+            checker.add(
+                "error",
+                doc,
+                key_path,
+                "key given twice in the same mapping",
+                "YAML keeps only the last one; remove the other",
+            )
+        if doc.data is None:
+            continue
+        if not isinstance(doc.data, dict):
+            checker.add(
+                "error",
+                doc,
+                (),
+                "a config file must be a mapping of sections",
+                f"top-level keys are: {', '.join(SECTIONS)}",
+            )
+            continue
+        for section, value in doc.data.items():
+            path: KeyPath = (str(section),)
+            if section in _MAPPING_SECTIONS:
+                if org_settings is not None:
+                    checker.add("error", doc, path, f"section {section!r} is given more than once")
+                    continue
+                parsed = _validate(checker, doc, path, OrganisationSettings, value)
+                if isinstance(parsed, OrganisationSettings):
+                    org_settings = parsed
+            elif section in _LIST_SECTIONS:
+                if not isinstance(value, list):
+                    checker.add(
+                        "error",
+                        doc,
+                        path,
+                        f"section {section!r} must be a list",
+                        "start each entry with '- '",
+                    )
+                    continue
+                items.extend(_Item(str(section), doc, (*path, i), v) for i, v in enumerate(value))
+            else:
+                checker.add(
+                    "error",
+                    doc,
+                    path,
+                    f"unknown section {section!r}",
+                    _closest(str(section), SECTIONS) or f"sections are: {', '.join(SECTIONS)}",
+                )
+
+    parsed_items: dict[str, list[tuple[_Item, Any]]] = {name: [] for name in _LIST_SECTIONS}
+    for item in items:
+        model = _LIST_SECTIONS[item.section]
+        if model is None:
+            if isinstance(item.data, dict):
+                parsed_items[item.section].append((item, item.data))
+            else:
+                checker.add("error", item.doc, item.path, "each entry must be a mapping")
+            continue
+        result = _validate(checker, item.doc, item.path, model, item.data)
+        if result is not None:
+            parsed_items[item.section].append((item, result))
+
+    teams = _unique(checker, parsed_items["teams"], "team")
+    people = _unique(checker, parsed_items["people"], "person")
+    shops = _unique(checker, parsed_items["shops"], "shop")
+    _check_references(checker, teams, people, shops, parsed_items["assignments"])
+    by_chat = _check_chat_ids(checker, people)
+    if org_settings is None:
+        checker.add(
+            "warning",
+            config_dir,
+            ("organisation",),
+            "no 'organisation' section",
+            "defaults apply: default_language zh, week_start monday",
+        )
+        org_settings = OrganisationSettings(name=config_dir.resolve().name)
+
+    if any(p.severity == "error" for p in checker.problems):
+        return None, checker.problems
+    organisation = Organisation(
+        settings=org_settings,
+        teams={k: v for k, (_, v) in teams.items()},
+        people={k: v for k, (_, v) in people.items()},
+        shops={k: v for k, (_, v) in shops.items()},
+        assignments=tuple(a for _, a in parsed_items["assignments"]),
+        metrics=tuple(m for _, m in parsed_items["metrics"]),
+        targets=tuple(t for _, t in parsed_items["targets"]),
+        scorecards=tuple(s for _, s in parsed_items["scorecards"]),
+        _by_chat=by_chat,
+    )
+    return organisation, checker.problems
+
+
+def load_organisation(config_dir: Path) -> Organisation:
+    """The validated organisation in `config_dir`; raises ConfigError listing every error."""
+    organisation, problems = check_organisation(config_dir)
+    if organisation is None:
+        raise ConfigError([p for p in problems if p.severity == "error"])
+    return organisation
+
+
+def _validate(
+    checker: _Checker, doc: YamlDocument, path: KeyPath, model: type[ConfigModel], data: Any
+) -> ConfigModel | None:
+    if not isinstance(data, dict):
+        checker.add("error", doc, path, "each entry must be a mapping of keys to values")
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        allowed = [f.alias or name for name, f in model.model_fields.items()]
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            where = (*path, *loc)
+            kind = error["type"]
+            if kind == "extra_forbidden":
+                key = str(loc[-1])
+                options = allowed if len(loc) == 1 else list(CHAT_PLATFORMS)
+                checker.add(
+                    "error",
+                    doc,
+                    where,
+                    f"unknown key {key!r}",
+                    _closest(key, options) or f"allowed keys: {', '.join(options)}",
+                )
+            elif kind == "missing":
+                checker.add("error", doc, where, f"missing required key {loc[-1]!r}")
+            else:
+                message = str(error["msg"]).removeprefix("Value error, ")
+                checker.add("error", doc, where, message, _hint_for(str(loc[-1]), error["input"]))
+        return None
+
+
+def _hint_for(key: str, value: Any) -> str | None:
+    if key == "timezone" and isinstance(value, str):
+        from kpi_engine.instants import _zone_names
+
+        return _closest(value, _zone_names()) or "use an IANA name such as Asia/Shanghai"
+    if key == "currency" and isinstance(value, str):
+        from kpi_engine.money import currency_codes
+
+        return _closest(value.upper(), currency_codes()) or "use an ISO 4217 code such as USD"
+    if key == "role" and isinstance(value, str):
+        return _closest(value, ROLES) or f"roles: {', '.join(ROLES)}"
+    return None
+
+
+def _unique(
+    checker: _Checker, entries: list[tuple[_Item, Any]], noun: str
+) -> dict[str, tuple[_Item, Any]]:
+    seen: dict[str, tuple[_Item, Any]] = {}
+    for item, value in entries:
+        if value.id in seen:
+            first = seen[value.id][0]
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "id"),
+                f"duplicate {noun} id {value.id!r}",
+                f"first defined at {first.doc.file}:{first.doc.line_of(first.path)}",
+            )
+        else:
+            seen[value.id] = (item, value)
+    return seen
+
+
+def _check_references(
+    checker: _Checker,
+    teams: dict[str, tuple[_Item, TeamConfig]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+    shops: dict[str, tuple[_Item, ShopConfig]],
+    assignments: list[tuple[_Item, AssignmentConfig]],
+) -> None:
+    def ref(item: _Item, key: str, value: str | None, known: Mapping[str, Any], noun: str) -> bool:
+        if value is None or value in known:
+            return True
+        checker.add(
+            "error",
+            item.doc,
+            (*item.path, key),
+            f"unknown {noun} {value!r}",
+            _closest(value, known) or f"define the {noun} first",
+        )
+        return False
+
+    for item, team in teams.values():
+        known = ref(item, "manager", team.manager, people, "person")
+        if known and team.manager and people[team.manager][1].role not in ("manager", "admin"):
+            checker.add(
+                "warning",
+                item.doc,
+                (*item.path, "manager"),
+                f"team manager {team.manager!r} has role "
+                f"{people[team.manager][1].role!r}, not manager or admin",
+            )
+    for item, person in people.values():
+        ref(item, "team", person.team, teams, "team")
+        ref(item, "manager", person.manager, people, "person")
+        if person.manager == person.id:
+            checker.add(
+                "error", item.doc, (*item.path, "manager"), "a person cannot manage themself"
+            )
+    for item, shop in shops.values():
+        ref(item, "team", shop.team, teams, "team")
+    for item, assignment in assignments:
+        ref(item, "person", assignment.person, people, "person")
+        ref(item, "shop", assignment.shop, shops, "shop")
+        if assignment.valid_to is not None and assignment.valid_to < assignment.valid_from:
+            checker.add("error", item.doc, (*item.path, "to"), "assignment ends before it starts")
+    _check_manager_cycles(checker, people)
+    roles = Counter(p.role for _, p in people.values())
+    if people and not (roles["admin"]):
+        checker.add(
+            "warning",
+            next(iter(people.values()))[0].doc,
+            ("people",),
+            "nobody has the admin role",
+            "give at least one person role: admin",
+        )
+
+
+def _check_manager_cycles(checker: _Checker, people: dict[str, tuple[_Item, PersonConfig]]) -> None:
+    reported: set[str] = set()
+    for start in people:
+        chain: list[str] = []
+        current: str | None = start
+        while current is not None and current in people and current not in chain:
+            chain.append(current)
+            current = people[current][1].manager
+        if current is not None and current in chain and current not in reported:
+            cycle = chain[chain.index(current) :]
+            reported.update(cycle)
+            item = people[current][0]
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "manager"),
+                f"managers form a cycle: {' -> '.join([*cycle, current])}",
+            )
+
+
+def _check_chat_ids(
+    checker: _Checker, people: dict[str, tuple[_Item, PersonConfig]]
+) -> dict[tuple[str, str], str]:
+    by_chat: dict[tuple[str, str], str] = {}
+    for item, person in people.values():
+        for platform in CHAT_PLATFORMS:
+            user_id = person.chat.get(platform)
+            if user_id is None:
+                continue
+            if (platform, user_id) in by_chat:
+                checker.add(
+                    "error",
+                    item.doc,
+                    (*item.path, "chat", platform),
+                    f"{platform} id {user_id!r} already belongs to "
+                    f"{by_chat[(platform, user_id)]!r}",
+                )
+            else:
+                by_chat[(platform, user_id)] = person.id
+    return by_chat
