@@ -45,26 +45,26 @@ def parse_instant(text: str, tz: ZoneInfo) -> int:
     """
     raw = text.strip()
     if not raw:
-        raise InstantError("empty time")
+        raise InstantError("is empty")
     if raw.isdigit():
         seconds = int(raw)
         if seconds > _MAX_EPOCH_SECONDS:
-            raise InstantError(f"{raw} is too large for epoch seconds (milliseconds?)")
+            raise InstantError("is too large for epoch seconds (milliseconds?)")
         return seconds
     try:
         parsed = datetime.fromisoformat(raw)
     except ValueError:
         raise InstantError(
-            f"{raw!r} is not a time (use ISO 8601 such as 2026-11-20T20:15:00+08:00, "
+            "is not a time (use ISO 8601 such as 2026-11-20T20:15:00+08:00, "
             "a local time such as 2026-11-20 20:15:00, or epoch seconds)"
         ) from None
     if len(raw) <= 10:
-        raise InstantError(f"{raw!r} is a date, not a time of day")
+        raise InstantError("is a date, not a time of day")
     if parsed.tzinfo is None:
         local = parsed.replace(tzinfo=tz, fold=0)
         # Round-tripping through UTC moves a time inside a DST gap: such a time never existed.
         if local.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != parsed:
-            raise InstantError(f"{raw!r} does not exist in {tz.key} (daylight-saving gap)")
+            raise InstantError(f"does not exist in {tz.key} (daylight-saving gap)")
         parsed = local
     return int(parsed.timestamp() // 1)
 
@@ -75,7 +75,7 @@ def parse_date(text: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise InstantError(f"{raw!r} is not a date (expected YYYY-MM-DD)") from None
+        raise InstantError("is not a date (expected YYYY-MM-DD)") from None
 
 
 def local_date(epoch: int, tz: ZoneInfo) -> date:

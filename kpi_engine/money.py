@@ -42,12 +42,12 @@ def parse_minor(text: str, currency: str) -> int:
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
-        raise MoneyError(f"{text!r} is not a decimal amount") from None
+        raise MoneyError("is not a decimal amount") from None
     if not value.is_finite():
-        raise MoneyError(f"{text!r} is not a finite amount")
+        raise MoneyError("is not a finite amount")
     scaled = value.scaleb(exponent)
     if scaled != scaled.to_integral_value():
-        raise MoneyError(f"{text!r} has more decimals than {currency} allows ({exponent})")
+        raise MoneyError(f"has more decimals than {currency} allows ({exponent})")
     return int(scaled)
 
 

@@ -235,7 +235,10 @@ def _format_path(path: KeyPath) -> str:
 
 
 def _closest(word: str, options: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    candidates = list(options)
+    # Swapped letters (GPB for GBP) first: difflib ranks them below unrelated codes.
+    swapped = [c for c in candidates if len(c) == len(word) and sorted(c) == sorted(word)]
+    match = swapped or difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f"did you mean {match[0]!r}?" if match else None
 
 
@@ -319,6 +322,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
                 )
 
     parsed_items: dict[str, list[tuple[_Item, Any]]] = {name: [] for name in _LIST_SECTIONS}
+    invalid_ids: set[str] = set()  # entries already reported; references to them are not
     for item in items:
         model = _LIST_SECTIONS[item.section]
         if model is None:
@@ -330,11 +334,13 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
         result = _validate(checker, item.doc, item.path, model, item.data)
         if result is not None:
             parsed_items[item.section].append((item, result))
+        elif isinstance(item.data, dict) and isinstance(item.data.get("id"), str):
+            invalid_ids.add(item.data["id"])
 
     teams = _unique(checker, parsed_items["teams"], "team")
     people = _unique(checker, parsed_items["people"], "person")
     shops = _unique(checker, parsed_items["shops"], "shop")
-    _check_references(checker, teams, people, shops, parsed_items["assignments"])
+    _check_references(checker, teams, people, shops, parsed_items["assignments"], invalid_ids)
     by_chat = _check_chat_ids(checker, people)
     if org_settings is None:
         checker.add(
@@ -441,16 +447,19 @@ def _check_references(
     people: dict[str, tuple[_Item, PersonConfig]],
     shops: dict[str, tuple[_Item, ShopConfig]],
     assignments: list[tuple[_Item, AssignmentConfig]],
+    invalid_ids: set[str],
 ) -> None:
     def ref(item: _Item, key: str, value: str | None, known: Mapping[str, Any], noun: str) -> bool:
         if value is None or value in known:
             return True
+        if value in invalid_ids:
+            return False
         checker.add(
             "error",
             item.doc,
             (*item.path, key),
             f"unknown {noun} {value!r}",
-            _closest(value, known) or f"define the {noun} first",
+            _closest(value, [*known, *invalid_ids]) or f"define the {noun} first",
         )
         return False
 

@@ -13,15 +13,15 @@ import hashlib
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, select
 
 from kpi_engine.ingest.formats import STORED_AS, FieldError, ImportKind, Parsed
-from kpi_engine.ingest.readers import RowSource, SourceError
+from kpi_engine.ingest.readers import RowSource, SourceError, read_path
 from kpi_engine.models import ImportBatch, RecordHistory
 from kpi_engine.organisation import Organisation
 
@@ -35,16 +35,17 @@ class RowError:
     """One bad value: where it is, what it was and why it is refused."""
 
     file: str
-    line: int
+    line: int | None
     column: str
     value: str
     reason: str
     unit: str = "line"
 
     def __str__(self) -> str:
-        column = f", column {self.column}" if self.column else ""
-        value = f" {self.value!r}" if self.value else ""
-        return f"{self.file}: {self.unit} {self.line}{column}:{value} {self.reason}"
+        where = [f"{self.unit} {self.line}"] if self.line is not None else []
+        where += [f"column {self.column}"] if self.column else []
+        value = f"{self.value!r} " if self.value else ""
+        return f"{self.file}: {', '.join(where) + ': ' if where else ''}{value}{self.reason}"
 
 
 @dataclass
@@ -172,7 +173,7 @@ def import_rows(
     except _Rollback:
         report.batch_id = None
     except SourceError as exc:
-        report.add_error(RowError(source.name, 0, "", "", str(exc)))
+        report.add_error(RowError(source.name, exc.line, "", "", str(exc)))
         report.batch_id = None
     return report
 
@@ -487,8 +488,14 @@ class _Writer:
         )
 
 
-def import_many(
-    engine: Engine, organisation: Organisation, jobs: Iterable[tuple[ImportKind, RowSource]]
-) -> list[ImportReport]:
-    """Import several sources in order, each in its own transaction."""
-    return [import_rows(engine, organisation, kind, source) for kind, source in jobs]
+def import_file(
+    engine: Engine, organisation: Organisation, kind: ImportKind, path: Path
+) -> ImportReport:
+    """Import a CSV or XLSX file; a file that cannot be read at all is reported, not raised."""
+    try:
+        source = read_path(path)
+    except SourceError as exc:
+        report = ImportReport(kind=kind.name, source=path.name)
+        report.add_error(RowError(path.name, exc.line, "", "", str(exc)))
+        return report
+    return import_rows(engine, organisation, kind, source)

@@ -13,7 +13,11 @@ from typing import Any
 
 
 class SourceError(ValueError):
-    """A source that cannot be read at all (not a table, bad encoding, bad JSON)."""
+    """A source that cannot be read as a table (bad type, encoding or JSON), maybe at a line."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
 
 
 @dataclass
@@ -33,7 +37,7 @@ def read_path(path: Path) -> RowSource:
         return read_xlsx(path)
     if suffix in (".csv", ".txt", ""):
         return read_csv(path)
-    raise SourceError(f"{path.name}: unsupported file type {suffix!r} (use .csv or .xlsx)")
+    raise SourceError(f"unsupported file type {suffix!r} (use .csv or .xlsx)")
 
 
 def read_csv(path: Path) -> RowSource:
@@ -53,10 +57,10 @@ def _csv_source(name: str, handle: io.TextIOBase | Any) -> RowSource:
         header = next(reader)
     except StopIteration:
         handle.close()
-        raise SourceError(f"{name}: the file is empty (expected a header row)") from None
+        raise SourceError(f"the file is empty (expected a header row)") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         handle.close()
-        raise SourceError(f"{name}: cannot read the header: {exc}") from None
+        raise SourceError(f"cannot read the header: {exc}", 1) from None
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         line = reader.line_num + 1
@@ -66,9 +70,9 @@ def _csv_source(name: str, handle: io.TextIOBase | Any) -> RowSource:
                     yield line, values
                 line = reader.line_num + 1
         except UnicodeDecodeError as exc:
-            raise SourceError(f"{name}: line {line}: not UTF-8 text ({exc.reason})") from None
+            raise SourceError(f"not UTF-8 text ({exc.reason})", line) from None
         except csv.Error as exc:
-            raise SourceError(f"{name}: line {line}: {exc}") from None
+            raise SourceError(str(exc), line) from None
         finally:
             handle.close()
 
@@ -82,7 +86,7 @@ def read_xlsx(path: Path) -> RowSource:
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
-        raise SourceError(f"{path.name}: not a readable .xlsx workbook ({exc})") from None
+        raise SourceError(f"not a readable .xlsx workbook ({exc})") from None
     sheet = workbook.worksheets[0]
     iterator = sheet.iter_rows(values_only=True)
     try:
@@ -131,7 +135,7 @@ def read_json_text(text: str, name: str) -> RowSource:
             f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise SourceError(f"{name}: expected a JSON array of objects")
+        raise SourceError("expected a JSON array of objects")
     header: list[str] = []
     seen: set[str] = set()
     for item in items:

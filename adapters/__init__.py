@@ -1,0 +1,1 @@
+"""Chat platform edges (Slack, Feishu/Lark, DingTalk, console), one package per platform."""

@@ -1,0 +1,1 @@
+"""The application: composition root, HTTP routes and the command-line interface."""

@@ -1,0 +1,186 @@
+"""The `kpibot` command line: configuration, database, imports, demo workspace and server."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from config.settings import Settings
+from kpi_engine.db import current_revision, make_engine, upgrade
+from kpi_engine.ingest.formats import KINDS
+from kpi_engine.ingest.importer import import_file
+from kpi_engine.organisation import (
+    ROLES,
+    ConfigError,
+    Organisation,
+    check_organisation,
+    load_organisation,
+)
+
+app = typer.Typer(
+    help="kpibot — KPI targets, progress, alerts and appeals for e-commerce teams in chat.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Check the organisation configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(db_app, name="db")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _organisation(settings: Settings) -> Organisation:
+    try:
+        return load_organisation(settings.config_dir)
+    except ConfigError as exc:
+        typer.echo(f"The configuration in {settings.config_dir} has errors:", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  {problem}", err=True)
+        typer.echo("Run `kpibot config check` for the full list.", err=True)
+        raise typer.Exit(2) from None
+
+
+@config_app.command("check")
+def config_check(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Config directory (default: KPIBOT_CONFIG_DIR)")
+    ] = None,
+) -> None:
+    """Validate the organisation configuration and print every problem, or a summary."""
+    config_dir = directory or _settings().config_dir
+    organisation, problems = check_organisation(config_dir)
+    for problem in problems:
+        typer.echo(str(problem), err=problem.severity == "error")
+    if organisation is None:
+        errors = sum(1 for p in problems if p.severity == "error")
+        typer.echo(f"{errors} error(s) in {config_dir}.", err=True)
+        raise typer.Exit(1)
+    typer.echo(_summary(organisation, config_dir))
+
+
+def _summary(organisation: Organisation, config_dir: Path) -> str:
+    lines = [f"{config_dir}: OK — {organisation.settings.name}"]
+    lines.append(f"Teams ({len(organisation.teams)}):")
+    for team in organisation.teams.values():
+        members = sum(1 for p in organisation.people.values() if p.team == team.id)
+        lines.append(
+            f"  {team.id:<12} {team.name} · {team.timezone} · {team.currency} · {team.language}"
+            f" · {members} people"
+        )
+    roles = Counter(p.role for p in organisation.people.values())
+    counts = ", ".join(f"{role} {roles[role]}" for role in ROLES if roles[role])
+    lines.append(f"People ({len(organisation.people)}): {counts}")
+    lines.append(f"Shops ({len(organisation.shops)}):")
+    for shop in organisation.shops.values():
+        lines.append(
+            f"  {shop.id:<12} {shop.platform} {shop.region} · {shop.timezone} · {shop.currency}"
+        )
+    lines.append(f"Assignments: {len(organisation.assignments)}")
+    return "\n".join(lines)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Apply schema migrations to KPIBOT_DATABASE_URL."""
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    typer.echo(f"Database at revision {current_revision(settings.database_url)}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of KPIBOT_DATABASE_URL."""
+    typer.echo(current_revision(_settings().database_url) or "empty (run `kpibot db upgrade`)")
+
+
+@app.command("import")
+def import_command(
+    kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
+    files: Annotated[list[Path], typer.Argument(help="CSV or XLSX files", exists=True)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON")] = False,
+) -> None:
+    """Import data files (CSV/XLSX); each file is imported whole or not at all."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        typer.echo(f"Unknown kind {kind!r}; kinds: {', '.join(KINDS)}", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    organisation = _organisation(settings)
+    if settings.auto_migrate:
+        upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        reports = [import_file(engine, organisation, spec, file) for file in files]
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
+    else:
+        for report in reports:
+            typer.echo(report.render(), err=not report.ok)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Workspace folder")] = Path(
+        "kpibot-demo"
+    ),
+    reset: Annotated[bool, typer.Option(help="Delete and recreate an existing workspace")] = False,
+    generate_only: Annotated[
+        bool, typer.Option("--generate-only", help="Only write CSV files (for benchmarks)")
+    ] = False,
+    scale: Annotated[str, typer.Option(help="small or large (with --generate-only)")] = "small",
+    out: Annotated[Path | None, typer.Option(help="Output folder for --generate-only")] = None,
+    days: Annotated[int, typer.Option(min=1, help="Days of data, ending today")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 42,
+) -> None:
+    """Create a demo workspace (config, SQLite database, 90 days of data) and print how to use it."""
+    from bot.demo import create_workspace, generate_files
+
+    if scale not in ("small", "large"):
+        typer.echo("--scale must be small or large", err=True)
+        raise typer.Exit(2)
+    chosen: Literal["small", "large"] = "small" if scale == "small" else "large"
+    if generate_only:
+        generate_files(
+            out or Path(f"kpibot-data-{scale}"), chosen, days, seed, date.today(), typer.echo
+        )
+        return
+    if scale != "small":
+        typer.echo("--scale applies to --generate-only; the demo workspace is small", err=True)
+        raise typer.Exit(2)
+    create_workspace(
+        directory, reset=reset, days=days, seed=seed, end=date.today(), echo=typer.echo
+    )
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+) -> None:
+    """Run the HTTP server (import API, health, and chat webhooks as they are enabled)."""
+    import uvicorn
+
+    from bot.app import create_app
+
+    settings = _settings()
+    _organisation(settings)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,127 @@
+"""Test fixtures: a fresh, migrated database per test on each selected backend.
+
+`--db sqlite,postgresql` (the default) runs every database test on both. PostgreSQL tests
+never skip: if the server cannot be reached the run fails, so CI cannot pass without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from kpi_engine.db import make_engine, upgrade
+from kpi_engine.organisation import Organisation, load_organisation
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = ROOT / "config" / "example"
+BACKENDS = ("sqlite", "postgresql")
+PG_ADMIN_URL = os.environ.get(
+    "KPIBOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--db",
+        default=os.environ.get("KPIBOT_TEST_DB", "sqlite,postgresql"),
+        help="comma-separated database backends for database tests: sqlite, postgresql",
+    )
+
+
+def _backends(config: pytest.Config) -> list[str]:
+    chosen = [b.strip() for b in str(config.getoption("--db")).split(",") if b.strip()]
+    unknown = set(chosen) - set(BACKENDS)
+    if unknown or not chosen:
+        raise pytest.UsageError(f"--db takes {', '.join(BACKENDS)}; got {chosen}")
+    return chosen
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_url" in metafunc.fixturenames:
+        metafunc.parametrize("backend", _backends(metafunc.config), indirect=True)
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One migrated template database per backend, built lazily."""
+    made: dict[str, str] = {}
+    yield made
+    if "postgresql" in made:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{made["postgresql"]}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _pg_admin() -> Engine:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} ({exc.__class__.__name__}). "
+            "Start it (see README) or run with --db sqlite.",
+            pytrace=False,
+        )
+    return admin
+
+
+@pytest.fixture
+def db_url(
+    backend: str,
+    _templates: dict[str, str],
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    """A new database, already migrated to head, for this test alone."""
+    if backend == "sqlite":
+        if "sqlite" not in _templates:
+            template = tmp_path_factory.mktemp("template") / "template.db"
+            upgrade(f"sqlite:///{template}")
+            _templates["sqlite"] = str(template)
+        target = tmp_path / "test.db"
+        shutil.copy(_templates["sqlite"], target)
+        yield f"sqlite:///{target}"
+        return
+    admin = _pg_admin()
+    with admin.connect() as conn:
+        if "postgresql" not in _templates:
+            name = f"kpibot_tmpl_{uuid.uuid4().hex[:10]}"
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            upgrade(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+            _templates["postgresql"] = name
+        database = f"kpibot_t_{uuid.uuid4().hex[:12]}"
+        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{_templates["postgresql"]}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on this test's database."""
+    created = make_engine(db_url)
+    yield created
+    created.dispose()
+
+
+@pytest.fixture(scope="session")
+def organisation() -> Organisation:
+    """The example organisation from config/example."""
+    return load_organisation(EXAMPLE_CONFIG)
