@@ -75,7 +75,7 @@ def _summary(organisation: Organisation, config_dir: Path) -> str:
             f"  {team.id:<12} {team.name} · {team.timezone} · {team.currency} · {team.language}"
             f" · {members} people"
         )
-    roles = Counter(p.role for p in organisation.people.values())
+    roles: Counter[str] = Counter(p.role for p in organisation.people.values())
     counts = ", ".join(f"{role} {roles[role]}" for role in ROLES if roles[role])
     lines.append(f"People ({len(organisation.people)}): {counts}")
     lines.append(f"Shops ({len(organisation.shops)}):")
@@ -146,7 +146,7 @@ def demo(
     days: Annotated[int, typer.Option(min=1, help="Days of data, ending today")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed")] = 42,
 ) -> None:
-    """Create a demo workspace (config, SQLite database, 90 days of data) and print how to use it."""
+    """Create a demo workspace (config, SQLite, 90 days of data) and print how to use it."""
     from bot.demo import create_workspace, generate_files
 
     if scale not in ("small", "large"):

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,8 +138,11 @@ _MAPPING_SECTIONS = {"organisation": OrganisationSettings}
 SECTIONS = (*_MAPPING_SECTIONS, *_LIST_SECTIONS)
 
 
+@cache
 def _regions() -> frozenset[str]:
-    return frozenset(code for code in Locale("en").territories if len(code) == 2)
+    return frozenset(
+        code for code in Locale("en").territories if isinstance(code, str) and len(code) == 2
+    )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,21 @@ def write(path: Path, header: str, *rows: str) -> Path:
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
-    tables = ["import_batches", "orders", "refunds", "live_sessions", "ad_spend", "fx_rates",
-              "metric_values", "record_history"]
+    tables = [
+        "import_batches",
+        "orders",
+        "refunds",
+        "live_sessions",
+        "ad_spend",
+        "fx_rates",
+        "metric_values",
+        "record_history",
+    ]
     with engine.connect() as conn:
-        return {t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]
-                for t in tables}
+        return {
+            t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY id"))]
+            for t in tables
+        }
 
 
 def epoch(*args: int) -> int:
@@ -43,9 +53,12 @@ def orders(engine: Engine) -> dict[str, dict[str, Any]]:
         return {r["order_id"]: dict(r) for r in rows}
 
 
-def test_clean_file_stores_exact_values(engine: Engine, organisation: Organisation, tmp_path: Path) -> None:
+def test_clean_file_stores_exact_values(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
     file = write(
-        tmp_path / "orders.csv", ORDER_HEADER,
+        tmp_path / "orders.csv",
+        ORDER_HEADER,
         # naive times are read in the shop's zone: Los Angeles (PST, UTC-8) in November
         "A1,tiktok,tts-us-01,COMPLETED,USD,2026-11-20 20:00:00,2026-11-20T20:01:30-08:00,1795500000,19.99,23.49,jessica.lee,live,false",
         # Tokyo, JPY has no minor unit; an offset wins over the shop's zone; epoch seconds
@@ -70,10 +83,15 @@ def test_clean_file_stores_exact_values(engine: Engine, organisation: Organisati
     assert json.loads(stored["A1"]["raw"])[5] == "2026-11-20 20:00:00"  # source value kept
 
 
-def test_reimport_changes_nothing(engine: Engine, organisation: Organisation, tmp_path: Path) -> None:
-    file = write(tmp_path / "orders.csv", ORDER_HEADER,
-                 "A1,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500100,19.99,23.49,,live,",
-                 "A2,tiktok,tts-us-01,AWAITING_SHIPMENT,USD,1795500000,1795500060,1795500100,9.99,9.99,,,")
+def test_reimport_changes_nothing(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    file = write(
+        tmp_path / "orders.csv",
+        ORDER_HEADER,
+        "A1,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500100,19.99,23.49,,live,",
+        "A2,tiktok,tts-us-01,AWAITING_SHIPMENT,USD,1795500000,1795500060,1795500100,9.99,9.99,,,",
+    )
     assert import_file(engine, organisation, KINDS["orders"], file).inserted == 2
     before = snapshot(engine)
     again = import_file(engine, organisation, KINDS["orders"], file)
@@ -84,13 +102,19 @@ def test_reimport_changes_nothing(engine: Engine, organisation: Organisation, tm
 def test_newer_update_time_revises_and_keeps_history(
     engine: Engine, organisation: Organisation, tmp_path: Path
 ) -> None:
-    first = write(tmp_path / "day1.csv", ORDER_HEADER,
-                  "A1,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,19.99,23.49,,live,",
-                  "A2,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,5.00,5.00,,live,")
+    first = write(
+        tmp_path / "day1.csv",
+        ORDER_HEADER,
+        "A1,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,19.99,23.49,,live,",
+        "A2,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,5.00,5.00,,live,",
+    )
     import_file(engine, organisation, KINDS["orders"], first)
-    second = write(tmp_path / "day3.csv", ORDER_HEADER,
-                   "A1,tiktok,tts-us-01,CANCELLED,USD,1795500000,1795500060,1795672900,19.99,23.49,,live,",
-                   "A2,tiktok,tts-us-01,DELIVERED,USD,1795500000,1795500060,1795400000,5.00,5.00,,live,")
+    second = write(
+        tmp_path / "day3.csv",
+        ORDER_HEADER,
+        "A1,tiktok,tts-us-01,CANCELLED,USD,1795500000,1795500060,1795672900,19.99,23.49,,live,",
+        "A2,tiktok,tts-us-01,DELIVERED,USD,1795500000,1795500060,1795400000,5.00,5.00,,live,",
+    )
     report = import_file(engine, organisation, KINDS["orders"], second)
     assert report.ok, report.render()
     assert (report.inserted, report.revised, report.unchanged, report.stale) == (0, 1, 0, 1)
@@ -98,7 +122,9 @@ def test_newer_update_time_revises_and_keeps_history(
     assert (stored["A1"]["status"], stored["A1"]["revision"]) == ("CANCELLED", 2)
     assert (stored["A2"]["status"], stored["A2"]["revision"]) == ("IN_TRANSIT", 1)  # stale ignored
     with engine.connect() as conn:
-        history = conn.execute(text("SELECT record_id, revision, data, superseded_by_batch FROM record_history")).all()
+        history = conn.execute(
+            text("SELECT record_id, revision, data, superseded_by_batch FROM record_history")
+        ).all()
     assert len(history) == 1
     old = json.loads(history[0].data)
     assert (history[0].record_id, history[0].revision) == (stored["A1"]["id"], 1)
@@ -106,18 +132,27 @@ def test_newer_update_time_revises_and_keeps_history(
     assert history[0].superseded_by_batch == stored["A1"]["batch_id"] == report.batch_id
 
 
-def test_versions_in_one_file_across_chunks(engine: Engine, organisation: Organisation, tmp_path: Path) -> None:
-    rows = [f"B{i},tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,1.00,1.00,,," for i in range(5)]
-    rows += ["B1,tiktok,tts-us-01,DELIVERED,USD,1795500000,1795500060,1795500200,1.00,1.00,,,",
-             "B1,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500300,1.00,1.00,,,",
-             "B4,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500300,1.00,1.00,,,",
-             "B4,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500300,1.00,1.00,,,"]
+def test_versions_in_one_file_across_chunks(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    rows = [
+        f"B{i},tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,1.00,1.00,,,"
+        for i in range(5)
+    ]
+    rows += [
+        "B1,tiktok,tts-us-01,DELIVERED,USD,1795500000,1795500060,1795500200,1.00,1.00,,,",
+        "B1,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500300,1.00,1.00,,,",
+        "B4,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500300,1.00,1.00,,,",
+        "B4,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500300,1.00,1.00,,,",
+    ]
     file = write(tmp_path / "orders.csv", ORDER_HEADER, *rows)
     from kpi_engine.ingest.importer import import_rows
     from kpi_engine.ingest.readers import read_path
 
     for chunk_size in (3, 5000):
-        report = import_rows(engine, organisation, KINDS["orders"], read_path(file), chunk_size=chunk_size)
+        report = import_rows(
+            engine, organisation, KINDS["orders"], read_path(file), chunk_size=chunk_size
+        )
         if chunk_size == 3:
             assert (report.inserted, report.revised, report.unchanged) == (5, 3, 1), report.render()
         else:
@@ -128,26 +163,47 @@ def test_versions_in_one_file_across_chunks(engine: Engine, organisation: Organi
     assert (stored["B4"]["status"], stored["B4"]["revision"]) == ("COMPLETED", 2)
     with engine.connect() as conn:
         history = conn.execute(text("SELECT record_id, revision, data FROM record_history")).all()
-    assert sorted((h.record_id, h.revision, json.loads(h.data)["status"]) for h in history) == sorted([
-        (stored["B1"]["id"], 1, "IN_TRANSIT"), (stored["B1"]["id"], 2, "DELIVERED"),
-        (stored["B4"]["id"], 1, "IN_TRANSIT"),
-    ])
+    assert sorted(
+        (h.record_id, h.revision, json.loads(h.data)["status"]) for h in history
+    ) == sorted(
+        [
+            (stored["B1"]["id"], 1, "IN_TRANSIT"),
+            (stored["B1"]["id"], 2, "DELIVERED"),
+            (stored["B4"]["id"], 1, "IN_TRANSIT"),
+        ]
+    )
 
 
 def test_same_update_time_with_other_values_is_an_error(
     engine: Engine, organisation: Organisation, tmp_path: Path
 ) -> None:
-    import_file(engine, organisation, KINDS["orders"], write(
-        tmp_path / "a.csv", ORDER_HEADER, "A1,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,19.99,23.49,,,"))
+    import_file(
+        engine,
+        organisation,
+        KINDS["orders"],
+        write(
+            tmp_path / "a.csv",
+            ORDER_HEADER,
+            "A1,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,19.99,23.49,,,",
+        ),
+    )
     before = snapshot(engine)
-    report = import_file(engine, organisation, KINDS["orders"], write(
-        tmp_path / "b.csv", ORDER_HEADER,
-        "A9,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,1.00,1.00,,,",
-        "A1,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,18.99,23.49,,,"))
+    report = import_file(
+        engine,
+        organisation,
+        KINDS["orders"],
+        write(
+            tmp_path / "b.csv",
+            ORDER_HEADER,
+            "A9,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,1.00,1.00,,,",
+            "A1,tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,18.99,23.49,,,",
+        ),
+    )
     assert not report.ok
     assert [str(e) for e in report.errors] == [
         "b.csv: line 3, column update_time: differs from the stored row with the same update_time; "
-        "give the change a newer update_time"]
+        "give the change a newer update_time"
+    ]
     assert snapshot(engine) == before
 
 
@@ -155,7 +211,8 @@ def test_bad_rows_are_all_reported_and_nothing_is_written(
     engine: Engine, organisation: Organisation, tmp_path: Path
 ) -> None:
     file = write(
-        tmp_path / "bad.csv", ORDER_HEADER,
+        tmp_path / "bad.csv",
+        ORDER_HEADER,
         "A1,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500100,19.99,23.49,,live,",
         'A2,tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500100,19.999,23.49,,"li\nve",',
         "A3,tiktok,tts-xx-01,SHIPPED,USD,1795500000,1795500060,1795500100,19.99,23.49,,,",
@@ -185,16 +242,26 @@ def test_bad_rows_are_all_reported_and_nothing_is_written(
     assert all(not rows for rows in snapshot(engine).values())
 
 
-def test_error_listing_is_capped(engine: Engine, organisation: Organisation, tmp_path: Path) -> None:
-    rows = [f"X{i},tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500100,1.001,1,,," for i in range(120)]
-    report = import_file(engine, organisation, KINDS["orders"], write(tmp_path / "many.csv", ORDER_HEADER, *rows))
+def test_error_listing_is_capped(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    rows = [
+        f"X{i},tiktok,tts-us-01,COMPLETED,USD,1795500000,1795500060,1795500100,1.001,1,,,"
+        for i in range(120)
+    ]
+    report = import_file(
+        engine, organisation, KINDS["orders"], write(tmp_path / "many.csv", ORDER_HEADER, *rows)
+    )
     assert report.error_count == 120 and len(report.errors) == ERROR_LISTING_CAP
     assert report.render().endswith(f"… and {120 - ERROR_LISTING_CAP} more")
 
 
 def test_header_problems(engine: Engine, organisation: Organisation, tmp_path: Path) -> None:
-    file = write(tmp_path / "h.csv", "order_id,platform,shop,status,currency,create_time,update_time,subtotal,total_amount",
-                 "A1,tiktok,tts-us-01,COMPLETED,USD,1,2,3,4")
+    file = write(
+        tmp_path / "h.csv",
+        "order_id,platform,shop,status,currency,create_time,update_time,subtotal,total_amount",
+        "A1,tiktok,tts-us-01,COMPLETED,USD,1,2,3,4",
+    )
     report = import_file(engine, organisation, KINDS["orders"], file)
     assert [str(e) for e in report.errors] == [
         "h.csv: line 1, column shop: unknown column for orders (did you mean 'shop_id'?)",
@@ -205,10 +272,13 @@ def test_header_problems(engine: Engine, organisation: Organisation, tmp_path: P
     empty = tmp_path / "empty.csv"
     empty.write_text("", encoding="utf-8")
     assert [str(e) for e in import_file(engine, organisation, KINDS["orders"], empty).errors] == [
-        "empty.csv: the file is empty (expected a header row)"]
+        "empty.csv: the file is empty (expected a header row)"
+    ]
 
 
-def test_xlsx_import_matches_csv(engine: Engine, organisation: Organisation, tmp_path: Path) -> None:
+def test_xlsx_import_matches_csv(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -216,16 +286,62 @@ def test_xlsx_import_matches_csv(engine: Engine, organisation: Organisation, tmp
     assert sheet is not None
     sheet.append(ORDER_HEADER.split(","))
     # Excel gives numbers and naive datetimes, which are local times of the shop.
-    sheet.append(["A1", "tiktok", "tts-us-01", "COMPLETED", "USD", datetime(2026, 11, 20, 20, 0),
-                  datetime(2026, 11, 20, 20, 1), 1795500100, 19.99, 23.5, None, "live", False])
-    sheet.append(["J1", "amazon", "amz-jp-01", "DELIVERED", "JPY", "2026-11-20 10:00:00",
-                  "2026-11-20 10:00:05", 1795500100, 1200, 1500, None, None, None])
-    sheet.append(["J2", "amazon", "amz-jp-01", "DELIVERED", "JPY", "2026-11-20 10:00:00",
-                  "2026-11-20 10:00:05", 1795500100, 1200.5, 1500, None, None, None])
+    sheet.append(
+        [
+            "A1",
+            "tiktok",
+            "tts-us-01",
+            "COMPLETED",
+            "USD",
+            datetime(2026, 11, 20, 20, 0),
+            datetime(2026, 11, 20, 20, 1),
+            1795500100,
+            19.99,
+            23.5,
+            None,
+            "live",
+            False,
+        ]
+    )
+    sheet.append(
+        [
+            "J1",
+            "amazon",
+            "amz-jp-01",
+            "DELIVERED",
+            "JPY",
+            "2026-11-20 10:00:00",
+            "2026-11-20 10:00:05",
+            1795500100,
+            1200,
+            1500,
+            None,
+            None,
+            None,
+        ]
+    )
+    sheet.append(
+        [
+            "J2",
+            "amazon",
+            "amz-jp-01",
+            "DELIVERED",
+            "JPY",
+            "2026-11-20 10:00:00",
+            "2026-11-20 10:00:05",
+            1795500100,
+            1200.5,
+            1500,
+            None,
+            None,
+            None,
+        ]
+    )
     workbook.save(tmp_path / "orders.xlsx")
     report = import_file(engine, organisation, KINDS["orders"], tmp_path / "orders.xlsx")
     assert [str(e) for e in report.errors] == [
-        "orders.xlsx: line 4, column sub_total: '1200.5' has more decimals than JPY allows (0)"]
+        "orders.xlsx: line 4, column sub_total: '1200.5' has more decimals than JPY allows (0)"
+    ]
     sheet.delete_rows(4)
     workbook.save(tmp_path / "orders.xlsx")
     report = import_file(engine, organisation, KINDS["orders"], tmp_path / "orders.xlsx")
@@ -238,24 +354,43 @@ def test_xlsx_import_matches_csv(engine: Engine, organisation: Organisation, tmp
 
 def test_every_kind_imports(engine: Engine, organisation: Organisation, tmp_path: Path) -> None:
     files = {
-        "refunds": ("refund_id,order_id,platform,shop_id,status,currency,create_time,update_time,refund_amount",
-                    ["R1,A1,tiktok,tts-us-01,COMPLETED,USD,2026-11-21 10:00:00,2026-11-22 10:00:00,19.99"]),
-        "live_sessions": ("session_id,platform,shop_id,hosts,start_time,end_time,views,viewers,avg_viewing_seconds,product_impressions,product_clicks,comments,likes,new_followers",
-                          ['L1,tiktok,tts-gb-01,"li.na, zhang.wei",2026-11-20 19:00:00,2026-11-20 22:30:00,120000,45000,87.5,300000,12000,800,90000,350']),
-        "ad_spend": ("platform,account,campaign,date,person_id,currency,spend,impressions,clicks,conversions,attributed_revenue",
-                     ["tiktok,ACC1,CMP1,2026-11-20,sophia.nguyen,USD,250.00,100000,2500,80,1800.40"]),
-        "fx_rates": ("date,currency,quote,rate", ["2026-11-20,USD,CNY,7.1234", "2026-11-20,JPY,CNY,0.047312"]),
-        "metric_values": ("metric,entity_type,entity_id,date,value",
-                          ["on_time_delivery_rate,shop,amz-jp-01,2026-11-20,0.9712",
-                           "response_rate_12h,person,zheng.li,2026-11-20,0.95"]),
+        "refunds": (
+            "refund_id,order_id,platform,shop_id,status,currency,create_time,update_time,refund_amount",
+            ["R1,A1,tiktok,tts-us-01,COMPLETED,USD,2026-11-21 10:00:00,2026-11-22 10:00:00,19.99"],
+        ),
+        "live_sessions": (
+            "session_id,platform,shop_id,hosts,start_time,end_time,views,viewers,avg_viewing_seconds,product_impressions,product_clicks,comments,likes,new_followers",
+            [
+                'L1,tiktok,tts-gb-01,"li.na, zhang.wei",2026-11-20 19:00:00,2026-11-20 22:30:00,120000,45000,87.5,300000,12000,800,90000,350'
+            ],
+        ),
+        "ad_spend": (
+            "platform,account,campaign,date,person_id,currency,spend,impressions,clicks,conversions,attributed_revenue",
+            ["tiktok,ACC1,CMP1,2026-11-20,sophia.nguyen,USD,250.00,100000,2500,80,1800.40"],
+        ),
+        "fx_rates": (
+            "date,currency,quote,rate",
+            ["2026-11-20,USD,CNY,7.1234", "2026-11-20,JPY,CNY,0.047312"],
+        ),
+        "metric_values": (
+            "metric,entity_type,entity_id,date,value",
+            [
+                "on_time_delivery_rate,shop,amz-jp-01,2026-11-20,0.9712",
+                "response_rate_12h,person,zheng.li,2026-11-20,0.95",
+            ],
+        ),
     }
     for kind, (header, rows) in files.items():
-        report = import_file(engine, organisation, KINDS[kind], write(tmp_path / f"{kind}.csv", header, *rows))
+        report = import_file(
+            engine, organisation, KINDS[kind], write(tmp_path / f"{kind}.csv", header, *rows)
+        )
         assert report.ok and report.inserted == len(rows), report.render()
         again = import_file(engine, organisation, KINDS[kind], tmp_path / f"{kind}.csv")
         assert again.unchanged == len(rows) and again.inserted == again.revised == 0
     with engine.connect() as conn:
-        live = conn.execute(text("SELECT hosts, avg_viewing_ms, start_time, end_time FROM live_sessions")).one()
+        live = conn.execute(
+            text("SELECT hosts, avg_viewing_ms, start_time, end_time FROM live_sessions")
+        ).one()
         ads = conn.execute(text("SELECT date, spend, attributed_revenue FROM ad_spend")).one()
         fx = conn.execute(text("SELECT rate FROM fx_rates WHERE currency = 'JPY'")).scalar_one()
         refund = conn.execute(text("SELECT refund_amount, create_time FROM refunds")).one()
@@ -265,33 +400,71 @@ def test_every_kind_imports(engine: Engine, organisation: Organisation, tmp_path
     assert fx == "0.047312"
     assert refund.refund_amount == 1999 and refund.create_time == epoch(2026, 11, 21, 18, 0, 0)
     # An unversioned kind revises on any change, keeping the old value.
-    write(tmp_path / "ad_spend.csv", files["ad_spend"][0],
-          "tiktok,ACC1,CMP1,2026-11-20,sophia.nguyen,USD,260.00,100000,2500,80,1800.40")
+    write(
+        tmp_path / "ad_spend.csv",
+        files["ad_spend"][0],
+        "tiktok,ACC1,CMP1,2026-11-20,sophia.nguyen,USD,260.00,100000,2500,80,1800.40",
+    )
     report = import_file(engine, organisation, KINDS["ad_spend"], tmp_path / "ad_spend.csv")
     assert report.revised == 1
     with engine.connect() as conn:
-        old = json.loads(conn.execute(text("SELECT data FROM record_history WHERE kind = 'ad_spend'")).scalar_one())
+        old = json.loads(
+            conn.execute(
+                text("SELECT data FROM record_history WHERE kind = 'ad_spend'")
+            ).scalar_one()
+        )
     assert (old["spend"], old["date"]) == (25000, "2026-11-20")
 
 
-@pytest.mark.parametrize(("kind", "header", "row", "expected"), [
-    ("live_sessions", "session_id,platform,shop_id,hosts,start_time,end_time",
-     "L1,tiktok,tts-gb-01,li.na;ghost,2026-11-20 19:00:00,2026-11-20 18:00:00",
-     ["column hosts: 'li.na;ghost' unknown person id 'ghost'"]),
-    ("live_sessions", "session_id,platform,shop_id,hosts,start_time,end_time",
-     "L1,tiktok,tts-gb-01,li.na,2026-11-20 19:00:00,2026-11-20 18:00:00",
-     ["column end_time: the live ends before it starts"]),
-    ("fx_rates", "date,currency,quote,rate", "2026-02-30,usd,CNY,-7",
-     ["column date: '2026-02-30' is not a date (expected YYYY-MM-DD)",
-      "column rate: '-7' must be a positive decimal number"]),
-    ("metric_values", "metric,entity_type,entity_id,date,value", "On Time,shop,nowhere,2026-11-20,x",
-     ["column metric: 'On Time' metric keys are lower_snake_case, such as on_time_delivery_rate",
-      "column entity_id: 'nowhere' unknown shop id", "column value: 'x' must be a decimal number"]),
-    ("orders", ORDER_HEADER, "A1,tiktok,tts-us-01,DELIVERED,USD,1795500000,,1795500100,1,1,,,",
-     ["column paid_time: a DELIVERED order must have a paid_time"]),
-])
+@pytest.mark.parametrize(
+    ("kind", "header", "row", "expected"),
+    [
+        (
+            "live_sessions",
+            "session_id,platform,shop_id,hosts,start_time,end_time",
+            "L1,tiktok,tts-gb-01,li.na;ghost,2026-11-20 19:00:00,2026-11-20 18:00:00",
+            ["column hosts: 'li.na;ghost' unknown person id 'ghost'"],
+        ),
+        (
+            "live_sessions",
+            "session_id,platform,shop_id,hosts,start_time,end_time",
+            "L1,tiktok,tts-gb-01,li.na,2026-11-20 19:00:00,2026-11-20 18:00:00",
+            ["column end_time: the live ends before it starts"],
+        ),
+        (
+            "fx_rates",
+            "date,currency,quote,rate",
+            "2026-02-30,usd,CNY,-7",
+            [
+                "column date: '2026-02-30' is not a date (expected YYYY-MM-DD)",
+                "column rate: '-7' must be a positive decimal number",
+            ],
+        ),
+        (
+            "metric_values",
+            "metric,entity_type,entity_id,date,value",
+            "On Time,shop,nowhere,2026-11-20,x",
+            [
+                "column metric: 'On Time' metric keys are lower_snake_case, such as on_time_delivery_rate",
+                "column entity_id: 'nowhere' unknown shop id",
+                "column value: 'x' must be a decimal number",
+            ],
+        ),
+        (
+            "orders",
+            ORDER_HEADER,
+            "A1,tiktok,tts-us-01,DELIVERED,USD,1795500000,,1795500100,1,1,,,",
+            ["column paid_time: a DELIVERED order must have a paid_time"],
+        ),
+    ],
+)
 def test_row_level_checks(
-    engine: Engine, organisation: Organisation, tmp_path: Path, kind: str, header: str, row: str,
+    engine: Engine,
+    organisation: Organisation,
+    tmp_path: Path,
+    kind: str,
+    header: str,
+    row: str,
     expected: list[str],
 ) -> None:
     report = import_file(engine, organisation, KINDS[kind], write(tmp_path / "f.csv", header, row))

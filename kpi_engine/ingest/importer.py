@@ -291,7 +291,9 @@ class _Writer:
                 imported_at=now,
             )
         )
-        self.batch_id = int(result.inserted_primary_key[0])
+        primary_key = result.inserted_primary_key
+        assert primary_key is not None  # a single-row insert always reports its key
+        self.batch_id = int(primary_key[0])
         report.batch_id = self.batch_id
         key_cols = [self.table.c[k] for k in kind.key]
         self._prefix, self._last = key_cols[:-1], key_cols[-1]

@@ -57,7 +57,7 @@ def _csv_source(name: str, handle: io.TextIOBase | Any) -> RowSource:
         header = next(reader)
     except StopIteration:
         handle.close()
-        raise SourceError(f"the file is empty (expected a header row)") from None
+        raise SourceError("the file is empty (expected a header row)") from None
     except (UnicodeDecodeError, csv.Error) as exc:
         handle.close()
         raise SourceError(f"cannot read the header: {exc}", 1) from None
@@ -93,9 +93,7 @@ def read_xlsx(path: Path) -> RowSource:
         header = [_cell_text(v) for v in next(iterator)]
     except StopIteration:
         workbook.close()
-        raise SourceError(
-            f"{path.name}: the first sheet is empty (expected a header row)"
-        ) from None
+        raise SourceError("the first sheet is empty (expected a header row)") from None
     while header and header[-1] == "":
         header.pop()
 
@@ -131,9 +129,7 @@ def read_json_text(text: str, name: str) -> RowSource:
     try:
         items = json.loads(text, parse_float=str, parse_int=str)
     except json.JSONDecodeError as exc:
-        raise SourceError(
-            f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
+        raise SourceError(f"invalid JSON at column {exc.colno}: {exc.msg}", exc.lineno) from None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise SourceError("expected a JSON array of objects")
     header: list[str] = []

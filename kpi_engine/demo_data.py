@@ -1,0 +1,712 @@
+"""Seeded demo data: an organisation's orders, refunds, lives, ads, FX rates and metrics as CSV."""
+
+from __future__ import annotations
+
+import csv
+from bisect import bisect_right
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from random import Random
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from kpi_engine.ingest.formats import KINDS
+from kpi_engine.instants import day_bounds, zone
+from kpi_engine.money import minor_exponent, parse_minor
+from kpi_engine.organisation import AssignmentConfig, Organisation, ShopConfig
+
+Scale = Literal["small", "large"]
+
+# File labels that are not import kind names, and the kind each is imported as.
+FILE_KINDS = {"order_revisions": "orders"}
+
+# (label, file name) in the order the files must be imported.
+_FILES = (
+    ("fx_rates", "fx_rates.csv"),
+    ("live_sessions", "live_sessions.csv"),
+    ("orders", "orders.csv"),
+    ("order_revisions", "orders_revisions.csv"),
+    ("refunds", "refunds.csv"),
+    ("ad_spend", "ad_spend.csv"),
+    ("metric_values", "metric_values.csv"),
+)
+# The positional layout of the rows written below; generate() checks it against KINDS.
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    "fx_rates": ("date", "currency", "quote", "rate"),
+    "live_sessions": (
+        "platform",
+        "shop_id",
+        "session_id",
+        "hosts",
+        "start_time",
+        "end_time",
+        "views",
+        "viewers",
+        "avg_viewing_seconds",
+        "product_impressions",
+        "product_clicks",
+        "comments",
+        "likes",
+        "new_followers",
+    ),
+    "orders": (
+        "platform",
+        "shop_id",
+        "order_id",
+        "status",
+        "currency",
+        "create_time",
+        "paid_time",
+        "update_time",
+        "sub_total",
+        "total_amount",
+        "attributed_to",
+        "channel",
+        "live_session_id",
+        "is_sample",
+    ),
+    "refunds": (
+        "platform",
+        "shop_id",
+        "refund_id",
+        "order_id",
+        "status",
+        "currency",
+        "create_time",
+        "update_time",
+        "refund_amount",
+    ),
+    "ad_spend": (
+        "platform",
+        "account",
+        "campaign",
+        "date",
+        "person_id",
+        "currency",
+        "spend",
+        "impressions",
+        "clicks",
+        "conversions",
+        "attributed_revenue",
+    ),
+    "metric_values": ("metric", "entity_type", "entity_id", "date", "value"),
+}
+
+_ORDERS_PER_DAY: dict[str, int] = {"small": 1_000, "large": 27_400}
+# Spread of shop sizes (log-normal sigma): a large organisation has a long tail of small shops.
+_SIZE_SPREAD: dict[str, float] = {"small": 0.0, "large": 1.0}
+_REGION_WEIGHT = {"US": 3.0, "GB": 1.5}
+
+# Orders per local hour 0..23, peaking in the evening.
+_HOUR_WEIGHTS = (30, 18, 10, 6, 4, 4, 6, 12, 20, 28, 34, 38, 42, 40, 38, 38, 42, 50, 62, 80, 92, 96)
+_HOUR_WEIGHTS += (88, 58)
+_WEEKDAY_FACTOR = (0.93, 0.91, 0.95, 0.97, 1.03, 1.13, 1.08)  # Monday..Sunday, mean 1
+_PROMO_DAYS = ((11, 11), (12, 12))
+
+_DAY = 86_400
+_P_NEVER_PAID = 0.025
+_P_CANCEL_PAID = 0.015
+_P_REVISION = 0.05
+_P_REFUND = 0.05
+_P_SAMPLE = 0.005
+_P_CREDITED = 0.03
+_P_LIVE_IN_WINDOW = 0.85
+_UNPAID_TIMEOUT = _DAY
+_POOL_BITS = 11  # 2,048 precomputed amounts per shop
+
+_LIVE_SHARE = {"tiktok": 0.35, "shopee": 0.2, "lazada": 0.15, "amazon": 0.05}
+# Channels of orders outside a live, in percent.
+_CHANNEL_MIX: dict[str, tuple[tuple[str, int], ...]] = {
+    "tiktok": (("video", 55), ("mall", 27), ("ads", 14), ("other", 4)),
+    "shopee": (("mall", 68), ("ads", 20), ("video", 8), ("other", 4)),
+    "lazada": (("mall", 68), ("ads", 20), ("video", 8), ("other", 4)),
+    "amazon": (("mall", 80), ("ads", 18), ("other", 2)),
+}
+_AD_SHARE_BP = {"tiktok": 1500, "shopee": 1200, "lazada": 1200, "amazon": 2500}
+
+# Per currency, in major units: item price range, shipping fee, free shipping from.
+_PRICING: dict[str, tuple[str, str, str, str]] = {
+    "USD": ("10", "80", "4.99", "35"),
+    "GBP": ("8", "60", "2.99", "25"),
+    "EUR": ("10", "75", "3.99", "30"),
+    "JPY": ("1000", "9000", "410", "2000"),
+    "SGD": ("12", "100", "3.99", "40"),
+    "MYR": ("30", "260", "4.90", "80"),
+    "THB": ("250", "2500", "40", "500"),
+    "IDR": ("50000", "600000", "15000", "150000"),
+    "VND": ("120000", "1500000", "30000", "300000"),
+    "CNY": ("60", "500", "0", "0"),
+}
+_US_SALES_TAX_BP = (0, 0, 600, 725, 825, 875, 1025)
+
+# US dollars per unit in 1e-12 USD, the centre of each currency's random walk.
+_USD_PICO: dict[str, int] = {
+    "USD": 1_000_000_000_000,
+    "CNY": 138_900_000_000,
+    "GBP": 1_270_000_000_000,
+    "EUR": 1_080_000_000_000,
+    "JPY": 6_670_000_000,
+    "SGD": 745_000_000_000,
+    "MYR": 213_000_000_000,
+    "THB": 27_800_000_000,
+    "IDR": 62_500_000,
+    "VND": 39_400_000,
+    "HKD": 128_000_000_000,
+    "PHP": 17_500_000_000,
+    "KRW": 720_000_000,
+    "AUD": 655_000_000_000,
+    "CAD": 730_000_000_000,
+}
+
+_LIFECYCLE = ("AWAITING_SHIPMENT", "AWAITING_COLLECTION", "IN_TRANSIT", "DELIVERED", "COMPLETED")
+_PAID_THEN_CANCELLED = ("AWAITING_SHIPMENT", "CANCELLED")
+_NEVER_PAID = ("UNPAID", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class GeneratedData:
+    """The CSV files written for one organisation, in import order, with their row counts."""
+
+    config_dir: Path
+    files: dict[str, Path]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Day:
+    day: date
+    text: str
+    start: int
+    end: int
+    hours: tuple[int, ...]  # epoch of each local hour's start, correct on DST days
+
+
+class _Sink:
+    def __init__(self, stack: ExitStack, path: Path, header: Sequence[str]) -> None:
+        handle = stack.enter_context(
+            path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
+        )
+        self._writer = csv.writer(handle)
+        self._writer.writerow(header)
+        self.rows = 0
+
+    def add(self, row: Sequence[Any]) -> None:
+        self._writer.writerow(row)
+        self.rows += 1
+
+    def extend(self, rows: list[tuple[Any, ...]]) -> None:
+        self._writer.writerows(rows)
+        self.rows += len(rows)
+
+
+@dataclass
+class _Context:
+    organisation: Organisation
+    dates: list[date]
+    sinks: dict[str, _Sink]
+    orders_per_day: int
+    seed: int
+
+
+@dataclass
+class _Pricing:
+    pool: list[tuple[int, str, str]]  # (sub_total minor, sub_total text, total text)
+    average: int
+    zero: str
+
+
+def generate(
+    organisation: Organisation,
+    config_dir: Path,
+    out_dir: Path,
+    *,
+    scale: Scale = "small",
+    days: int = 90,
+    end: date,
+    seed: int = 42,
+) -> GeneratedData:
+    """Write CSV files for `days` days ending on `end` (inclusive) into out_dir."""
+    if days < 1:
+        raise ValueError("days must be at least 1")
+    for kind, columns in _COLUMNS.items():
+        expected = tuple(c.name for c in KINDS[kind].columns)
+        if columns != expected:
+            raise RuntimeError(f"demo data for {kind} is out of date with its import format")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {label: out_dir / name for label, name in _FILES}
+    dates = [end - timedelta(days=days - 1 - i) for i in range(days)]
+    with ExitStack() as stack:
+        sinks = {
+            label: _Sink(stack, path, _COLUMNS[FILE_KINDS.get(label, label)])
+            for label, path in files.items()
+        }
+        context = _Context(organisation, dates, sinks, _ORDERS_PER_DAY[scale], seed)
+        _write_fx(context)
+        weights = _shop_weights(organisation, scale, seed)
+        for index, shop in enumerate(organisation.shops.values()):
+            _write_shop(context, shop, index, weights[shop.id])
+        _write_person_metrics(context)
+    counts = {label: sink.rows for label, sink in sinks.items()}
+    return GeneratedData(config_dir=config_dir, files=files, counts=counts)
+
+
+def _shop_weights(organisation: Organisation, scale: Scale, seed: int) -> dict[str, float]:
+    rng = Random(f"{seed}/weights")
+    raw = {
+        shop.id: _REGION_WEIGHT.get(shop.region, 1.0) * rng.lognormvariate(0, _SIZE_SPREAD[scale])
+        for shop in organisation.shops.values()
+    }
+    total = sum(raw.values()) or 1.0
+    return {shop_id: weight / total for shop_id, weight in raw.items()}
+
+
+def _money(minor: int, exponent: int) -> str:
+    if exponent == 0:
+        return str(minor)
+    unit = 10**exponent
+    return f"{minor // unit}.{minor % unit:0{exponent}d}"
+
+
+def _ratio(ten_thousandths: int) -> str:
+    return f"{ten_thousandths // 10_000}.{ten_thousandths % 10_000:04d}"
+
+
+def _write_fx(context: _Context) -> None:
+    rng = Random(f"{context.seed}/fx")
+    org = context.organisation
+    quotes = sorted({team.currency for team in org.teams.values()})
+    bases = sorted({shop.currency for shop in org.shops.values()} | set(quotes))
+    pairs = [(base, quote) for base in bases for quote in quotes if base != quote]
+    centre = {c: _USD_PICO.get(c, _USD_PICO["USD"]) for c in bases}
+    value = dict(centre)
+    sink = context.sinks["fx_rates"]
+    for day in context.dates:
+        for currency in bases:
+            if currency != "USD":  # the numeraire: other currencies move against it
+                v = value[currency]
+                v += v * rng.randint(-40, 40) // 10_000 + (centre[currency] - v) // 40
+                value[currency] = v
+        text = day.isoformat()
+        for base, quote in pairs:
+            rate = Decimal(value[base]) / Decimal(value[quote])
+            places = max(4, 4 - rate.adjusted())
+            sink.add((text, base, quote, str(rate.quantize(Decimal(1).scaleb(-places)))))
+
+
+def _local_days(dates: list[date], tz: ZoneInfo) -> list[_Day]:
+    result = []
+    for day in dates:
+        start, stop = day_bounds(day, tz)
+        if stop - start == _DAY:
+            hours = tuple(range(start, stop, 3600))
+        else:  # a DST change: ask the zone for each local hour
+            hours = tuple(
+                int(datetime(day.year, day.month, day.day, h, tzinfo=tz).timestamp())
+                for h in range(24)
+            )
+        result.append(_Day(day, day.isoformat(), start, stop, hours))
+    return result
+
+
+def _staff(organisation: Organisation, shop_id: str) -> list[tuple[str, str, AssignmentConfig]]:
+    return [
+        (a.person, organisation.people[a.person].role, a)
+        for a in organisation.assignments
+        if a.shop == shop_id and a.person in organisation.people
+    ]
+
+
+def _on(staff: list[tuple[str, str, AssignmentConfig]], day: date, roles: tuple[str, ...]) -> list[str]:
+    found: list[str] = []
+    for person, role, a in staff:
+        if role in roles and a.valid_from <= day and (a.valid_to is None or day <= a.valid_to):
+            if person not in found:
+                found.append(person)
+    return found
+
+
+def _pricing(rng: Random, currency: str, exponent: int, taxed: bool) -> _Pricing:
+    default = _PRICING["JPY"] if exponent == 0 else _PRICING["USD"]
+    low, high, fee, free_over = (parse_minor(t, currency) for t in _PRICING.get(currency, default))
+    unit = 10**exponent
+    low_major, high_major = low // unit, high // unit
+    pool: list[tuple[int, str, str]] = []
+    for _ in range(1 << _POOL_BITS):
+        if low_major >= 100:  # big-unit currencies: prices such as 2,980 or 149,000
+            step = 10 ** (len(str(low_major)) - 2)
+            price = (rng.randint(low_major // step + 1, high_major // step) * step) * unit
+            price -= rng.choice((0, 0, step // 5, step // 10)) * unit
+        else:  # prices such as 19.99, 24.50 or 12.37
+            cents = rng.choice((99, 99, 99, 95, 90, 50, 0, rng.randrange(unit)))
+            price = rng.randrange(low_major, high_major) * unit + min(cents, unit - 1)
+        quantity = rng.choices((1, 2, 3), (78, 17, 5))[0]
+        if price * quantity > high:
+            quantity = 1
+        sub = price * quantity
+        if rng.random() < 0.3:  # a seller or platform discount
+            sub = max(low, sub * (100 - rng.randint(5, 30)) // 100)
+        total = sub + (fee if sub < free_over else 0)
+        if taxed:
+            total += sub * rng.choice(_US_SALES_TAX_BP) // 10_000
+        pool.append((sub, _money(sub, exponent), _money(total, exponent)))
+    average = sum(p[0] for p in pool) // len(pool)
+    return _Pricing(pool, average, _money(0, exponent))
+
+
+def _daily_counts(rng: Random, days: list[_Day], base: float) -> list[int]:
+    counts = []
+    for day in days:
+        factor = _WEEKDAY_FACTOR[day.day.weekday()] * rng.uniform(0.85, 1.15)
+        if (day.day.month, day.day.day) in _PROMO_DAYS:
+            factor *= rng.uniform(3.0, 5.0)
+        counts.append(round(base * factor))
+    return counts
+
+
+def _write_shop(context: _Context, shop: ShopConfig, index: int, weight: float) -> None:
+    rng = Random(f"{context.seed}/{shop.id}")
+    tz = zone(shop.timezone)
+    exponent = minor_exponent(shop.currency)
+    days = _local_days(context.dates, tz)
+    counts = _daily_counts(rng, days, context.orders_per_day * weight)
+    pricing = _pricing(rng, shop.currency, exponent, taxed=shop.region == "US")
+    staff = _staff(context.organisation, shop.id)
+    live_share = _LIVE_SHARE.get(shop.platform, 0.1)
+    lives = _write_lives(context, shop, index, rng, days, counts, staff, live_share)
+    orders = _OrderWriter(context, shop, index, rng, pricing, exponent, days[-1].end)
+    sinks = context.sinks
+    quality = rng.randint(9000, 9700)
+    for day, count in zip(days, counts, strict=True):
+        windows = [
+            (max(s, day.start), min(e, day.end), sid)
+            for s, e, sid in lives
+            if e > day.start and s < day.end
+        ]
+        credit = _on(staff, day.day, ("streamer", "operator")) or _on(
+            staff, day.day, ("streamer", "operator", "ad_buyer", "editor", "cs", "manager")
+        )
+        orders.write_day(day, count, windows, live_share if windows else 0.0, credit)
+        _write_ads(context, shop, index, rng, day, count, pricing.average, staff)
+        value = min(9900, max(8500, quality + rng.randint(-300, 300)))
+        sinks["metric_values"].add(
+            ("on_time_delivery_rate", "shop", shop.id, day.text, _ratio(value))
+        )
+
+
+def _local_epoch(day: _Day, minute: int) -> int:
+    if minute < 24 * 60:
+        return day.hours[minute // 60] + minute % 60 * 60
+    return day.end + (minute - 24 * 60) * 60
+
+
+def _write_lives(
+    context: _Context,
+    shop: ShopConfig,
+    index: int,
+    rng: Random,
+    days: list[_Day],
+    counts: list[int],
+    staff: list[tuple[str, str, AssignmentConfig]],
+    live_share: float,
+) -> list[tuple[int, int, str]]:
+    """Schedule and write the shop's lives; return their (start, end, session id) windows."""
+    sink = context.sinks["live_sessions"]
+    tz = zone(shop.timezone)
+    base_id = 7_300_000_000_000_000_000 + index * 10**9
+    windows: list[tuple[int, int, str]] = []
+    for day, count in zip(days, counts, strict=True):
+        streamers = _on(staff, day.day, ("streamer",))
+        if not streamers:
+            continue
+        wanted = rng.choices((1, 2, 3), (45, 40, 15))[0]
+        minute = 19 * 60 - (wanted - 1) * 150 + rng.randint(-30, 30)
+        sessions: list[tuple[int, int, str]] = []
+        for _ in range(wanted):
+            if minute > 23 * 60 + 30:
+                break
+            duration = rng.randint(90, 240)
+            start = _local_epoch(day, minute)
+            sessions.append((start, start + duration * 60, ""))
+            minute += duration + rng.randint(10, 40)
+        live_orders = count * live_share
+        total_seconds = sum(e - s for s, e, _ in sessions)
+        for start, stop, _ in sessions:
+            session_id = str(base_id + len(windows))
+            windows.append((start, stop, session_id))
+            hosts = rng.sample(streamers, 2 if len(streamers) > 1 and rng.random() < 0.4 else 1)
+            expected = live_orders * (stop - start) / total_seconds
+            viewers = max(50, round(expected / rng.uniform(0.01, 0.04)))
+            views = round(viewers * rng.uniform(1.3, 2.6))
+            impressions = round(viewers * rng.uniform(1.5, 4.0))
+            sink.add(
+                (
+                    shop.platform,
+                    shop.id,
+                    session_id,
+                    ",".join(hosts),
+                    datetime.fromtimestamp(start, tz).isoformat(),
+                    datetime.fromtimestamp(stop, tz).isoformat(),
+                    views,
+                    viewers,
+                    f"{rng.randint(250, 1400) / 10:.1f}",
+                    impressions,
+                    round(impressions * rng.uniform(0.03, 0.12)),
+                    round(viewers * rng.uniform(0.01, 0.08)),
+                    round(views * rng.uniform(0.5, 3.0)),
+                    round(viewers * rng.uniform(0.003, 0.02)),
+                )
+            )
+    return windows
+
+
+class _OrderWriter:
+    """Writes one shop's orders day by day, with their later revisions and refunds."""
+
+    def __init__(
+        self,
+        context: _Context,
+        shop: ShopConfig,
+        index: int,
+        rng: Random,
+        pricing: _Pricing,
+        exponent: int,
+        export_time: int,
+    ) -> None:
+        self.orders = context.sinks["orders"]
+        self.revisions = context.sinks["order_revisions"]
+        self.refunds = context.sinks["refunds"]
+        self.shop = shop
+        self.rng = rng
+        self.pricing = pricing
+        self.exponent = exponent
+        # Orders are as exported at the end of the range; revisions come from a day later.
+        self.export_time = export_time
+        self.revision_time = export_time + _DAY
+        self.next_order = 5770 * 10**14 + index * 10**10
+        self.next_refund = 5780 * 10**14 + index * 10**10
+        total = sum(_HOUR_WEIGHTS)
+        self.hour_weights = _HOUR_WEIGHTS
+        self.hour_ends = [3600 * sum(_HOUR_WEIGHTS[: h + 1]) for h in range(24)]
+        self.hour_starts = [0, *self.hour_ends[:-1]]
+        self.hour_span = 3600 * total
+        mix = _CHANNEL_MIX.get(shop.platform, _CHANNEL_MIX["tiktok"])
+        self.channels = [name for name, percent in mix for _ in range(percent)]
+
+    def _create_times(self, day: _Day, count: int) -> list[int]:
+        """Creation times following the hour-of-day profile, in the shop's local day."""
+        rnd = self.rng.random
+        weights, ends, starts = self.hour_weights, self.hour_ends, self.hour_starts
+        span, hours = self.hour_span, day.hours
+        times = []
+        for _ in range(count):
+            x = int(rnd() * span)  # a point on the day's cumulative weight, in weight-seconds
+            h = bisect_right(ends, x)
+            times.append(hours[h] + (x - starts[h]) // weights[h])
+        return times
+
+    def write_day(
+        self,
+        day: _Day,
+        count: int,
+        windows: list[tuple[int, int, str]],
+        live_share: float,
+        credit: list[str],
+    ) -> None:
+        """Write `count` orders created on `day`; about `live_share` of them in the live windows."""
+        rng = self.rng
+        rnd = rng.random
+        live_count = round(count * live_share)
+        times = self._create_times(day, count - live_count)
+        live_seconds = sum(e - s for s, e, _ in windows)
+        for start, stop, _ in windows:
+            share = round(live_count * (stop - start) / live_seconds) if live_seconds else 0
+            times.extend(start + int(rnd() * (stop - start)) for _ in range(share))
+        times.sort()
+
+        shop, currency, exponent = self.shop.id, self.shop.currency, self.exponent
+        platform = self.shop.platform
+        pool, zero, bits = self.pricing.pool, self.pricing.zero, rng.getrandbits
+        channels = self.channels
+        export, revision_time = self.export_time, self.revision_time
+        credited = len(credit)
+        order_rows: list[tuple[Any, ...]] = []
+        revision_rows: list[tuple[Any, ...]] = []
+        refund_rows: list[tuple[Any, ...]] = []
+        window, windows_left = 0, len(windows)
+        order_number = self.next_order
+        for created in times:
+            order_number += 1
+            order_id = str(order_number)
+            while window < windows_left and windows[window][1] <= created:
+                window += 1
+            if (
+                window < windows_left
+                and windows[window][0] <= created
+                and rnd() < _P_LIVE_IN_WINDOW
+            ):
+                channel, session = "live", windows[window][2]
+            else:
+                channel, session = channels[int(rnd() * 100)], ""
+            sub, sub_text, total_text = pool[bits(_POOL_BITS)]
+            sample = "false"
+            if rnd() < _P_SAMPLE:
+                sub, sub_text, total_text, sample = 0, zero, zero, "true"
+            person = credit[int(rnd() * credited)] if credited and rnd() < _P_CREDITED else ""
+
+            fate = rnd()
+            paid = min(created + 5 + int(rnd() * rnd() * 600), export)
+            times_: tuple[int, ...]
+            if fate < _P_NEVER_PAID:
+                times_, states, paid_text = (created, created + _UNPAID_TIMEOUT), _NEVER_PAID, ""
+            elif fate < _P_NEVER_PAID + _P_CANCEL_PAID:
+                cancelled = paid + 600 + int(rnd() * 2 * _DAY)
+                times_, states, paid_text = (paid, cancelled), _PAID_THEN_CANCELLED, paid
+            else:
+                ready = paid + 4 * 3600 + int(rnd() * 68 * 3600)
+                collected = ready + 2 * 3600 + int(rnd() * 28 * 3600)
+                delivered = collected + 2 * _DAY + int(rnd() * 5 * _DAY)
+                completed = delivered + 3 * _DAY + int(rnd() * 5 * _DAY)
+                times_, states = (paid, ready, collected, delivered, completed), _LIFECYCLE
+                paid_text = paid
+            shown = len(times_) - 1
+            while times_[shown] > export:
+                shown -= 1
+            if rnd() < _P_REVISION:
+                latest = len(times_) - 1
+                while times_[latest] > revision_time:
+                    latest -= 1
+                earlier = min(latest - 1, shown)
+                if earlier >= 0:
+                    row = (
+                        platform,
+                        shop,
+                        order_id,
+                        states[latest],
+                        currency,
+                        created,
+                        paid_text,
+                        times_[latest],
+                        sub_text,
+                        total_text,
+                        person,
+                        channel,
+                        session,
+                        sample,
+                    )
+                    revision_rows.append(row)
+                    shown = earlier
+            order_rows.append(
+                (
+                    platform,
+                    shop,
+                    order_id,
+                    states[shown],
+                    currency,
+                    created,
+                    paid_text,
+                    times_[shown],
+                    sub_text,
+                    total_text,
+                    person,
+                    channel,
+                    session,
+                    sample,
+                )
+            )
+            if states is _LIFECYCLE and sub and rnd() < _P_REFUND:
+                refund = self._refund(order_id, paid, sub)
+                if refund is not None:
+                    refund_rows.append(refund)
+        self.next_order = order_number
+        self.orders.extend(order_rows)
+        self.revisions.extend(revision_rows)
+        self.refunds.extend(refund_rows)
+
+    def _refund(self, order_id: str, paid: int, sub_total: int) -> tuple[Any, ...] | None:
+        """A refund requested 1–14 days after payment, never after the end of the range."""
+        rng, export = self.rng, self.export_time
+        earliest, latest = paid + _DAY, min(paid + 14 * _DAY, export)
+        if earliest > latest:
+            return None
+        created = earliest + int(rng.random() * (latest - earliest))
+        recent = export - created < 2 * _DAY
+        if recent:
+            status = rng.choices(("REQUESTED", "APPROVED", "COMPLETED", "REJECTED"), (50, 30, 15, 5))
+        else:
+            status = rng.choices(
+                ("COMPLETED", "REJECTED", "APPROVED", "CANCELLED", "REQUESTED"), (82, 8, 4, 3, 3)
+            )
+        updated = created
+        if status[0] != "REQUESTED":
+            updated = min(created + 3600 + int(rng.random() * 5 * _DAY), export)
+        amount = sub_total
+        if rng.random() < 0.3:  # a partial refund
+            amount = max(1, sub_total * rng.randint(20, 90) // 100)
+        self.next_refund += 1
+        return (
+            self.shop.platform,
+            self.shop.id,
+            str(self.next_refund),
+            order_id,
+            status[0],
+            self.shop.currency,
+            created,
+            updated,
+            _money(amount, self.exponent),
+        )
+
+
+def _write_ads(
+    context: _Context,
+    shop: ShopConfig,
+    index: int,
+    rng: Random,
+    day: _Day,
+    orders: int,
+    average: int,
+    staff: list[tuple[str, str, AssignmentConfig]],
+) -> None:
+    buyers = _on(staff, day.day, ("ad_buyer",))
+    account = str(7_100_000_000_000_000_000 + index)
+    campaigns = 1 if rng.random() < 0.5 else 2
+    share_bp = _AD_SHARE_BP.get(shop.platform, 1500)
+    exponent = minor_exponent(shop.currency)
+    for number in range(campaigns):
+        split = (100 if campaigns == 1 else 70) if number == 0 else 30
+        revenue = orders * average * share_bp * split * rng.randint(70, 130) // 100_000_000
+        spend = revenue * 100 // rng.randint(180, 520)
+        conversions = revenue // average if average else 0
+        clicks = conversions * rng.randint(25, 80)
+        context.sinks["ad_spend"].add(
+            (
+                shop.platform,
+                account,
+                str(1_780_000_000_000_000_000 + index * 10 + number),
+                day.text,
+                buyers[number % len(buyers)] if buyers else "",
+                shop.currency,
+                _money(spend, exponent),
+                clicks * rng.randint(40, 160),
+                clicks,
+                conversions,
+                _money(revenue, exponent),
+            )
+        )
+
+
+def _write_person_metrics(context: _Context) -> None:
+    rng = Random(f"{context.seed}/people")
+    sink = context.sinks["metric_values"]
+    agents = [p.id for p in context.organisation.people.values() if p.role == "cs"]
+    levels = {person: rng.randint(8800, 9800) for person in agents}
+    for day in context.dates:
+        text = day.isoformat()
+        for person in agents:
+            value = min(10_000, max(8000, levels[person] + rng.randint(-600, 500)))
+            sink.add(("response_rate_12h", "person", person, text, _ratio(value)))
