@@ -104,8 +104,9 @@ _SIZE_SPREAD: dict[str, float] = {"small": 0.0, "large": 1.0}
 _REGION_WEIGHT = {"US": 3.0, "GB": 1.5}
 
 # Orders per local hour 0..23, peaking in the evening.
-_HOUR_WEIGHTS = (30, 18, 10, 6, 4, 4, 6, 12, 20, 28, 34, 38, 42, 40, 38, 38, 42, 50, 62, 80, 92, 96)
-_HOUR_WEIGHTS += (88, 58)
+_HOUR_WEIGHTS: tuple[int, ...] = (
+    30, 18, 10, 6, 4, 4, 6, 12, 20, 28, 34, 38, 42, 40, 38, 38, 42, 50, 62, 80, 92, 96, 88, 58,
+)  # fmt: skip
 _WEEKDAY_FACTOR = (0.93, 0.91, 0.95, 0.97, 1.03, 1.13, 1.08)  # Monday..Sunday, mean 1
 _PROMO_DAYS = ((11, 11), (12, 12))
 
@@ -164,9 +165,15 @@ _USD_PICO: dict[str, int] = {
     "CAD": 730_000_000_000,
 }
 
-_LIFECYCLE = ("AWAITING_SHIPMENT", "AWAITING_COLLECTION", "IN_TRANSIT", "DELIVERED", "COMPLETED")
-_PAID_THEN_CANCELLED = ("AWAITING_SHIPMENT", "CANCELLED")
-_NEVER_PAID = ("UNPAID", "CANCELLED")
+_LIFECYCLE: tuple[str, ...] = (
+    "AWAITING_SHIPMENT",
+    "AWAITING_COLLECTION",
+    "IN_TRANSIT",
+    "DELIVERED",
+    "COMPLETED",
+)
+_PAID_THEN_CANCELLED: tuple[str, ...] = ("AWAITING_SHIPMENT", "CANCELLED")
+_NEVER_PAID: tuple[str, ...] = ("UNPAID", "CANCELLED")
 
 
 @dataclass(frozen=True)
@@ -322,12 +329,14 @@ def _staff(organisation: Organisation, shop_id: str) -> list[tuple[str, str, Ass
     ]
 
 
-def _on(staff: list[tuple[str, str, AssignmentConfig]], day: date, roles: tuple[str, ...]) -> list[str]:
+def _on(
+    staff: list[tuple[str, str, AssignmentConfig]], day: date, roles: tuple[str, ...]
+) -> list[str]:
     found: list[str] = []
     for person, role, a in staff:
-        if role in roles and a.valid_from <= day and (a.valid_to is None or day <= a.valid_to):
-            if person not in found:
-                found.append(person)
+        active = a.valid_from <= day and (a.valid_to is None or day <= a.valid_to)
+        if active and role in roles and person not in found:
+            found.append(person)
     return found
 
 
@@ -529,7 +538,7 @@ class _OrderWriter:
             times.extend(start + int(rnd() * (stop - start)) for _ in range(share))
         times.sort()
 
-        shop, currency, exponent = self.shop.id, self.shop.currency, self.exponent
+        shop, currency = self.shop.id, self.shop.currency
         platform = self.shop.platform
         pool, zero, bits = self.pricing.pool, self.pricing.zero, rng.getrandbits
         channels = self.channels
@@ -561,25 +570,28 @@ class _OrderWriter:
 
             fate = rnd()
             paid = min(created + 5 + int(rnd() * rnd() * 600), export)
-            times_: tuple[int, ...]
+            # The order's states and when each began; the row shows the last one by export time.
+            steps: tuple[int, ...]
+            states: tuple[str, ...]
+            paid_text: int | str
             if fate < _P_NEVER_PAID:
-                times_, states, paid_text = (created, created + _UNPAID_TIMEOUT), _NEVER_PAID, ""
+                steps, states, paid_text = (created, created + _UNPAID_TIMEOUT), _NEVER_PAID, ""
             elif fate < _P_NEVER_PAID + _P_CANCEL_PAID:
                 cancelled = paid + 600 + int(rnd() * 2 * _DAY)
-                times_, states, paid_text = (paid, cancelled), _PAID_THEN_CANCELLED, paid
+                steps, states, paid_text = (paid, cancelled), _PAID_THEN_CANCELLED, paid
             else:
                 ready = paid + 4 * 3600 + int(rnd() * 68 * 3600)
                 collected = ready + 2 * 3600 + int(rnd() * 28 * 3600)
                 delivered = collected + 2 * _DAY + int(rnd() * 5 * _DAY)
                 completed = delivered + 3 * _DAY + int(rnd() * 5 * _DAY)
-                times_, states = (paid, ready, collected, delivered, completed), _LIFECYCLE
+                steps, states = (paid, ready, collected, delivered, completed), _LIFECYCLE
                 paid_text = paid
-            shown = len(times_) - 1
-            while times_[shown] > export:
+            shown = len(steps) - 1
+            while steps[shown] > export:
                 shown -= 1
             if rnd() < _P_REVISION:
-                latest = len(times_) - 1
-                while times_[latest] > revision_time:
+                latest = len(steps) - 1
+                while steps[latest] > revision_time:
                     latest -= 1
                 earlier = min(latest - 1, shown)
                 if earlier >= 0:
@@ -591,7 +603,7 @@ class _OrderWriter:
                         currency,
                         created,
                         paid_text,
-                        times_[latest],
+                        steps[latest],
                         sub_text,
                         total_text,
                         person,
@@ -610,7 +622,7 @@ class _OrderWriter:
                     currency,
                     created,
                     paid_text,
-                    times_[shown],
+                    steps[shown],
                     sub_text,
                     total_text,
                     person,
@@ -619,7 +631,7 @@ class _OrderWriter:
                     sample,
                 )
             )
-            if states is _LIFECYCLE and sub and rnd() < _P_REFUND:
+            if len(states) == len(_LIFECYCLE) and sub and rnd() < _P_REFUND:
                 refund = self._refund(order_id, paid, sub)
                 if refund is not None:
                     refund_rows.append(refund)
@@ -637,7 +649,9 @@ class _OrderWriter:
         created = earliest + int(rng.random() * (latest - earliest))
         recent = export - created < 2 * _DAY
         if recent:
-            status = rng.choices(("REQUESTED", "APPROVED", "COMPLETED", "REJECTED"), (50, 30, 15, 5))
+            status = rng.choices(
+                ("REQUESTED", "APPROVED", "COMPLETED", "REJECTED"), (50, 30, 15, 5)
+            )
         else:
             status = rng.choices(
                 ("COMPLETED", "REJECTED", "APPROVED", "CANCELLED", "REQUESTED"), (82, 8, 4, 3, 3)
@@ -710,3 +724,219 @@ def _write_person_metrics(context: _Context) -> None:
         for person in agents:
             value = min(10_000, max(8000, levels[person] + rng.randint(-600, 500)))
             sink.add(("response_rate_12h", "person", person, text, _ratio(value)))
+
+
+# (id prefix, name, time zone, currency, language, home regions, number of teams)
+_LARGE_TEAMS: tuple[tuple[str, str, str, str, str, tuple[str, ...], int], ...] = (
+    (
+        "sz-live",
+        "深圳直播",
+        "Asia/Shanghai",
+        "CNY",
+        "zh",
+        ("US", "GB", "SG", "MY", "TH", "ID", "VN", "JP"),
+        6,
+    ),
+    ("gz-live", "广州直播", "Asia/Shanghai", "CNY", "zh", ("US", "SG", "MY", "TH", "VN"), 2),
+    ("hz-ops", "杭州运营", "Asia/Shanghai", "CNY", "zh", ("US", "GB", "JP", "ID"), 2),
+    ("la-ops", "LA Operations", "America/Los_Angeles", "USD", "en", ("US",), 2),
+    ("ny-ops", "New York Operations", "America/New_York", "USD", "en", ("US",), 1),
+    ("ldn-ops", "London Operations", "Europe/London", "GBP", "en", ("GB",), 2),
+    ("tyo-ops", "东京运营", "Asia/Tokyo", "JPY", "zh", ("JP",), 1),
+    ("sg-ops", "Singapore Operations", "Asia/Singapore", "SGD", "en", ("SG", "MY"), 1),
+    ("kl-ops", "Kuala Lumpur Operations", "Asia/Kuala_Lumpur", "MYR", "en", ("MY",), 1),
+    ("bkk-ops", "Bangkok Operations", "Asia/Bangkok", "THB", "en", ("TH",), 1),
+    ("jkt-ops", "Jakarta Operations", "Asia/Jakarta", "IDR", "en", ("ID", "VN"), 1),
+)
+_SHOPS_PER_TEAM = 10
+# Region: shop time zone, currency and the marketplaces there with their relative weights.
+_REGIONS: dict[str, tuple[str, str, tuple[tuple[str, int], ...]]] = {
+    "US": ("America/Los_Angeles", "USD", (("tiktok", 3), ("amazon", 2))),
+    "GB": ("Europe/London", "GBP", (("tiktok", 3), ("amazon", 2))),
+    "JP": ("Asia/Tokyo", "JPY", (("amazon", 3), ("tiktok", 1))),
+    "SG": ("Asia/Singapore", "SGD", (("shopee", 3), ("lazada", 2), ("tiktok", 2), ("amazon", 1))),
+    "MY": ("Asia/Kuala_Lumpur", "MYR", (("shopee", 3), ("lazada", 2), ("tiktok", 2))),
+    "TH": ("Asia/Bangkok", "THB", (("shopee", 3), ("lazada", 2), ("tiktok", 2))),
+    "ID": ("Asia/Jakarta", "IDR", (("shopee", 3), ("tiktok", 3), ("lazada", 1))),
+    "VN": ("Asia/Ho_Chi_Minh", "VND", (("shopee", 3), ("tiktok", 3), ("lazada", 1))),
+}
+_PLATFORM_NAMES = {
+    "tiktok": ("tts", "TikTok Shop"),
+    "shopee": ("shp", "Shopee"),
+    "lazada": ("lzd", "Lazada"),
+    "amazon": ("amz", "Amazon"),
+}
+_BRANDS = (
+    "Glow Beauty", "Nova Home", "Petal Skin", "Urban Trail", "Lumi Kids", "Zen Kitchen",
+    "Aura Fit", "Mochi Pets", "Coral Swim", "Pixel Gear", "Silk & Stone", "Bamboo Living",
+)  # fmt: skip
+# Role counts of a team of 100 (the first team trades one cs agent for the admin).
+_TEAM_ROLES: tuple[tuple[str, int], ...] = (
+    ("manager", 1), ("streamer", 35), ("operator", 20), ("ad_buyer", 10), ("editor", 12),
+    ("cs", 22),
+)  # fmt: skip
+_ZH_SURNAMES = (
+    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"),
+    ("黄", "huang"), ("赵", "zhao"), ("吴", "wu"), ("周", "zhou"), ("徐", "xu"), ("孙", "sun"),
+    ("马", "ma"), ("朱", "zhu"), ("胡", "hu"), ("郭", "guo"), ("何", "he"), ("林", "lin"),
+    ("高", "gao"), ("罗", "luo"), ("郑", "zheng"), ("梁", "liang"), ("谢", "xie"), ("宋", "song"),
+)  # fmt: skip
+_ZH_GIVEN = (
+    ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
+    ("强", "qiang"), ("磊", "lei"), ("洋", "yang"), ("艳", "yan"), ("勇", "yong"), ("军", "jun"),
+    ("杰", "jie"), ("娟", "juan"), ("涛", "tao"), ("明", "ming"), ("超", "chao"), ("霞", "xia"),
+    ("平", "ping"), ("婷", "ting"), ("欣怡", "xinyi"), ("子涵", "zihan"), ("浩然", "haoran"),
+    ("雨桐", "yutong"), ("梓萱", "zixuan"), ("宇轩", "yuxuan"), ("佳怡", "jiayi"), ("晨", "chen"),
+    ("悦", "yue"), ("思远", "siyuan"),
+)  # fmt: skip
+_EN_FIRST = (
+    "Emily", "Jessica", "Marcus", "Daniel", "Sophia", "Olivia", "James", "Ava", "Liam", "Mia",
+    "Noah", "Chloe", "Ethan", "Grace", "Lucas", "Hannah", "Ryan", "Zoe", "Nathan", "Ella",
+    "Aisha", "Wei Ming", "Siti", "Arjun", "Nurul", "Somchai", "Putri", "Minh", "Kenji", "Yuki",
+)  # fmt: skip
+_EN_LAST = (
+    "Carter", "Lee", "Brown", "Kim", "Nguyen", "Martinez", "Smith", "Johnson", "Williams",
+    "Garcia", "Davis", "Wilson", "Taylor", "Clark", "Lewis", "Walker", "Hall", "Young", "Tan",
+    "Lim", "Wong", "Rahman", "Abdullah", "Srisuk", "Santoso", "Tran", "Pham", "Sato", "Suzuki",
+    "Patel",
+)  # fmt: skip
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def write_large_config(out_dir: Path, *, seed: int = 7) -> Path:
+    """Write a large organisation (DESIGN §6: 200 shops, 2,000 people) as YAML into out_dir."""
+    rng = Random(f"{seed}/large-config")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    teams: list[dict[str, Any]] = []
+    team_regions: list[tuple[str, ...]] = []
+    for prefix, name, timezone, currency, language, regions, number in _LARGE_TEAMS:
+        for n in range(1, number + 1):
+            team_id = f"{prefix}-{n:02d}"
+            teams.append(
+                {
+                    "id": team_id,
+                    "name": f"{name} {n}" if number > 1 else name,
+                    "timezone": timezone,
+                    "currency": currency,
+                    "language": language,
+                    "manager": None,  # filled in below
+                    "channels": {
+                        "slack": "C" + "".join(rng.choices(_ALNUM, k=10)),
+                        "feishu": f"oc_{rng.getrandbits(128):032x}",
+                        "dingtalk": f"cid{rng.getrandbits(96):024x}==",
+                    },
+                }
+            )
+            team_regions.append(regions)
+
+    shops: list[dict[str, Any]] = []
+    shops_of_team: list[list[dict[str, Any]]] = []
+    sequence: dict[tuple[str, str], int] = {}
+    for team, regions in zip(teams, team_regions, strict=True):
+        own: list[dict[str, Any]] = []
+        for j in range(_SHOPS_PER_TEAM):
+            region = regions[j % len(regions)]
+            timezone, currency, platforms = _REGIONS[region]
+            platform = rng.choices([p for p, _ in platforms], [w for _, w in platforms])[0]
+            sequence[(platform, region)] = number = sequence.get((platform, region), 0) + 1
+            abbr, label = _PLATFORM_NAMES[platform]
+            shop = {
+                "id": f"{abbr}-{region.lower()}-{number:02d}",
+                "name": f"{label} {region} — {rng.choice(_BRANDS)}",
+                "platform": platform,
+                "region": region,
+                "timezone": timezone,
+                "currency": currency,
+                "team": team["id"],
+            }
+            own.append(shop)
+        shops.extend(own)
+        shops_of_team.append(own)
+
+    people: list[dict[str, Any]] = []
+    assignments: list[dict[str, Any]] = []
+    taken: dict[str, set[str]] = {"id": set(), "slack": set(), "feishu": set(), "dingtalk": set()}
+    admin = _person(rng, taken, teams[0], "admin", None)
+    people.append(admin)
+    for t, team in enumerate(teams):
+        manager = _person(rng, taken, team, "manager", admin["id"])
+        team["manager"] = manager["id"]
+        people.append(manager)
+        own_shops = shops_of_team[t]
+        live_shops = [s for s in own_shops if s["platform"] != "amazon"] or own_shops
+        for role, count in _TEAM_ROLES[1:]:
+            for k in range(count - (1 if t == 0 and role == "cs" else 0)):
+                person = _person(rng, taken, team, role, manager["id"])
+                people.append(person)
+                if role == "streamer":
+                    _assign(rng, assignments, person["id"], [live_shops[k % len(live_shops)]])
+                elif role in ("operator", "cs"):
+                    _assign(rng, assignments, person["id"], [own_shops[k % len(own_shops)]])
+                elif role == "ad_buyer":
+                    _assign(rng, assignments, person["id"], rng.sample(own_shops, 2))
+
+    header = f"# Generated by kpi_engine.demo_data.write_large_config(seed={seed}).\n"
+    documents = {
+        "organisation.yaml": {
+            "organisation": {
+                "name": "环球跨境 Global Cross-border (demo, large)",
+                "default_language": "zh",
+                "week_start": "monday",
+            },
+            "teams": teams,
+        },
+        "people.yaml": {"people": people},
+        "shops.yaml": {"shops": shops, "assignments": assignments},
+    }
+    for name, data in documents.items():
+        text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120)
+        (out_dir / name).write_text(header + text, encoding="utf-8")
+    return out_dir
+
+
+def _unique(taken: set[str], make: Any) -> str:
+    while True:
+        value = str(make())
+        if value not in taken:
+            taken.add(value)
+            return value
+
+
+def _person(
+    rng: Random, taken: dict[str, set[str]], team: dict[str, Any], role: str, manager: str | None
+) -> dict[str, Any]:
+    chinese = team["language"] == "zh"
+    if chinese:
+        (surname, surname_py), (given, given_py) = rng.choice(_ZH_SURNAMES), rng.choice(_ZH_GIVEN)
+        name, stem = surname + given, f"{surname_py}.{given_py}"
+    else:
+        first, last = rng.choice(_EN_FIRST), rng.choice(_EN_LAST)
+        name, stem = f"{first} {last}", f"{first}.{last}".lower().replace(" ", "")
+    person_id = stem if stem not in taken["id"] else None
+    number = 1
+    while person_id is None:
+        number += 1
+        person_id = f"{stem}{number}" if f"{stem}{number}" not in taken["id"] else None
+    taken["id"].add(person_id)
+    lead = role in ("admin", "manager")
+    chat: dict[str, str] = {}
+    if not chinese or lead or rng.random() < 0.2:
+        chat["slack"] = _unique(taken["slack"], lambda: "U" + "".join(rng.choices(_ALNUM, k=10)))
+    if chinese or lead or rng.random() < 0.4:
+        chat["feishu"] = _unique(taken["feishu"], lambda: f"ou_{rng.getrandbits(128):032x}")
+    if chinese and (lead or rng.random() < 0.5):
+        plain = person_id.replace(".", "")
+        chat["dingtalk"] = _unique(taken["dingtalk"], lambda: f"{plain}{rng.randint(10, 9999)}")
+    person: dict[str, Any] = {"id": person_id, "name": name, "role": role, "team": team["id"]}
+    if manager is not None:
+        person["manager"] = manager
+    person["chat"] = chat
+    return person
+
+
+def _assign(
+    rng: Random, assignments: list[dict[str, Any]], person: str, shops: list[dict[str, Any]]
+) -> None:
+    start = date(2025, 1, 1) + timedelta(days=rng.randint(0, 180))
+    for shop in shops:
+        assignments.append({"person": person, "shop": shop["id"], "from": start})
