@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import date
 from pathlib import Path
 
 from alembic import command
@@ -16,6 +18,9 @@ def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        # Dates go to SQLite as ISO text (the form SQLAlchemy's Date reads back), also when the
+        # importer writes through the driver directly; Python 3.12 deprecates the default.
+        sqlite3.register_adapter(date, date.isoformat)
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -119,9 +119,10 @@ _P_SAMPLE = 0.005
 _P_CREDITED = 0.03
 _P_LIVE_IN_WINDOW = 0.85
 _UNPAID_TIMEOUT = _DAY
-_POOL_BITS = 11  # 2,048 precomputed amounts per shop
+_POOL_BITS = 9  # 512 precomputed amounts per shop
+_CATALOGUE_SIZE = 48  # item prices per shop
 
-_LIVE_SHARE = {"tiktok": 0.35, "shopee": 0.2, "lazada": 0.15, "amazon": 0.05}
+_LIVE_SHARE = {"tiktok": 0.25, "shopee": 0.2, "lazada": 0.15, "amazon": 0.05}
 # Channels of orders outside a live, in percent.
 _CHANNEL_MIX: dict[str, tuple[tuple[str, int], ...]] = {
     "tiktok": (("video", 55), ("mall", 27), ("ads", 14), ("other", 4)),
@@ -199,7 +200,8 @@ class _Sink:
         handle = stack.enter_context(
             path.open("w", encoding="utf-8", newline="", buffering=1 << 20)
         )
-        self._writer = csv.writer(handle)
+        self._handle = handle
+        self._writer = csv.writer(handle, lineterminator="\n")
         self._writer.writerow(header)
         self.rows = 0
 
@@ -207,9 +209,17 @@ class _Sink:
         self._writer.writerow(row)
         self.rows += 1
 
-    def extend(self, rows: list[tuple[Any, ...]]) -> None:
-        self._writer.writerows(rows)
-        self.rows += len(rows)
+    def extend_lines(self, lines: list[str]) -> None:
+        """Append rows already formatted as CSV lines (fields escaped with `_field`)."""
+        self._handle.write("".join(lines))
+        self.rows += len(lines)
+
+
+def _field(text: str) -> str:
+    """`text` as one CSV field, quoted as csv.writer would quote it."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 @dataclass
@@ -256,8 +266,9 @@ def generate(
         context = _Context(organisation, dates, sinks, _ORDERS_PER_DAY[scale], seed)
         _write_fx(context)
         weights = _shop_weights(organisation, scale, seed)
+        staff = _staff_by_shop(organisation)
         for index, shop in enumerate(organisation.shops.values()):
-            _write_shop(context, shop, index, weights[shop.id])
+            _write_shop(context, shop, index, weights[shop.id], staff[shop.id])
         _write_person_metrics(context)
     counts = {label: sink.rows for label, sink in sinks.items()}
     return GeneratedData(config_dir=config_dir, files=files, counts=counts)
@@ -321,17 +332,18 @@ def _local_days(dates: list[date], tz: ZoneInfo) -> list[_Day]:
     return result
 
 
-def _staff(organisation: Organisation, shop_id: str) -> list[tuple[str, str, AssignmentConfig]]:
-    return [
-        (a.person, organisation.people[a.person].role, a)
-        for a in organisation.assignments
-        if a.shop == shop_id and a.person in organisation.people
-    ]
+_Staff = list[tuple[str, str, AssignmentConfig]]  # (person id, role, assignment)
 
 
-def _on(
-    staff: list[tuple[str, str, AssignmentConfig]], day: date, roles: tuple[str, ...]
-) -> list[str]:
+def _staff_by_shop(organisation: Organisation) -> dict[str, _Staff]:
+    staff: dict[str, _Staff] = {shop_id: [] for shop_id in organisation.shops}
+    for a in organisation.assignments:
+        if a.shop in staff and a.person in organisation.people:
+            staff[a.shop].append((a.person, organisation.people[a.person].role, a))
+    return staff
+
+
+def _on(staff: _Staff, day: date, roles: tuple[str, ...]) -> list[str]:
     found: list[str] = []
     for person, role, a in staff:
         active = a.valid_from <= day and (a.valid_to is None or day <= a.valid_to)
@@ -341,12 +353,13 @@ def _on(
 
 
 def _pricing(rng: Random, currency: str, exponent: int, taxed: bool) -> _Pricing:
+    """A pool of (sub_total, formatted sub_total, formatted total) drawn from a shop's catalogue."""
     default = _PRICING["JPY"] if exponent == 0 else _PRICING["USD"]
     low, high, fee, free_over = (parse_minor(t, currency) for t in _PRICING.get(currency, default))
     unit = 10**exponent
     low_major, high_major = low // unit, high // unit
-    pool: list[tuple[int, str, str]] = []
-    for _ in range(1 << _POOL_BITS):
+    catalogue = []
+    for _ in range(_CATALOGUE_SIZE):
         if low_major >= 100:  # big-unit currencies: prices such as 2,980 or 149,000
             step = 10 ** (len(str(low_major)) - 2)
             price = (rng.randint(low_major // step + 1, high_major // step) * step) * unit
@@ -354,16 +367,24 @@ def _pricing(rng: Random, currency: str, exponent: int, taxed: bool) -> _Pricing
         else:  # prices such as 19.99, 24.50 or 12.37
             cents = rng.choice((99, 99, 99, 95, 90, 50, 0, rng.randrange(unit)))
             price = rng.randrange(low_major, high_major) * unit + min(cents, unit - 1)
-        quantity = rng.choices((1, 2, 3), (78, 17, 5))[0]
-        if price * quantity > high:
-            quantity = 1
-        sub = price * quantity
-        if rng.random() < 0.3:  # a seller or platform discount
-            sub = max(low, sub * (100 - rng.randint(5, 30)) // 100)
+        catalogue.append(price)
+    rnd = rng.random
+    texts: dict[int, str] = {}
+    pool: list[tuple[int, str, str]] = []
+    for _ in range(1 << _POOL_BITS):
+        price = catalogue[int(rnd() * _CATALOGUE_SIZE)]
+        draw = rnd()
+        quantity = 1 if draw < 0.78 else 2 if draw < 0.95 else 3
+        sub = price * quantity if price * quantity <= high else price
+        if rnd() < 0.3:  # a seller or platform discount of 5-30%
+            sub = max(low, sub * (95 - int(rnd() * 26)) // 100)
         total = sub + (fee if sub < free_over else 0)
         if taxed:
-            total += sub * rng.choice(_US_SALES_TAX_BP) // 10_000
-        pool.append((sub, _money(sub, exponent), _money(total, exponent)))
+            total += sub * _US_SALES_TAX_BP[int(rnd() * len(_US_SALES_TAX_BP))] // 10_000
+        for amount in (sub, total):
+            if amount not in texts:
+                texts[amount] = _money(amount, exponent)
+        pool.append((sub, texts[sub], texts[total]))
     average = sum(p[0] for p in pool) // len(pool)
     return _Pricing(pool, average, _money(0, exponent))
 
@@ -378,25 +399,29 @@ def _daily_counts(rng: Random, days: list[_Day], base: float) -> list[int]:
     return counts
 
 
-def _write_shop(context: _Context, shop: ShopConfig, index: int, weight: float) -> None:
+def _write_shop(
+    context: _Context, shop: ShopConfig, index: int, weight: float, staff: _Staff
+) -> None:
     rng = Random(f"{context.seed}/{shop.id}")
     tz = zone(shop.timezone)
     exponent = minor_exponent(shop.currency)
     days = _local_days(context.dates, tz)
     counts = _daily_counts(rng, days, context.orders_per_day * weight)
     pricing = _pricing(rng, shop.currency, exponent, taxed=shop.region == "US")
-    staff = _staff(context.organisation, shop.id)
     live_share = _LIVE_SHARE.get(shop.platform, 0.1)
     lives = _write_lives(context, shop, index, rng, days, counts, staff, live_share)
     orders = _OrderWriter(context, shop, index, rng, pricing, exponent, days[-1].end)
     sinks = context.sinks
     quality = rng.randint(9000, 9700)
+    first = 0  # lives are in time order and never overlap: skip those that ended
     for day, count in zip(days, counts, strict=True):
-        windows = [
-            (max(s, day.start), min(e, day.end), sid)
-            for s, e, sid in lives
-            if e > day.start and s < day.end
-        ]
+        while first < len(lives) and lives[first][1] <= day.start:
+            first += 1
+        windows = []
+        for start, stop, session_id in lives[first:]:
+            if start >= day.end:
+                break
+            windows.append((max(start, day.start), min(stop, day.end), session_id))
         credit = _on(staff, day.day, ("streamer", "operator")) or _on(
             staff, day.day, ("streamer", "operator", "ad_buyer", "editor", "cs", "manager")
         )
@@ -421,7 +446,7 @@ def _write_lives(
     rng: Random,
     days: list[_Day],
     counts: list[int],
-    staff: list[tuple[str, str, AssignmentConfig]],
+    staff: _Staff,
     live_share: float,
 ) -> list[tuple[int, int, str]]:
     """Schedule and write the shop's lives; return their (start, end, session id) windows."""
@@ -435,17 +460,17 @@ def _write_lives(
             continue
         wanted = rng.choices((1, 2, 3), (45, 40, 15))[0]
         minute = 19 * 60 - (wanted - 1) * 150 + rng.randint(-30, 30)
-        sessions: list[tuple[int, int, str]] = []
+        sessions: list[tuple[int, int]] = []
         for _ in range(wanted):
             if minute > 23 * 60 + 30:
                 break
             duration = rng.randint(90, 240)
             start = _local_epoch(day, minute)
-            sessions.append((start, start + duration * 60, ""))
+            sessions.append((start, start + duration * 60))
             minute += duration + rng.randint(10, 40)
         live_orders = count * live_share
-        total_seconds = sum(e - s for s, e, _ in sessions)
-        for start, stop, _ in sessions:
+        total_seconds = sum(stop - start for start, stop in sessions)
+        for start, stop in sessions:
             session_id = str(base_id + len(windows))
             windows.append((start, stop, session_id))
             hosts = rng.sample(streamers, 2 if len(streamers) > 1 and rng.random() < 0.4 else 1)
@@ -453,6 +478,7 @@ def _write_lives(
             viewers = max(50, round(expected / rng.uniform(0.01, 0.04)))
             views = round(viewers * rng.uniform(1.3, 2.6))
             impressions = round(viewers * rng.uniform(1.5, 4.0))
+            tenths = rng.randint(250, 1400)  # average viewing time, 25.0-140.0 s
             sink.add(
                 (
                     shop.platform,
@@ -463,7 +489,7 @@ def _write_lives(
                     datetime.fromtimestamp(stop, tz).isoformat(),
                     views,
                     viewers,
-                    f"{rng.randint(250, 1400) / 10:.1f}",
+                    f"{tenths // 10}.{tenths % 10}",
                     impressions,
                     round(impressions * rng.uniform(0.03, 0.12)),
                     round(viewers * rng.uniform(0.01, 0.08)),
@@ -538,20 +564,22 @@ class _OrderWriter:
             times.extend(start + int(rnd() * (stop - start)) for _ in range(share))
         times.sort()
 
-        shop, currency = self.shop.id, self.shop.currency
-        platform = self.shop.platform
+        # Order, revision and refund lines are formatted here rather than by csv.writer, which
+        # costs more than generating the row; every text from the config is escaped once.
+        prefix = f"{_field(self.shop.platform)},{_field(self.shop.id)},"
+        currency = _field(self.shop.currency)
+        credit = [_field(person) for person in credit]
         pool, zero, bits = self.pricing.pool, self.pricing.zero, rng.getrandbits
         channels = self.channels
         export, revision_time = self.export_time, self.revision_time
         credited = len(credit)
-        order_rows: list[tuple[Any, ...]] = []
-        revision_rows: list[tuple[Any, ...]] = []
-        refund_rows: list[tuple[Any, ...]] = []
+        order_lines: list[str] = []
+        revision_lines: list[str] = []
+        refund_lines: list[str] = []
         window, windows_left = 0, len(windows)
         order_number = self.next_order
         for created in times:
             order_number += 1
-            order_id = str(order_number)
             while window < windows_left and windows[window][1] <= created:
                 window += 1
             if (
@@ -576,9 +604,11 @@ class _OrderWriter:
             paid_text: int | str
             if fate < _P_NEVER_PAID:
                 steps, states, paid_text = (created, created + _UNPAID_TIMEOUT), _NEVER_PAID, ""
+                delivered = 0
             elif fate < _P_NEVER_PAID + _P_CANCEL_PAID:
                 cancelled = paid + 600 + int(rnd() * 2 * _DAY)
                 steps, states, paid_text = (paid, cancelled), _PAID_THEN_CANCELLED, paid
+                delivered = 0
             else:
                 ready = paid + 4 * 3600 + int(rnd() * 68 * 3600)
                 collected = ready + 2 * 3600 + int(rnd() * 28 * 3600)
@@ -594,61 +624,37 @@ class _OrderWriter:
                 while steps[latest] > revision_time:
                     latest -= 1
                 earlier = min(latest - 1, shown)
+                if earlier > 0 and steps[latest] - steps[earlier] < _DAY:
+                    earlier -= 1  # a revision a day or more later, not minutes
                 if earlier >= 0:
-                    row = (
-                        platform,
-                        shop,
-                        order_id,
-                        states[latest],
-                        currency,
-                        created,
-                        paid_text,
-                        steps[latest],
-                        sub_text,
-                        total_text,
-                        person,
-                        channel,
-                        session,
-                        sample,
+                    revision_lines.append(
+                        f"{prefix}{order_number},{states[latest]},{currency},{created},"
+                        f"{paid_text},{steps[latest]},{sub_text},{total_text},{person},"
+                        f"{channel},{session},{sample}\n"
                     )
-                    revision_rows.append(row)
                     shown = earlier
-            order_rows.append(
-                (
-                    platform,
-                    shop,
-                    order_id,
-                    states[shown],
-                    currency,
-                    created,
-                    paid_text,
-                    steps[shown],
-                    sub_text,
-                    total_text,
-                    person,
-                    channel,
-                    session,
-                    sample,
-                )
+            order_lines.append(
+                f"{prefix}{order_number},{states[shown]},{currency},{created},{paid_text},"
+                f"{steps[shown]},{sub_text},{total_text},{person},{channel},{session},{sample}\n"
             )
-            if len(states) == len(_LIFECYCLE) and sub and rnd() < _P_REFUND:
-                refund = self._refund(order_id, paid, sub)
-                if refund is not None:
-                    refund_rows.append(refund)
+            if delivered and sub and rnd() < _P_REFUND:
+                refund = self._refund(order_number, paid, sub)
+                if refund:
+                    refund_lines.append(f"{prefix}{refund}")
         self.next_order = order_number
-        self.orders.extend(order_rows)
-        self.revisions.extend(revision_rows)
-        self.refunds.extend(refund_rows)
+        self.orders.extend_lines(order_lines)
+        self.revisions.extend_lines(revision_lines)
+        self.refunds.extend_lines(refund_lines)
 
-    def _refund(self, order_id: str, paid: int, sub_total: int) -> tuple[Any, ...] | None:
-        """A refund requested 1–14 days after payment, never after the end of the range."""
+    def _refund(self, order_number: int, paid: int, sub_total: int) -> str:
+        """A refund line after the shop prefix, requested 1–14 days after payment, never after
+        the end of the range; empty when there is no time left for one."""
         rng, export = self.rng, self.export_time
         earliest, latest = paid + _DAY, min(paid + 14 * _DAY, export)
         if earliest > latest:
-            return None
+            return ""
         created = earliest + int(rng.random() * (latest - earliest))
-        recent = export - created < 2 * _DAY
-        if recent:
+        if export - created < 2 * _DAY:
             status = rng.choices(
                 ("REQUESTED", "APPROVED", "COMPLETED", "REJECTED"), (50, 30, 15, 5)
             )
@@ -664,15 +670,8 @@ class _OrderWriter:
             amount = max(1, sub_total * rng.randint(20, 90) // 100)
         self.next_refund += 1
         return (
-            self.shop.platform,
-            self.shop.id,
-            str(self.next_refund),
-            order_id,
-            status[0],
-            self.shop.currency,
-            created,
-            updated,
-            _money(amount, self.exponent),
+            f"{self.next_refund},{order_number},{status[0]},{_field(self.shop.currency)},"
+            f"{created},{updated},{_money(amount, self.exponent)}\n"
         )
 
 
@@ -684,7 +683,7 @@ def _write_ads(
     day: _Day,
     orders: int,
     average: int,
-    staff: list[tuple[str, str, AssignmentConfig]],
+    staff: _Staff,
 ) -> None:
     buyers = _on(staff, day.day, ("ad_buyer",))
     account = str(7_100_000_000_000_000_000 + index)
@@ -894,12 +893,12 @@ def write_large_config(out_dir: Path, *, seed: int = 7) -> Path:
     return out_dir
 
 
-def _unique(taken: set[str], make: Any) -> str:
-    while True:
-        value = str(make())
-        if value not in taken:
-            taken.add(value)
-            return value
+def _unique(taken: set[str], make: Callable[[], str]) -> str:
+    value = make()
+    while value in taken:
+        value = make()
+    taken.add(value)
+    return value
 
 
 def _person(
@@ -912,11 +911,10 @@ def _person(
     else:
         first, last = rng.choice(_EN_FIRST), rng.choice(_EN_LAST)
         name, stem = f"{first} {last}", f"{first}.{last}".lower().replace(" ", "")
-    person_id = stem if stem not in taken["id"] else None
-    number = 1
-    while person_id is None:
+    person_id, number = stem, 1
+    while person_id in taken["id"]:  # namesakes get li.na2, li.na3…
         number += 1
-        person_id = f"{stem}{number}" if f"{stem}{number}" not in taken["id"] else None
+        person_id = f"{stem}{number}"
     taken["id"].add(person_id)
     lead = role in ("admin", "manager")
     chat: dict[str, str] = {}

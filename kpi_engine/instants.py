@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+UTC = ZoneInfo("UTC")
 
 # Epoch seconds past this are almost certainly milliseconds sent by mistake (year 2286).
 _MAX_EPOCH_SECONDS = 9_999_999_999

@@ -1,8 +1,8 @@
 """Storage tables. Instants are integer Unix seconds (UTC); money is integer minor units.
 
 Every imported table carries the same bookkeeping: the import batch that last wrote the row,
-its revision number, a hash of its parsed values (to detect unchanged re-imports) and the raw
-source row. Superseded versions move to `record_history`, so a revision never loses data.
+its revision number and the raw source row. Superseded versions move to `record_history`, so
+a revision never loses data.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ class Imported(SQLModel):
     """Bookkeeping columns shared by every imported table."""
 
     revision: int = 1
-    row_hash: str
     batch_id: int = Field(foreign_key="import_batches.id")
     raw: str = Field(sa_column_kwargs={"nullable": False}, sa_type=Text)
 

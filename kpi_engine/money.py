@@ -39,6 +39,15 @@ def parse_minor(text: str, currency: str) -> int:
     1200, "12.345" USD is an error), so no amount is ever silently rounded.
     """
     exponent = minor_exponent(currency)
+    # Fast path for the everyday form "1234" / "1234.5": pure integer arithmetic.
+    whole, _, fraction = text.partition(".")
+    if whole.isdigit() and (not fraction or fraction.isdigit()):
+        scale: int = 10**exponent
+        if len(fraction) <= exponent:
+            return int(whole) * scale + (int(fraction.ljust(exponent, "0")) if exponent else 0)
+        if not fraction[exponent:].strip("0"):
+            return int(whole) * scale + (int(fraction[:exponent]) if exponent else 0)
+        raise MoneyError(f"has more decimals than {currency} allows ({exponent})")
     try:
         value = Decimal(text.strip())
     except InvalidOperation:

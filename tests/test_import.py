@@ -80,7 +80,15 @@ def test_clean_file_stores_exact_values(
     assert stored["U1"]["create_time"] == epoch(2026, 7, 1, 11, 0, 0)
     assert stored["U1"]["paid_time"] is None and bool(stored["U1"]["is_sample"]) is True
     assert stored["U1"]["sub_total"] == 550
-    assert json.loads(stored["A1"]["raw"])[5] == "2026-11-20 20:00:00"  # source value kept
+    # the source record is kept as it was written
+    assert stored["A1"]["raw"] == (
+        "A1,tiktok,tts-us-01,COMPLETED,USD,2026-11-20 20:00:00,2026-11-20T20:01:30-08:00,"
+        "1795500000,19.99,23.49,jessica.lee,live,false"
+    )
+    assert (
+        stored["U1"]["raw"]
+        == 'U1,tiktok,tts-gb-01,UNPAID,GBP,2026-07-01 12:00:00,,1795500000,"5.5",5.50,,,yes'
+    )
 
 
 def test_reimport_changes_nothing(

@@ -99,3 +99,18 @@ def test_an_instant_lies_within_its_local_day(epoch: int, name: str) -> None:
     tz = zone(name)
     start, end = day_bounds(local_date(epoch, tz), tz)
     assert start <= epoch < end
+
+
+@given(
+    st.decimals(min_value=-(10**12), max_value=10**12, places=4, allow_nan=False),
+    st.sampled_from(["USD", "JPY", "KWD", "CNY"]),
+)
+def test_fast_path_agrees_with_decimal(value: Decimal, currency: str) -> None:
+    text = f"{value:f}"
+    exponent = minor_exponent(currency)
+    scaled = value.scaleb(exponent)
+    if scaled == scaled.to_integral_value():
+        assert parse_minor(text, currency) == int(scaled)
+    else:
+        with pytest.raises(MoneyError):
+            parse_minor(text, currency)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table
 
-from kpi_engine.instants import InstantError, parse_date, parse_instant, zone
+from kpi_engine.instants import UTC, InstantError, parse_date, parse_instant, zone
 from kpi_engine.models import AdSpend, FxRate, LiveSession, MetricValue, Order, Refund
 from kpi_engine.money import MoneyError, is_currency, parse_minor
 from kpi_engine.organisation import Organisation
@@ -91,9 +91,11 @@ def _text(value: str, _row: Parsed, _org: Organisation) -> str:
 
 
 def _choice(options: tuple[str, ...], *, upper: bool = False) -> Parser:
+    allowed = frozenset(options)
+
     def parse(value: str, _row: Parsed, _org: Organisation) -> str:
         candidate = value.upper() if upper else value.lower()
-        if candidate not in options:
+        if candidate not in allowed:
             raise FieldError(f"must be one of {', '.join(options)}")
         return candidate
 
@@ -120,7 +122,8 @@ def _shop_zone(row: Parsed, org: Organisation) -> ZoneInfo:
 
 def _instant(value: str, row: Parsed, org: Organisation) -> int:
     try:
-        return parse_instant(value, _shop_zone(row, org))
+        # Epoch seconds need no zone: skip the shop lookup on the common TikTok form.
+        return parse_instant(value, UTC if value.isdigit() else _shop_zone(row, org))
     except InstantError as exc:
         raise FieldError(str(exc)) from None
 

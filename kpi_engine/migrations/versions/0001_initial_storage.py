@@ -41,7 +41,6 @@ def upgrade() -> None:
     op.create_table(
         "ad_spend",
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("row_hash", sa.String(), nullable=False),
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
@@ -71,7 +70,6 @@ def upgrade() -> None:
     op.create_table(
         "fx_rates",
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("row_hash", sa.String(), nullable=False),
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
@@ -90,7 +88,6 @@ def upgrade() -> None:
     op.create_table(
         "live_sessions",
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("row_hash", sa.String(), nullable=False),
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
@@ -124,7 +121,6 @@ def upgrade() -> None:
     op.create_table(
         "metric_values",
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("row_hash", sa.String(), nullable=False),
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
@@ -150,7 +146,6 @@ def upgrade() -> None:
     op.create_table(
         "orders",
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("row_hash", sa.String(), nullable=False),
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
@@ -200,7 +195,6 @@ def upgrade() -> None:
     op.create_table(
         "refunds",
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("row_hash", sa.String(), nullable=False),
         sa.Column("batch_id", sa.Integer(), nullable=False),
         sa.Column("raw", sa.Text(), nullable=False),
         sa.Column("id", sa.Integer(), nullable=False),
