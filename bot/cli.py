@@ -120,7 +120,7 @@ def import_command(
         upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
-        reports = [import_file(engine, organisation, spec, file) for file in files]
+        reports = [import_file(engine, organisation, spec, f, parallel=True) for f in files]
     finally:
         engine.dispose()
     if as_json:

@@ -48,9 +48,8 @@ def create_workspace(
         engine = make_engine(database_url)
         try:
             for label, path in generated.files.items():
-                report = import_file(
-                    engine, organisation, KINDS[FILE_KINDS.get(label, label)], path
-                )
+                kind = KINDS[FILE_KINDS.get(label, label)]
+                report = import_file(engine, organisation, kind, path, parallel=True)
                 echo(f"  {report.render()}")
                 if not report.ok:
                     raise SystemExit(f"demo data failed to import: {path}")

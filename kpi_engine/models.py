@@ -42,7 +42,10 @@ class Imported(SQLModel):
     """Bookkeeping columns shared by every imported table."""
 
     revision: int = 1
-    batch_id: int = Field(foreign_key="import_batches.id")
+    # No foreign key: a per-row constraint check would cost more than the rest of the insert
+    # (PostgreSQL fires a trigger per row). The importer creates the batch in the same
+    # transaction as its rows.
+    batch_id: int
     raw: str = Field(sa_column_kwargs={"nullable": False}, sa_type=Text)
 
 

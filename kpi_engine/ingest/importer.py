@@ -9,13 +9,17 @@ its file, line, column, value and reason.
 
 from __future__ import annotations
 
+import gc
 import json
+import multiprocessing
 import time
+import traceback
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from difflib import get_close_matches
+from multiprocessing.connection import Connection as Connection_
 from pathlib import Path
 from typing import Any
 
@@ -115,13 +119,9 @@ class ImportReport:
         }
 
 
-@dataclass(slots=True)
-class _Row:
-    line: int
-    values: tuple[Any, ...]  # parsed, in the kind's column order
-    key: tuple[Any, ...]
-    version: Any
-    raw: str
+# A parsed row: (line, values in the kind's column order, raw source text). A plain tuple,
+# so building it and sending chunks of it to another process stay cheap.
+_Row = tuple[int, tuple[Any, ...], str]
 
 
 @dataclass(slots=True)
@@ -144,30 +144,32 @@ def import_rows(
     *,
     chunk_size: int = 5000,
     now: int | None = None,
+    parallel: bool = False,
 ) -> ImportReport:
-    """Import `source` as `kind`: all of it in one transaction, or nothing with every error."""
+    """Import `source` as `kind`: all of it in one transaction, or nothing with every error.
+
+    With `parallel`, rows are parsed in a forked child process while this one writes: about
+    twice the throughput on big files. Use it only from a single-threaded program (the CLI);
+    forking a threaded server is unsafe.
+    """
     report = ImportReport(kind=kind.name, source=source.name)
     plan = _column_plan(kind, source, report)
     if plan is None:
         return report
     imported_at = int(time.time()) if now is None else now
     parse = _RowParser(kind, organisation, source, plan)
+    chunks = (
+        _forked_chunks(source, parse, report, chunk_size)
+        if parallel and _FORK is not None
+        else _chunks(source, parse, report, chunk_size)
+    )
     conflicts: list[RowError] = []
     try:
         with engine.begin() as conn:
             writer = _Writer(conn, kind, report, source, imported_at, conflicts)
-            chunk: list[_Row] = []
-            for line, values, raw in source.rows:
-                report.rows += 1
-                row = parse(line, values, raw, report)
-                if row is None or report.error_count or conflicts:
-                    continue  # keep validating to report every error; write nothing more
-                chunk.append(row)
-                if len(chunk) >= chunk_size:
+            for chunk in chunks:
+                if not (report.error_count or conflicts):
                     writer.write(chunk)
-                    chunk = []
-            if chunk and not report.error_count:
-                writer.write(chunk)
             for conflict in conflicts:
                 report.add_error(conflict)
             if report.error_count or report.inserted + report.revised == 0:
@@ -182,8 +184,93 @@ def import_rows(
     return report
 
 
+def _chunks(
+    source: RowSource, parse: _RowParser, report: ImportReport, size: int
+) -> Iterator[list[_Row]]:
+    """Parsed rows in chunks; after the first bad row, rows are still checked but not yielded."""
+    chunk: list[_Row] = []
+    for line, values, raw in source.rows:
+        report.rows += 1
+        row = parse(line, values, raw, report)
+        if row is None or report.error_count:
+            continue
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk and not report.error_count:
+        yield chunk
+
+
+_FORK = (
+    multiprocessing.get_context("fork")
+    if "fork" in multiprocessing.get_all_start_methods()
+    else None
+)
+
+
+def _forked_chunks(
+    source: RowSource, parse: _RowParser, report: ImportReport, size: int
+) -> Iterator[list[_Row]]:
+    """Like _chunks, but parsed by a forked child that streams chunks through a pipe."""
+    assert _FORK is not None
+    receiver, sender = _FORK.Pipe(duplex=False)
+    child = _FORK.Process(
+        target=_parse_in_child, args=(sender, source, parse, report.kind, size), daemon=True
+    )
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                tag, payload = receiver.recv()
+            except EOFError:
+                raise RuntimeError("the import's parser process died") from None
+            if tag == "rows":
+                yield payload
+            elif tag == "done":
+                rows, errors, error_count = payload
+                report.rows += rows
+                for error in errors:
+                    report.add_error(error)
+                report.error_count += error_count - len(errors)
+                return
+            elif tag == "source":
+                raise SourceError(*payload)
+            else:
+                raise RuntimeError(f"the import's parser process failed:\n{payload}")
+    finally:
+        receiver.close()
+        child.join(timeout=5)
+        if child.is_alive():
+            child.terminate()
+
+
+def _parse_in_child(
+    sender: Connection_, source: RowSource, parse: _RowParser, kind: str, size: int
+) -> None:
+    gc.disable()  # a short-lived process that makes no reference cycles
+    report = ImportReport(kind=kind, source=source.name)
+    try:
+        for chunk in _chunks(source, parse, report, size):
+            sender.send(("rows", chunk))
+        # The listing cap applies in the parent too; send only what it can show.
+        sender.send(("done", (report.rows, report.errors, report.error_count)))
+    except SourceError as exc:
+        sender.send(("source", (str(exc), exc.line)))
+    except Exception:
+        sender.send(("crash", traceback.format_exc()))
+    finally:
+        sender.close()
+
+
 def import_file(
-    engine: Engine, organisation: Organisation, kind: ImportKind, path: Path
+    engine: Engine,
+    organisation: Organisation,
+    kind: ImportKind,
+    path: Path,
+    *,
+    parallel: bool = False,
 ) -> ImportReport:
     """Import a CSV or XLSX file; a file that cannot be read at all is reported, not raised."""
     try:
@@ -192,7 +279,7 @@ def import_file(
         report = ImportReport(kind=kind.name, source=path.name)
         report.add_error(RowError(path.name, exc.line, "", "", str(exc)))
         return report
-    return import_rows(engine, organisation, kind, source)
+    return import_rows(engine, organisation, kind, source, parallel=parallel)
 
 
 def _column_plan(
@@ -235,9 +322,6 @@ class _RowParser:
             (spec.name, plan.get(spec.name), spec.parse, spec.required, spec.default)
             for spec in kind.columns
         ]
-        names = [spec.name for spec in kind.columns]
-        self.key_positions = tuple(names.index(k) for k in kind.key)
-        self.version_position = names.index(kind.version) if kind.version else None
 
     def __call__(
         self, line: int, values: list[str], raw: str | None, report: ImportReport
@@ -277,17 +361,8 @@ class _RowParser:
             for column, reason in problems:
                 report.add_error(RowError(source.name, line, column, "", reason, source.unit))
             return None
-        stored = tuple(parsed.values())  # the dict was filled in column order
-        key = self.key_positions
-        return _Row(
-            line,
-            stored,
-            (stored[key[0]], stored[key[1]], stored[key[2]])
-            if len(key) == 3
-            else tuple(stored[i] for i in key),
-            None if self.version_position is None else stored[self.version_position],
-            _RAW.encode(values) if raw is None else raw,
-        )
+        # The dict was filled in column order.
+        return line, tuple(parsed.values()), _RAW.encode(values) if raw is None else raw
 
 
 class _Writer:
@@ -361,44 +436,56 @@ class _Writer:
             f"(SELECT {selected} FROM {name} AS t WHERE {matches} LIMIT 1) AS t"
         )
 
+    def _driver(self) -> Any:
+        """The psycopg connection under this transaction (for COPY and binary parameters)."""
+        driver = self.conn.connection.driver_connection
+        assert driver is not None  # the transaction holds a live connection
+        return driver
+
     def _record(self, row: _Row, revision: int) -> tuple[Any, ...]:
-        return (*row.values, revision, self.batch_id, row.raw)
+        return (*row[1], revision, self.batch_id, row[2])
+
+    def _key(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(values[i] for i in self.key_positions)
 
     def _version(self, values: tuple[Any, ...]) -> Any:
         return None if self.version_position is None else values[self.version_position]
 
     def write(self, chunk: list[_Row]) -> None:
         """Classify each row against what is stored (and earlier rows), then write the chunk."""
-        stored = self._lookup({row.key for row in chunk})
+        key_of = self._key
+        keyed = [(key_of(row[1]), row) for row in chunk]
+        stored = self._lookup({key for key, _ in keyed})
         inserts: dict[tuple[Any, ...], _Row] = {}
         updates: dict[int, tuple[_Row, int]] = {}
         superseded: list[tuple[int, int]] = []  # (record id, its revision) to copy to history
         pending_history: list[tuple[_Row, int]] = []  # rows of this chunk superseded in it
         versioned = self.version_position is not None
-        for row in chunk:
-            current = stored.get(row.key)
+        for key, row in keyed:
+            line, values, _ = row
+            current = stored.get(key)
             if current is None:
-                stored[row.key] = _Stored(None, row.values, 1, pending=row)
-                inserts[row.key] = row
+                stored[key] = _Stored(None, values, 1, pending=row)
+                inserts[key] = row
                 continue
-            if current.values == row.values:
+            if current.values == values:
                 self.report.unchanged += 1
                 continue
             if versioned:
-                stored_version = self._version(current.values)
-                if row.version < stored_version:
+                version, stored_version = self._version(values), self._version(current.values)
+                if version < stored_version:
                     self.report.stale += 1
                     continue
-                if row.version == stored_version:
-                    version = self.kind.version
+                if version == stored_version:
+                    name = self.kind.version or ""
                     self.conflicts.append(
                         RowError(
                             self.source.name,
-                            row.line,
-                            version or "",
+                            line,
+                            name,
                             "",
-                            f"differs from the stored row with the same {version}; "
-                            f"give the change a newer {version}",
+                            f"differs from the stored row with the same {name}; "
+                            f"give the change a newer {name}",
                             self.source.unit,
                         )
                     )
@@ -409,14 +496,15 @@ class _Writer:
             elif current.id is not None:
                 superseded.append((current.id, current.revision))
             current.revision += 1
-            current.values, current.pending = row.values, row
+            current.values, current.pending = values, row
             if current.id is None:
-                inserts[row.key] = row
+                inserts[key] = row
             else:
                 updates[current.id] = (row, current.revision)
         if self.conflicts:
             return
-        need_ids = {row.key for row, _ in pending_history if stored[row.key].id is None}
+        pending_keys = {key_of(row[1]) for row, _ in pending_history}
+        need_ids = {key for key in pending_keys if stored[key].id is None}
         self._insert(inserts, stored, need_ids)
         self._history(superseded, pending_history, stored)
         self._apply_updates(updates)
@@ -428,10 +516,12 @@ class _Writer:
             columns: list[Sequence[Any]] = (
                 list(zip(*keys, strict=True)) if keys else [() for _ in self.kind.key]
             )
-            records: Iterable[Sequence[Any]] = self.conn.exec_driver_sql(
-                self._lookup_sql, tuple(list(column) for column in columns)
-            )
-            return self._found(records)
+            # Binary parameters: psycopg's text array quoting costs more than the query.
+            with self._driver().cursor() as cursor:
+                cursor.execute(
+                    self._lookup_sql, tuple(list(column) for column in columns), binary=True
+                )
+                return self._found(cursor.fetchall())
         groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
         for key in keys:
             groups[key[:-1]].append(key[-1])
@@ -463,13 +553,12 @@ class _Writer:
         rows = [self._record(row, stored[key].revision) for key, row in inserts.items()]
         if self._postgres:
             # COPY is PostgreSQL's bulk path: several times faster than an INSERT per row.
-            cursor = self.conn.connection.cursor()
-            try:
-                with cursor.copy(self._copy_sql) as copy:
-                    for record in rows:
-                        copy.write_row(record)
-            finally:
-                cursor.close()
+            with (
+                self._driver().cursor() as cursor,
+                cursor.copy(self._copy_sql) as copy,
+            ):
+                for record in rows:
+                    copy.write_row(record)
         else:
             self.conn.exec_driver_sql(self._insert_sql, rows)
         self.report.inserted += len(inserts)
@@ -491,7 +580,7 @@ class _Writer:
                 record_id = int(record["id"])
                 entries.append(self._history_entry(record_id, revisions[record_id], dict(record)))
         for row, revision in pending:
-            pending_id = stored[row.key].id
+            pending_id = stored[self._key(row[1])].id
             assert pending_id is not None  # inserted earlier in this chunk
             data = dict(zip(self.columns, self._record(row, revision), strict=True))
             entries.append(self._history_entry(pending_id, revision, data))

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figure beside a comparison point measured in the same run."""
