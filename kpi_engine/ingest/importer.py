@@ -15,7 +15,7 @@ import multiprocessing
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from difflib import get_close_matches
@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection as Connection_
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Boolean, Connection, Date, Engine, select
 
 from kpi_engine.ingest.formats import STORED_AS, FieldError, ImportKind, Parsed
 from kpi_engine.ingest.readers import RowSource, SourceError, read_path
@@ -408,10 +408,14 @@ class _Writer:
         self.version_position = names.index(kind.version) if kind.version else None
         key_cols = [table.c[STORED_AS.get(k, k)] for k in kind.key]
         self._prefix, self._last = key_cols[:-1], key_cols[-1]
-        self._lookup_cols = [
-            table.c.id,
-            table.c.revision,
-            *(table.c[c] for c in self.value_columns),
+        selected_columns = ["id", "revision", *self.value_columns]
+        self._sqlite_types: list[Callable[[Any], Any] | None] = [
+            bool
+            if isinstance(table.c[c].type, Boolean)
+            else date.fromisoformat
+            if isinstance(table.c[c].type, Date)
+            else None
+            for c in selected_columns
         ]
         # Rows are written with the driver's executemany: positional tuples, no per-row
         # SQLAlchemy parameter processing (the import's hot path).
@@ -431,6 +435,11 @@ class _Writer:
         aliases = ", ".join(f"c{i}" for i in range(len(key_cols)))
         # LATERAL ... LIMIT 1 keeps this an index probe per key; a plain join lets the planner
         # hash the whole table, which grows with every import.
+        prefix_match = "".join(f"{quote(c.name)} = ? AND " for c in self._prefix)
+        self._sqlite_lookup_sql = (
+            f"SELECT {selected} FROM {name} WHERE {prefix_match}"
+            f"{quote(self._last.name)} IN (SELECT value FROM json_each(?))"
+        )
         self._lookup_sql = (
             f"SELECT t.* FROM unnest({arrays}) AS k({aliases}) CROSS JOIN LATERAL "
             f"(SELECT {selected} FROM {name} AS t WHERE {matches} LIMIT 1) AS t"
@@ -527,12 +536,18 @@ class _Writer:
             groups[key[:-1]].append(key[-1])
         found: dict[tuple[Any, ...], _Stored] = {}
         for prefix, lasts in groups.items():
-            query = select(*self._lookup_cols).where(
-                *[col == value for col, value in zip(self._prefix, prefix, strict=True)],
-                self._last.in_(lasts),
-            )
-            found.update(self._found(self.conn.execute(query)))
+            # The keys travel as one JSON array: no thousands of bound parameters to process.
+            keys_json = json.dumps(lasts, default=date.isoformat)
+            records = self.conn.exec_driver_sql(self._sqlite_lookup_sql, (*prefix, keys_json))
+            found.update(self._found(self._from_sqlite(record) for record in records))
         return found
+
+    def _from_sqlite(self, record: Sequence[Any]) -> tuple[Any, ...]:
+        """A raw SQLite row with booleans and dates as Python has them (as parsed rows do)."""
+        return tuple(
+            value if convert is None or value is None else convert(value)
+            for value, convert in zip(record, self._sqlite_types, strict=True)
+        )
 
     def _found(self, records: Iterable[Sequence[Any]]) -> dict[tuple[Any, ...], _Stored]:
         found: dict[tuple[Any, ...], _Stored] = {}
