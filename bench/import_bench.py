@@ -106,11 +106,40 @@ def drop_pg(admin: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def measure(backend: str, workdir: Path, orders: Path, env: dict[str, str]) -> tuple[float, ...]:
+    """(import, re-import, raw insert) seconds on a fresh database of `backend`."""
+    pg_names: list[str] = []
+    if backend == "sqlite":
+        for stale in workdir.glob("*.db*"):
+            stale.unlink()
+        url = f"sqlite:///{workdir / 'kpibot.db'}"
+    else:
+        name, plain = pg_database(PG_ADMIN)
+        pg_names.append(name)
+        url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
+    env["KPIBOT_DATABASE_URL"] = url
+    try:
+        run_kpibot(["db", "upgrade"], env)
+        first = run_kpibot(["import", "orders", str(orders)], env)
+        again = run_kpibot(["import", "orders", str(orders)], env)
+        if backend == "sqlite":
+            raw = raw_sqlite(workdir / "raw.db", orders)
+        else:
+            raw_name, raw_url = pg_database(PG_ADMIN)
+            pg_names.append(raw_name)
+            raw = raw_postgres(raw_url, orders)
+    finally:
+        for name in pg_names:
+            drop_pg(PG_ADMIN, name)
+    return first, again, raw
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=7, help="days of large-workload orders")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--data", type=Path, help="reuse data written by a previous run")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts")
     options = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="kpibot-bench-"))
@@ -139,28 +168,12 @@ def main() -> None:
     results = []
     for backend in options.backends.split(","):
         print(f"{backend}:")
-        pg_names: list[str] = []
-        if backend == "sqlite":
-            url = f"sqlite:///{workdir / 'kpibot.db'}"
-        else:
-            name, plain = pg_database(PG_ADMIN)
-            pg_names.append(name)
-            url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
-        env["KPIBOT_DATABASE_URL"] = url
-        try:
-            run_kpibot(["db", "upgrade"], env)
-            first = run_kpibot(["import", "orders", str(orders)], env)
-            again = run_kpibot(["import", "orders", str(orders)], env)
-            if backend == "sqlite":
-                raw = raw_sqlite(workdir / "raw.db", orders)
-            else:
-                raw_name, raw_url = pg_database(PG_ADMIN)
-                pg_names.append(raw_name)
-                raw = raw_postgres(raw_url, orders)
-        finally:
-            for name in pg_names:
-                drop_pg(PG_ADMIN, name)
-        results.append((backend, first, again, raw))
+        best = [float("inf")] * 3
+        for _ in range(options.repeat):
+            best = [
+                min(b, t) for b, t in zip(best, measure(backend, workdir, orders, env), strict=True)
+            ]
+        results.append((backend, *best))
 
     print(
         f"\n{'backend':<11}{'kpibot import':>22}{'re-import (idempotent)':>26}"
@@ -172,7 +185,9 @@ def main() -> None:
             f"{rows / raw:>14,.0f} rows/s{raw / first:>8.2f}"
         )
     print(
-        "\nratio = kpibot import rate ÷ raw bulk insert rate; kpibot times include process start."
+        f"\nBest of {options.repeat} runs, each on a fresh database. ratio = kpibot import rate "
+        "÷ raw bulk insert rate.\nkpibot times are wall times of the command: process start-up "
+        "and loading the 2,000-person configuration included."
     )
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import typer
 
 from config.settings import Settings
-from kpi_engine.db import current_revision, make_engine, upgrade
+from kpi_engine.db import current_revision, ensure_schema, make_engine, upgrade
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import (
@@ -117,7 +117,7 @@ def import_command(
     settings = _settings()
     organisation = _organisation(settings)
     if settings.auto_migrate:
-        upgrade(settings.database_url)
+        ensure_schema(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
         reports = [import_file(engine, organisation, spec, f, parallel=True) for f in files]

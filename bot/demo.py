@@ -9,10 +9,9 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from kpi_engine.demo_data import FILE_KINDS, generate, write_large_config
-
 from config.settings import EXAMPLE_CONFIG_DIR
 from kpi_engine.db import make_engine, upgrade
+from kpi_engine.demo_data import FILE_KINDS, generate, write_large_config
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import load_organisation

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from config.settings import Settings
-from kpi_engine.db import make_engine, upgrade
+from kpi_engine.db import ensure_schema, make_engine
 from kpi_engine.organisation import Organisation, load_organisation
 
 
@@ -27,5 +27,5 @@ def build_runtime(settings: Settings, *, migrate: bool | None = None) -> Runtime
     """
     organisation = load_organisation(settings.config_dir)
     if settings.auto_migrate if migrate is None else migrate:
-        upgrade(settings.database_url)
+        ensure_schema(settings.database_url)
     return Runtime(settings, make_engine(settings.database_url), organisation)

@@ -40,6 +40,8 @@ def _backends(config: pytest.Config) -> list[str]:
     unknown = set(chosen) - set(BACKENDS)
     if unknown or not chosen:
         raise pytest.UsageError(f"--db takes {', '.join(BACKENDS)}; got {chosen}")
+    if os.environ.get("CI") and set(chosen) != set(BACKENDS):
+        raise pytest.UsageError("CI runs the database tests on both SQLite and PostgreSQL")
     return chosen
 
 

@@ -88,3 +88,22 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM orders")).scalar_one() == 0
     engine.dispose()
+
+
+def test_schema_head_constant_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from kpi_engine.db import SCHEMA_HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == [SCHEMA_HEAD]
+
+
+def test_ensure_schema_upgrades_only_when_behind(tmp_path: Path) -> None:
+    from kpi_engine.db import current_revision, ensure_schema
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    assert current_revision(url) is None
+    ensure_schema(url)
+    assert current_revision(url) == "0001"
+    ensure_schema(url)  # already at head: nothing to do, nothing breaks
+    assert current_revision(url) == "0001"

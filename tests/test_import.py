@@ -485,13 +485,18 @@ def test_parallel_parsing_matches_sequential(
     from kpi_engine.ingest.importer import import_rows
     from kpi_engine.ingest.readers import read_path
 
-    good = [f"P{i},tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,{i}.50,{i}.50,,,"
-            for i in range(1, 1201)]
-    good += [f"P{i},tiktok,tts-us-01,DELIVERED,USD,1795500000,1795500060,1795500200,{i}.50,{i}.50,,,"
-             for i in range(1, 1201, 7)]
+    good = [
+        f"P{i},tiktok,tts-us-01,IN_TRANSIT,USD,1795500000,1795500060,1795500100,{i}.50,{i}.50,,,"
+        for i in range(1, 1201)
+    ]
+    good += [
+        f"P{i},tiktok,tts-us-01,DELIVERED,USD,1795500000,1795500060,1795500200,{i}.50,{i}.50,,,"
+        for i in range(1, 1201, 7)
+    ]
     file = write(tmp_path / "orders.csv", ORDER_HEADER, *good)
-    report = import_rows(engine, organisation, KINDS["orders"], read_path(file), chunk_size=100,
-                         parallel=True)
+    report = import_rows(
+        engine, organisation, KINDS["orders"], read_path(file), chunk_size=100, parallel=True
+    )
     assert report.ok, report.render()
     assert (report.rows, report.inserted, report.revised) == (1372, 1200, 172)
     stored = orders(engine)
@@ -502,8 +507,14 @@ def test_parallel_parsing_matches_sequential(
     bad = [row.replace(",USD,", ",US$,") if i % 3 == 0 else row for i, row in enumerate(good)]
     write(tmp_path / "bad.csv", ORDER_HEADER, *bad)
     results = [
-        import_rows(engine, organisation, KINDS["orders"], read_path(tmp_path / "bad.csv"),
-                    chunk_size=100, parallel=parallel)
+        import_rows(
+            engine,
+            organisation,
+            KINDS["orders"],
+            read_path(tmp_path / "bad.csv"),
+            chunk_size=100,
+            parallel=parallel,
+        )
         for parallel in (False, True)
     ]
     assert results[0].error_count == results[1].error_count == 458
@@ -512,7 +523,15 @@ def test_parallel_parsing_matches_sequential(
 
     # A source that breaks mid-way (an unclosed quote) stops the import with its line.
     write(tmp_path / "broken.csv", ORDER_HEADER, *good[:300], 'P9999,"tiktok,tts-us-01')
-    broken = import_rows(engine, organisation, KINDS["orders"], read_path(tmp_path / "broken.csv"),
-                         chunk_size=100, parallel=True)
-    assert [str(e) for e in broken.errors] == ["broken.csv: line 302: a quoted field is never closed"]
+    broken = import_rows(
+        engine,
+        organisation,
+        KINDS["orders"],
+        read_path(tmp_path / "broken.csv"),
+        chunk_size=100,
+        parallel=True,
+    )
+    assert [str(e) for e in broken.errors] == [
+        "broken.csv: line 302: a quoted field is never closed"
+    ]
     assert orders(engine)["P8"]["revision"] == 2  # nothing from the failed imports was written
