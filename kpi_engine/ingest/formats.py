@@ -55,6 +55,12 @@ class ColumnSpec:
     doc: str
     required: bool = True
     default: Any = None
+    column: str = ""  # the table column, when it is not `name`
+
+    @property
+    def stored_as(self) -> str:
+        """The name of the table column that holds this value."""
+        return self.column or self.name
 
 
 RowCheck = Callable[[Parsed], list[tuple[str, str]]]
@@ -213,9 +219,15 @@ def _metric_key(value: str, _row: Parsed, _org: Organisation) -> str:
 
 
 def _col(
-    name: str, parse: Parser, doc: str, *, required: bool = True, default: Any = None
+    name: str,
+    parse: Parser,
+    doc: str,
+    *,
+    required: bool = True,
+    default: Any = None,
+    column: str = "",
 ) -> ColumnSpec:
-    return ColumnSpec(name, parse, doc, required, default)
+    return ColumnSpec(name, parse, doc, required, default, column)
 
 
 _PAID_STATUSES = frozenset(ORDER_STATUSES) - {"UNPAID", "CANCELLED"}
@@ -310,6 +322,7 @@ LIVE_SESSIONS = ImportKind(
             "average viewing duration in seconds",
             required=False,
             default=0,
+            column="avg_viewing_ms",
         ),
         _col("product_impressions", _count, "product impressions", required=False, default=0),
         _col("product_clicks", _count, "product clicks", required=False, default=0),
@@ -378,5 +391,3 @@ METRIC_VALUES = ImportKind(
 KINDS: dict[str, ImportKind] = {
     kind.name: kind for kind in (ORDERS, REFUNDS, LIVE_SESSIONS, AD_SPEND, FX_RATES, METRIC_VALUES)
 }
-# Source column names that are stored under another name.
-STORED_AS = {"avg_viewing_seconds": "avg_viewing_ms"}

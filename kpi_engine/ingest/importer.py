@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Date, Engine, select
 
-from kpi_engine.ingest.formats import STORED_AS, FieldError, ImportKind, Parsed
+from kpi_engine.ingest.formats import FieldError, ImportKind, Parsed
 from kpi_engine.ingest.readers import RowSource, SourceError, read_path
 from kpi_engine.models import ImportBatch, RecordHistory
 from kpi_engine.organisation import Organisation
@@ -402,11 +402,11 @@ class _Writer:
         assert primary_key is not None  # a single-row insert always reports its key
         self.batch_id = int(primary_key[0])
         report.batch_id = self.batch_id
-        self.value_columns = [STORED_AS.get(c.name, c.name) for c in kind.columns]
+        self.value_columns = [c.stored_as for c in kind.columns]
         names = [c.name for c in kind.columns]
         self.key_positions = [names.index(k) for k in kind.key]
         self.version_position = names.index(kind.version) if kind.version else None
-        key_cols = [table.c[STORED_AS.get(k, k)] for k in kind.key]
+        key_cols = [table.c[kind.column_index[k].stored_as] for k in kind.key]
         self._prefix, self._last = key_cols[:-1], key_cols[-1]
         selected_columns = ["id", "revision", *self.value_columns]
         self._sqlite_types: list[Callable[[Any], Any] | None] = [
