@@ -133,7 +133,11 @@ def read_xlsx(path: Path) -> RowSource:
 
 
 def _cell_text(value: Any) -> str:
-    """Excel cell values as the text a person typed: no float noise, naive local times."""
+    """An Excel cell or JSON value as the text a person would have typed.
+
+    No float noise (Excel's 12.0 is "12"), naive local times stay naive, a JSON list of ids
+    becomes "a,b", and a JSON object its JSON text.
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -144,6 +148,10 @@ def _cell_text(value: Any) -> str:
         return value.isoformat(sep=" ")
     if isinstance(value, date | time):
         return value.isoformat()
+    if isinstance(value, list):
+        return ",".join(_cell_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
     return str(value).strip()
 
 
@@ -163,19 +171,8 @@ def read_json_text(text: str, name: str) -> RowSource:
                 seen.add(key)
                 header.append(key)
 
-    def text_of(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, list):
-            return ",".join(text_of(v) for v in value)
-        if isinstance(value, dict):
-            return json.dumps(value, ensure_ascii=False)
-        return str(value)
-
     rows = [
-        (n, [text_of(item.get(k)) for k in header], json.dumps(item, ensure_ascii=False))
+        (n, [_cell_text(item.get(k)) for k in header], json.dumps(item, ensure_ascii=False))
         for n, item in enumerate(items, start=1)
     ]
     return RowSource(name, header, rows, unit="item")
