@@ -15,6 +15,15 @@ from babel import Locale
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kpi_engine.instants import is_zone
+from kpi_engine.metrics import (
+    Catalogue,
+    Direction,
+    Metric,
+    MetricError,
+    Unit,
+    build_catalogue,
+    custom_metric,
+)
 from kpi_engine.money import is_currency
 from kpi_engine.yaml_source import KeyPath, YamlDocument, YamlSourceError, load_yaml
 
@@ -124,13 +133,30 @@ class AssignmentConfig(ConfigModel):
     valid_to: date | None = Field(None, alias="to")
 
 
-# Sections filled in by the KPI engine (metrics, targets, scorecards) are kept as raw mappings.
+class MetricName(ConfigModel):
+    """A metric's name in each chat language."""
+
+    en: str
+    zh: str
+
+
+class MetricConfig(ConfigModel):
+    """A custom metric: a formula over other metrics (see docs/metrics.md)."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: MetricName
+    unit: Unit
+    direction: Direction
+    formula: str
+
+
+# Sections still filled in by the KPI engine (targets, scorecards) are kept as raw mappings.
 _LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
     "teams": TeamConfig,
     "people": PersonConfig,
     "shops": ShopConfig,
     "assignments": AssignmentConfig,
-    "metrics": None,
+    "metrics": MetricConfig,
     "targets": None,
     "scorecards": None,
 }
@@ -179,7 +205,7 @@ class Organisation:
     people: Mapping[str, PersonConfig]
     shops: Mapping[str, ShopConfig]
     assignments: tuple[AssignmentConfig, ...]
-    metrics: tuple[Mapping[str, Any], ...] = ()
+    catalogue: Catalogue = field(default_factory=build_catalogue)
     targets: tuple[Mapping[str, Any], ...] = ()
     scorecards: tuple[Mapping[str, Any], ...] = ()
     _by_chat: Mapping[tuple[str, str], str] = field(default_factory=dict)
@@ -346,6 +372,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     shops = _unique(checker, parsed_items["shops"], "shop")
     _check_references(checker, teams, people, shops, parsed_items["assignments"], invalid_ids)
     by_chat = _check_chat_ids(checker, people)
+    catalogue = _check_metrics(checker, parsed_items["metrics"])
     if org_settings is None:
         checker.add(
             "warning",
@@ -364,7 +391,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
         people={k: v for k, (_, v) in people.items()},
         shops={k: v for k, (_, v) in shops.items()},
         assignments=tuple(a for _, a in parsed_items["assignments"]),
-        metrics=tuple(m for _, m in parsed_items["metrics"]),
+        catalogue=catalogue,
         targets=tuple(t for _, t in parsed_items["targets"]),
         scorecards=tuple(s for _, s in parsed_items["scorecards"]),
         _by_chat=by_chat,
@@ -543,3 +570,63 @@ def _check_chat_ids(
             else:
                 by_chat[(platform, user_id)] = person.id
     return by_chat
+
+
+def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catalogue:
+    """Custom metrics: each formula parses, uses known metrics, and no cycle forms."""
+    builtin = build_catalogue()
+    taken = {*builtin.metrics, *builtin.aliases}
+    customs: dict[str, tuple[_Item, Metric]] = {}
+    for item, config in entries:
+        assert isinstance(config, MetricConfig)
+        if config.key in taken or config.key in customs:
+            what = "a built-in metric" if config.key in taken else "defined twice"
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "key"),
+                f"metric {config.key!r} is {what}",
+                "choose another key",
+            )
+            continue
+        try:
+            metric = custom_metric(
+                config.key,
+                config.name.en,
+                config.name.zh,
+                config.unit,
+                config.direction,
+                config.formula,
+            )
+        except MetricError as exc:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "formula"),
+                f"{exc} (column {(exc.column or 0) + 1})",
+                "use + - * / ( ), numbers and metric keys",
+            )
+            continue
+        customs[config.key] = (item, metric)
+    known = {*builtin.metrics, *customs}  # formulas name metrics by key, not by alias
+    for key, (item, metric) in list(customs.items()):
+        assert metric.formula is not None
+        unknown = sorted(metric.formula.references - known)
+        for name in unknown:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "formula"),
+                f"unknown metric {name!r}",
+                _closest(name, known) or "see docs/metrics.md for the metric keys",
+            )
+        if unknown:
+            del customs[key]
+    while True:
+        try:
+            return build_catalogue(metric for _, metric in customs.values())
+        except MetricError as exc:
+            # Only custom metrics can be at fault here: report on each, drop them, try again.
+            for member in dict.fromkeys(exc.cycle[:-1] or (exc.metric,)):
+                item = customs.pop(member)[0]
+                checker.add("error", item.doc, (*item.path, "formula"), str(exc))
