@@ -66,12 +66,29 @@ def _check_currency(value: str) -> str:
     return value
 
 
+class SettlementLags(ConfigModel):
+    """Days after a period ends until each source's data for it is final (T+1 … T+3)."""
+
+    orders: int = Field(1, ge=0)
+    refunds: int = Field(3, ge=0)
+    live_sessions: int = Field(1, ge=0)
+    ad_spend: int = Field(2, ge=0)
+    metric_values: int = Field(1, ge=0)
+
+
 class OrganisationSettings(ConfigModel):
     """Organisation-wide defaults."""
 
     name: str
     default_language: Language = "zh"
     week_start: Literal["monday", "sunday"] = "monday"
+    currency: str | None = None  # company-wide figures; the first team's currency when unset
+    settlement_lag_days: SettlementLags = SettlementLags()
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str | None) -> str | None:
+        return None if value is None else _check_currency(value)
 
 
 class TeamConfig(ConfigModel):

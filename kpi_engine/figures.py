@@ -1,0 +1,428 @@
+"""Figures: the value of a metric for a scope (company, team, shop) over a period.
+
+Every figure is exact (Decimal), in an explicit time zone (the period's), converted to one
+reporting currency with the FX rate of each order's local date in its shop's zone, and says
+whether it is provisional (a source has not settled yet), how fresh its data is (`as_of`) and
+which FX rates were missing (then it is incomplete, never silently wrong).
+
+This module computes from the stored rows directly. Person-level attribution and the rollups
+that make the large workload fast build on the same `Figures` interface.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Select,
+    and_,
+    case,
+    distinct,
+    func,
+    literal_column,
+    select,
+)
+
+from kpi_engine.instants import day_bounds, local_date, zone
+from kpi_engine.metrics import Metric, Source, Unit
+from kpi_engine.models import AdSpend, FxRate, ImportBatch, LiveSession, Order, Refund
+from kpi_engine.money import minor_exponent
+from kpi_engine.organisation import Organisation, ShopConfig
+from kpi_engine.periods import Period
+
+ScopeKind = Literal["company", "team", "shop"]
+_ORDERS = Order.__table__  # type: ignore[attr-defined]
+_REFUNDS = Refund.__table__  # type: ignore[attr-defined]
+_LIVES = LiveSession.__table__  # type: ignore[attr-defined]
+_ADS = AdSpend.__table__  # type: ignore[attr-defined]
+_FX = FxRate.__table__  # type: ignore[attr-defined]
+_BATCHES = ImportBatch.__table__  # type: ignore[attr-defined]
+
+
+class FigureError(ValueError):
+    """A request that names an unknown metric or scope."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose numbers: the whole company, one team (its shops and people), or one shop."""
+
+    kind: ScopeKind
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A metric's value for a scope and period, with everything needed to trust it."""
+
+    metric: str
+    scope: Scope
+    period: Period
+    value: Decimal | None
+    unit: Unit
+    currency: str | None
+    provisional: bool
+    as_of: int | None
+    missing_rates: tuple[tuple[str, date], ...] = ()
+
+    @property
+    def incomplete(self) -> bool:
+        """True when some amounts could not be converted (their FX rate is missing)."""
+        return bool(self.missing_rates)
+
+
+@dataclass
+class _Money:
+    """Exact amounts in minor units, by (currency, local date) for conversion."""
+
+    parts: dict[tuple[str, date], int] = field(default_factory=lambda: defaultdict(int))
+
+
+_BaseValue = _Money | Decimal | None
+
+
+@dataclass(frozen=True)
+class _Measure:
+    """How a base measure is computed from one table."""
+
+    source: Source
+    money: bool
+
+
+_MEASURES: dict[str, _Measure] = {
+    "placed_gmv": _Measure("orders", True),
+    "gmv": _Measure("orders", True),
+    "placed_orders": _Measure("orders", False),
+    "orders": _Measure("orders", False),
+    "cancelled_orders": _Measure("orders", False),
+    "cancelled_paid_gmv": _Measure("orders", True),
+    "live_gmv": _Measure("orders", True),
+    "live_orders": _Measure("orders", False),
+    "refund_amount": _Measure("refunds", True),
+    "cohort_refund_amount": _Measure("refunds", True),
+    "cohort_refunded_orders": _Measure("refunds", False),
+    "views": _Measure("live_sessions", False),
+    "viewers": _Measure("live_sessions", False),
+    "watch_seconds": _Measure("live_sessions", False),
+    "product_impressions": _Measure("live_sessions", False),
+    "product_clicks": _Measure("live_sessions", False),
+    "ad_spend": _Measure("ad_spend", True),
+    "ad_revenue": _Measure("ad_spend", True),
+}
+
+
+class Figures:
+    """Computes figures from the database for one organisation."""
+
+    def __init__(self, engine: Engine, organisation: Organisation) -> None:
+        self.engine = engine
+        self.organisation = organisation
+        self.catalogue = organisation.catalogue
+
+    def reporting_currency(self, scope: Scope) -> str:
+        """The currency a scope's money is reported in."""
+        if scope.kind == "shop":
+            return self._shop(scope.id).currency
+        if scope.kind == "team":
+            return self._team_currency(scope.id)
+        return (
+            self.organisation.settings.currency
+            or next(iter(self.organisation.teams.values())).currency
+        )
+
+    def timezone(self, scope: Scope) -> str:
+        """The time zone a scope's periods are read in by default."""
+        if scope.kind == "shop":
+            return self._shop(scope.id).timezone
+        if scope.kind == "team":
+            if scope.id not in self.organisation.teams:
+                raise FigureError(f"unknown team {scope.id!r}")
+            return self.organisation.teams[scope.id].timezone
+        return next(iter(self.organisation.teams.values())).timezone
+
+    def figure(self, metric: str, scope: Scope, period: Period, *, now: int) -> Figure:
+        """One metric's figure."""
+        return self.figures([metric], scope, period, now=now)[metric]
+
+    def figures(
+        self, metrics: Iterable[str], scope: Scope, period: Period, *, now: int
+    ) -> dict[str, Figure]:
+        """Several metrics' figures, computing each base measure once."""
+        wanted = list(metrics)
+        resolved: dict[str, Metric] = {}
+        for name in wanted:
+            metric = self.catalogue.get(name)
+            if metric is None:
+                raise FigureError(f"unknown metric {name!r}")
+            resolved[name] = metric
+        shops = self._shops(scope)
+        currency = self.reporting_currency(scope)
+        bases = sorted(
+            {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
+        )
+        with self.engine.connect() as conn:
+            raw = {key: self._base(conn, key, scope, shops, period) for key in bases}
+            rates = self._rates(conn, raw, currency)
+            freshness: dict[str, int] = dict(
+                conn.execute(
+                    select(_BATCHES.c.kind, func.max(_BATCHES.c.imported_at)).group_by(
+                        _BATCHES.c.kind
+                    )
+                ).all()
+            )
+        missing: set[tuple[str, date]] = set()
+        values: dict[str, Decimal | None] = {}
+        for key, value in raw.items():
+            values[key] = self._convert(value, currency, rates, missing)
+        result: dict[str, Figure] = {}
+        for name, metric in resolved.items():
+            value = (
+                values[metric.key] if metric.formula is None else metric.formula.evaluate(values)
+            )
+            sources = self.catalogue.sources(metric.key)
+            metric_missing = tuple(
+                sorted(
+                    m
+                    for m in missing
+                    if any(
+                        isinstance(raw[b], _Money) and m in raw[b].parts  # type: ignore[union-attr]
+                        for b in self.catalogue.base_dependencies(metric.key)
+                    )
+                )
+            )
+            result[name] = Figure(
+                metric=metric.key,
+                scope=scope,
+                period=period,
+                value=value,
+                unit=metric.unit,
+                currency=currency if metric.unit == "money" else None,
+                provisional=self._provisional(sources, period, now),
+                as_of=_as_of(sources, freshness),
+                missing_rates=metric_missing,
+            )
+        return result
+
+    # -- scope ---------------------------------------------------------------------------
+
+    def _shop(self, shop_id: str) -> ShopConfig:
+        shop = self.organisation.shops.get(shop_id)
+        if shop is None:
+            raise FigureError(f"unknown shop {shop_id!r}")
+        return shop
+
+    def _team_currency(self, team_id: str) -> str:
+        team = self.organisation.teams.get(team_id)
+        if team is None:
+            raise FigureError(f"unknown team {team_id!r}")
+        return team.currency
+
+    def _shops(self, scope: Scope) -> list[ShopConfig]:
+        shops = self.organisation.shops.values()
+        if scope.kind == "shop":
+            return [self._shop(scope.id)]
+        if scope.kind == "team":
+            self._team_currency(scope.id)  # validates the id
+            return [s for s in shops if s.team == scope.id]
+        return list(shops)
+
+    def _people(self, scope: Scope) -> list[str] | None:
+        """People whose ad spend counts for the scope; None means everyone's."""
+        if scope.kind == "team":
+            return [p.id for p in self.organisation.people.values() if p.team == scope.id]
+        return None
+
+    # -- settlement ----------------------------------------------------------------------
+
+    def _provisional(self, sources: frozenset[Source], period: Period, now: int) -> bool:
+        lags = self.organisation.settings.settlement_lag_days
+        end = period.bounds()[1]
+        return any(now < end + getattr(lags, source) * 86400 for source in sources)
+
+    # -- base measures -------------------------------------------------------------------
+
+    def _base(
+        self, conn: Any, key: str, scope: Scope, shops: list[ShopConfig], period: Period
+    ) -> _BaseValue:
+        measure = _MEASURES.get(key)
+        if measure is None:
+            raise FigureError(f"metric {key!r} has no computation")
+        if measure.source == "ad_spend":
+            if scope.kind == "shop":
+                return None  # ad accounts are tied to people, not shops
+            return self._ads(conn, key, self._people(scope), period)
+        if not shops:
+            return _Money() if measure.money else Decimal(0)
+        start, end = period.bounds()
+        total: _Money | Decimal = _Money() if measure.money else Decimal(0)
+        by_zone: dict[str, list[str]] = defaultdict(list)
+        for shop in shops:
+            by_zone[shop.timezone].append(shop.id)
+        for timezone, shop_ids in by_zone.items():
+            query = _measure_query(key, shop_ids, start, end, timezone)
+            for row in conn.execute(query):
+                if isinstance(total, _Money):
+                    currency, day, amount = row
+                    if amount:
+                        total.parts[(currency, _as_date(day))] += int(amount)
+                else:
+                    total += Decimal(row[0] or 0) / (1000 if key == "watch_seconds" else 1)
+        return total
+
+    def _ads(self, conn: Any, key: str, people: list[str] | None, period: Period) -> _Money:
+        column = _ADS.c.spend if key == "ad_spend" else _ADS.c.attributed_revenue
+        query = (
+            select(_ADS.c.currency, _ADS.c.date, func.sum(column))
+            .where(_ADS.c.date >= period.first, _ADS.c.date <= period.last)
+            .group_by(_ADS.c.currency, _ADS.c.date)
+        )
+        if people is not None:
+            query = query.where(_ADS.c.person_id.in_(people))
+        money = _Money()
+        for currency, day, amount in conn.execute(query):
+            if amount:
+                money.parts[(currency, _as_date(day))] += int(amount)
+        return money
+
+    # -- currency ------------------------------------------------------------------------
+
+    def _rates(
+        self, conn: Any, raw: Mapping[str, _BaseValue], currency: str
+    ) -> dict[tuple[str, date], Decimal]:
+        needed = {
+            part
+            for value in raw.values()
+            if isinstance(value, _Money)
+            for part in value.parts
+            if part[0] != currency
+        }
+        if not needed:
+            return {}
+        days = sorted({day for _, day in needed})
+        query = select(_FX.c.currency, _FX.c.date, _FX.c.rate).where(
+            _FX.c.quote == currency,
+            _FX.c.currency.in_(sorted({c for c, _ in needed})),
+            _FX.c.date >= days[0],
+            _FX.c.date <= days[-1],
+        )
+        return {(c, _as_date(d)): Decimal(r) for c, d, r in conn.execute(query)}
+
+    @staticmethod
+    def _convert(
+        value: _BaseValue,
+        currency: str,
+        rates: Mapping[tuple[str, date], Decimal],
+        missing: set[tuple[str, date]],
+    ) -> Decimal | None:
+        if not isinstance(value, _Money):
+            return value
+        total = Decimal(0)
+        for (code, day), minor in value.parts.items():
+            amount = Decimal(minor).scaleb(-minor_exponent(code))
+            if code == currency:
+                total += amount
+            elif (code, day) in rates:
+                total += amount * rates[(code, day)]
+            else:
+                missing.add((code, day))
+        return total
+
+
+def _as_of(sources: frozenset[Source], freshness: Mapping[str, int]) -> int | None:
+    times = [freshness.get(source) for source in sources]
+    return None if any(t is None for t in times) else min(t for t in times if t is not None)
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _local_day(column: Any, start: int, end: int, timezone: str) -> ColumnElement[Any]:
+    """SQL for the local date (ISO text) of an instant column, exact across DST, in any DB.
+
+    A CASE over the day boundaries in `timezone` between `start` and `end`: no database
+    time-zone support needed, so SQLite and PostgreSQL agree.
+    """
+    tz = zone(timezone)
+    first, last = local_date(start, tz), local_date(max(start, end - 1), tz)
+    # Inline literals (our own integers and ISO dates), so the expression in GROUP BY is the
+    # same SQL text as in the select list: PostgreSQL compares them as text. Every day has its
+    # branch (no constant expression, which PostgreSQL refuses in GROUP BY); the WHERE clause
+    # keeps instants inside [start, end), so the ELSE never applies.
+    branches: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = []
+    day = first
+    while day <= last:
+        boundary: ColumnElement[Any] = literal_column(str(day_bounds(day, tz)[1]))
+        branches.append((column < boundary, literal_column(f"'{day.isoformat()}'")))
+        day += timedelta(days=1)
+    return case(*branches, else_=None)
+
+
+def _measure_query(key: str, shops: list[str], start: int, end: int, timezone: str) -> Select[Any]:
+    """The aggregate query of a base measure over `shops` whose instants lie in [start, end)."""
+    o, r, lv = _ORDERS, _REFUNDS, _LIVES
+    not_sample = o.c.is_sample.is_(False)
+    if key in ("refund_amount",):
+        day = _local_day(r.c.update_time, start, end, timezone)
+        return (
+            select(r.c.currency, day, func.sum(r.c.refund_amount))
+            .where(
+                r.c.shop_id.in_(shops),
+                r.c.status == "COMPLETED",
+                r.c.update_time >= start,
+                r.c.update_time < end,
+            )
+            .group_by(r.c.currency, day)
+        )
+    if key in ("cohort_refund_amount", "cohort_refunded_orders"):
+        joined = r.join(
+            o,
+            and_(
+                o.c.platform == r.c.platform,
+                o.c.shop_id == r.c.shop_id,
+                o.c.order_id == r.c.order_id,
+            ),
+        )
+        cohort = (
+            r.c.shop_id.in_(shops),
+            r.c.status == "COMPLETED",
+            not_sample,
+            o.c.paid_time >= start,
+            o.c.paid_time < end,
+        )
+        if key == "cohort_refunded_orders":
+            return select(func.count(distinct(o.c.id))).select_from(joined).where(*cohort)
+        day = _local_day(o.c.paid_time, start, end, timezone)
+        return (
+            select(r.c.currency, day, func.sum(r.c.refund_amount))
+            .select_from(joined)
+            .where(*cohort)
+            .group_by(r.c.currency, day)
+        )
+    if key in ("views", "viewers", "product_impressions", "product_clicks", "watch_seconds"):
+        value = (lv.c.avg_viewing_ms * lv.c.viewers) if key == "watch_seconds" else lv.c[key]
+        return select(func.sum(value)).where(
+            lv.c.shop_id.in_(shops), lv.c.start_time >= start, lv.c.start_time < end
+        )
+    placed = key in ("placed_gmv", "placed_orders", "cancelled_orders")
+    time = o.c.create_time if placed else o.c.paid_time
+    conditions = [o.c.shop_id.in_(shops), not_sample, time >= start, time < end]
+    if key in ("cancelled_orders", "cancelled_paid_gmv"):
+        conditions.append(o.c.status == "CANCELLED")
+    if key in ("live_gmv", "live_orders"):
+        conditions.append(o.c.channel == "live")
+    if key in ("placed_orders", "orders", "cancelled_orders", "live_orders"):
+        return select(func.count()).select_from(o).where(*conditions)
+    day = _local_day(time, start, end, timezone)
+    return (
+        select(o.c.currency, day, func.sum(o.c.sub_total))
+        .where(*conditions)
+        .group_by(o.c.currency, day)
+    )
