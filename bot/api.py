@@ -20,8 +20,11 @@ def _runtime(request: Request) -> Runtime:
     return runtime
 
 
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
+
+
 def require_api_key(
-    runtime: Annotated[Runtime, Depends(_runtime)],
+    runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> None:
@@ -47,7 +50,7 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
 
 @router.post("/import/{kind}")
 async def import_data(
-    kind: str, request: Request, runtime: Annotated[Runtime, Depends(_runtime)], name: str = "api"
+    kind: str, request: Request, runtime: RuntimeDep, name: str = "api"
 ) -> JSONResponse:
     """Import a JSON array of objects or a CSV body as `kind`; 422 lists every bad row."""
     spec = KINDS.get(kind)

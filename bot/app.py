@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from bot import api
+from bot import api, metrics_api
 from bot.runtime import Runtime, build_runtime
 from config.settings import Settings
 
@@ -15,6 +15,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app = FastAPI(title="kpibot", version="0.1.0")
     app.state.runtime = runtime
     app.include_router(api.router)
+    app.include_router(metrics_api.router)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -132,6 +132,56 @@ def import_command(
         raise typer.Exit(1)
 
 
+DEFAULT_REPORT = ["gmv", "orders", "aov", "net_gmv", "refund_rate", "live_gpm", "roas"]
+
+
+@app.command("report")
+def report(
+    metrics: Annotated[
+        list[str] | None, typer.Argument(help="Metric keys (default: a GMV overview)")
+    ] = None,
+    entity: Annotated[str, typer.Option(help="company, team:<id> or shop:<id>")] = "company",
+    period: Annotated[
+        str, typer.Option(help="today, yesterday, this_week, last_month, 2026-11, A..B, …")
+    ] = "today",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show figures for an entity and period, with provisional and FX marks."""
+    import time
+
+    from bot.report import figure_json, render_table
+    from kpi_engine.figures import FigureError, Figures, parse_scope
+    from kpi_engine.periods import PeriodError, parse_period
+
+    settings = _settings()
+    organisation = _organisation(settings)
+    if settings.auto_migrate:
+        ensure_schema(settings.database_url)
+    engine = make_engine(settings.database_url)
+    figures = Figures(engine, organisation)
+    now = int(time.time())
+    try:
+        scope = parse_scope(entity, organisation)
+        chosen = parse_period(
+            period,
+            now=now,
+            timezone=figures.timezone(scope),
+            week_start=organisation.settings.week_start,
+        )
+        results = figures.figures(metrics or DEFAULT_REPORT, scope, chosen, now=now)
+    except (FigureError, PeriodError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(
+            json.dumps([figure_json(f) for f in results.values()], ensure_ascii=False, indent=2)
+        )
+    else:
+        typer.echo(render_table(list(results.values())))
+
+
 @app.command("demo")
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Workspace folder")] = Path(

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -50,6 +50,45 @@ class FigureError(ValueError):
     """A request that names an unknown metric or scope."""
 
 
+def parse_scope(text: str, organisation: Organisation) -> Scope:
+    """`company`, `team:<id>` or `shop:<id>`; a bare id is looked up among teams and shops."""
+    kind, _, ident = text.strip().partition(":")
+    if not ident:
+        if kind == "company":
+            return Scope("company")
+        if kind in organisation.teams:
+            return Scope("team", kind)
+        if kind in organisation.shops:
+            return Scope("shop", kind)
+        raise FigureError(f"unknown entity {text!r} (use company, team:<id> or shop:<id>)")
+    if kind == "team" and ident in organisation.teams:
+        return Scope("team", ident)
+    if kind == "shop" and ident in organisation.shops:
+        return Scope("shop", ident)
+    if kind not in ("team", "shop"):
+        raise FigureError(f"unknown entity kind {kind!r} (use company, team:<id> or shop:<id>)")
+    raise FigureError(f"unknown {kind} {ident!r}")
+
+
+def format_value(value: Decimal | None, unit: Unit, currency: str | None) -> str:
+    """A figure as people read it: money to its currency's decimals, ratios as percentages."""
+    if value is None:
+        return "—"
+    if unit == "money" and currency:
+        places = minor_exponent(currency)
+        return f"{_round(value, places):,.{places}f} {currency}"
+    if unit == "ratio":
+        return f"{_round(value * 100, 1):.1f}%"
+    if unit in ("count", "seconds"):
+        return f"{_round(value, 0):,.0f}" + (" s" if unit == "seconds" else "")
+    return f"{_round(value, 2):,.2f}"
+
+
+def _round(value: Decimal, places: int) -> Decimal:
+    """Half-up rounding, as people round money (Python's default is half-even)."""
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
 @dataclass(frozen=True)
 class Scope:
     """Whose numbers: the whole company, one team (its shops and people), or one shop."""
@@ -71,6 +110,8 @@ class Figure:
     provisional: bool
     as_of: int | None
     missing_rates: tuple[tuple[str, date], ...] = ()
+    sources: frozenset[Source] = frozenset()
+    unimported: frozenset[Source] = frozenset()  # sources with no data imported at all
 
     @property
     def incomplete(self) -> bool:
@@ -207,6 +248,8 @@ class Figures:
                 provisional=self._provisional(sources, period, now),
                 as_of=_as_of(sources, freshness),
                 missing_rates=metric_missing,
+                sources=sources,
+                unimported=frozenset(s for s in sources if s not in freshness),
             )
         return result
 

@@ -1,0 +1,113 @@
+"""The figures' surfaces: GET /api/v1/metrics/{metric} and `kpibot report`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from bot.app import create_app
+from bot.cli import app
+from config.settings import Settings
+from kpi_engine.ingest.formats import KINDS
+from kpi_engine.ingest.importer import import_file
+from tests.conftest import EXAMPLE_CONFIG, ROOT
+
+KEY = "report-key"
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    settings = Settings(
+        KPIBOT_DATABASE_URL=db_url, KPIBOT_CONFIG_DIR=EXAMPLE_CONFIG, KPIBOT_API_KEY=KEY
+    )
+    with TestClient(create_app(settings)) as test_client:
+        runtime = test_client.app.state.runtime  # type: ignore[attr-defined]
+        for kind in KINDS.values():
+            path = ROOT / "docs" / "examples" / f"{kind.name}.csv"
+            assert import_file(runtime.engine, runtime.organisation, kind, path).ok
+        yield test_client
+
+
+def test_metric_endpoint(client: TestClient) -> None:
+    headers = {"X-API-Key": KEY}
+    body = client.get(
+        "/api/v1/metrics/gmv",
+        params={"entity": "shop:tts-us-01", "period": "2026-11-20"},
+        headers=headers,
+    ).json()
+    # Two paid orders that day in Los Angeles: 34.90 + 19.99; the UNPAID one does not count.
+    assert body["value"] == "54.89" and body["display"] == "54.89 USD"
+    assert body["period"] == {
+        "kind": "day",
+        "first": "2026-11-20",
+        "last": "2026-11-20",
+        "timezone": "America/Los_Angeles",
+        "label": "2026-11-20",
+    }
+    assert body["provisional"] is False and body["incomplete"] is False and body["as_of"]
+    aov = client.get(
+        "/api/v1/metrics/aov",
+        params={"entity": "tts-us-01", "period": "2026-11-20"},
+        headers=headers,
+    ).json()
+    assert aov["value"] == "27.445"
+    # The team's figure converts GBP and JPY to CNY at the rate of each order's local date.
+    team = client.get(
+        "/api/v1/metrics/gmv",
+        params={"entity": "team:sz-live", "period": "2026-11-20"},
+        headers=headers,
+    ).json()
+    # Shanghai's 2026-11-20: the Amazon JP order (3980 JPY at 0.046210); the UK order that day
+    # is a sample and the other was never paid.
+    assert team["currency"] == "CNY" and team["missing_rates"] == []
+    assert team["value"] == "183.915800" and team["display"] == "183.92 CNY"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "detail"),
+    [
+        ("/api/v1/metrics/gvm", {}, 404, "unknown metric 'gvm'"),
+        ("/api/v1/metrics/gmv", {"entity": "team:nope"}, 404, "unknown team 'nope'"),
+        ("/api/v1/metrics/gmv", {"entity": "shelf:x"}, 404, "unknown entity kind 'shelf'"),
+        ("/api/v1/metrics/gmv", {"period": "someday"}, 422, "'someday' is not a period"),
+    ],
+)
+def test_metric_endpoint_errors(
+    client: TestClient, path: str, params: dict[str, str], status: int, detail: str
+) -> None:
+    response = client.get(path, params=params, headers={"X-API-Key": KEY})
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(detail)
+    assert client.get(path, params=params).status_code == 401
+
+
+def test_report_command(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KPIBOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("KPIBOT_CONFIG_DIR", str(EXAMPLE_CONFIG))
+    runner = CliRunner()
+    for kind in ("orders", "fx_rates"):
+        assert (
+            runner.invoke(
+                app, ["import", kind, str(Path(ROOT / "docs" / "examples" / f"{kind}.csv"))]
+            ).exit_code
+            == 0
+        )
+    result = runner.invoke(
+        app,
+        ["report", "gmv", "orders", "aov", "--entity", "shop:tts-us-01", "--period", "2026-11-20"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "shop tts-us-01 · 2026-11-20 (America/Los_Angeles)" in result.output
+    assert "54.89 USD" in result.output and "27.45 USD" in result.output
+    result = runner.invoke(
+        app, ["report", "refund_rate", "--entity", "company", "--period", "2026-11-20"]
+    )
+    # No refund has been imported: 0 % is what the data says, and the report says why.
+    assert result.exit_code == 0
+    assert "0.0%  (no refunds data imported yet)" in result.output
+    result = runner.invoke(app, ["report", "gmv", "--period", "2026-13"])
+    assert result.exit_code == 2 and "'2026-13' is not a month" in result.output
