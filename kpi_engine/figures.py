@@ -25,19 +25,22 @@ from sqlalchemy import (
     and_,
     case,
     distinct,
+    exists,
     func,
     literal_column,
+    or_,
     select,
+    true,
 )
 
 from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.metrics import Metric, Source, Unit
 from kpi_engine.models import AdSpend, FxRate, ImportBatch, LiveSession, Order, Refund
 from kpi_engine.money import minor_exponent
-from kpi_engine.organisation import Organisation, ShopConfig
+from kpi_engine.organisation import Organisation, PersonConfig, ShopConfig
 from kpi_engine.periods import Period
 
-ScopeKind = Literal["company", "team", "shop"]
+ScopeKind = Literal["company", "team", "shop", "person"]
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _REFUNDS = Refund.__table__  # type: ignore[attr-defined]
 _LIVES = LiveSession.__table__  # type: ignore[attr-defined]
@@ -50,24 +53,29 @@ class FigureError(ValueError):
     """A request that names an unknown metric or scope."""
 
 
+_ENTITY_HELP = "use company, team:<id>, shop:<id> or person:<id>"
+
+
 def parse_scope(text: str, organisation: Organisation) -> Scope:
-    """`company`, `team:<id>` or `shop:<id>`; a bare id is looked up among teams and shops."""
+    """`company`, `team:<id>`, `shop:<id>` or `person:<id>`; a bare id is looked up too."""
     kind, _, ident = text.strip().partition(":")
+    known: dict[str, Mapping[str, Any]] = {
+        "team": organisation.teams,
+        "shop": organisation.shops,
+        "person": organisation.people,
+    }
     if not ident:
         if kind == "company":
             return Scope("company")
-        if kind in organisation.teams:
-            return Scope("team", kind)
-        if kind in organisation.shops:
-            return Scope("shop", kind)
-        raise FigureError(f"unknown entity {text!r} (use company, team:<id> or shop:<id>)")
-    if kind == "team" and ident in organisation.teams:
-        return Scope("team", ident)
-    if kind == "shop" and ident in organisation.shops:
-        return Scope("shop", ident)
-    if kind not in ("team", "shop"):
-        raise FigureError(f"unknown entity kind {kind!r} (use company, team:<id> or shop:<id>)")
-    raise FigureError(f"unknown {kind} {ident!r}")
+        for candidate, entries in known.items():
+            if kind in entries:
+                return Scope(candidate, kind)  # type: ignore[arg-type]
+        raise FigureError(f"unknown entity {text!r} ({_ENTITY_HELP})")
+    if kind not in known:
+        raise FigureError(f"unknown entity kind {kind!r} ({_ENTITY_HELP})")
+    if ident not in known[kind]:
+        raise FigureError(f"unknown {kind} {ident!r}")
+    return Scope(kind, ident)  # type: ignore[arg-type]
 
 
 def format_value(value: Decimal | None, unit: Unit, currency: str | None) -> str:
@@ -91,7 +99,10 @@ def _round(value: Decimal, places: int) -> Decimal:
 
 @dataclass(frozen=True)
 class Scope:
-    """Whose numbers: the whole company, one team (its shops and people), or one shop."""
+    """Whose numbers: the company, a team (its shops and people), a shop, or a person.
+
+    A person's orders are those credited to them (docs/metrics.md, "Attribution").
+    """
 
     kind: ScopeKind
     id: str = ""
@@ -127,6 +138,20 @@ class _Money:
 
 
 _BaseValue = _Money | Decimal | None
+
+
+@dataclass(frozen=True)
+class _Credit:
+    """A person's share of the data: credited orders and the live sessions they hosted."""
+
+    orders: ColumnElement[bool]
+    lives: ColumnElement[bool]
+
+
+def _hosted_by(lives: Any, person_id: str) -> ColumnElement[bool]:
+    """True for live sessions whose comma-separated `hosts` include `person_id`."""
+    padded: ColumnElement[str] = literal_column("','") + lives.c.hosts + literal_column("','")
+    return padded.contains(f",{person_id},", autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -173,6 +198,8 @@ class Figures:
             return self._shop(scope.id).currency
         if scope.kind == "team":
             return self._team_currency(scope.id)
+        if scope.kind == "person":
+            return self._team_currency(self._person(scope.id).team)
         return (
             self.organisation.settings.currency
             or next(iter(self.organisation.teams.values())).currency
@@ -182,6 +209,8 @@ class Figures:
         """The time zone a scope's periods are read in by default."""
         if scope.kind == "shop":
             return self._shop(scope.id).timezone
+        if scope.kind == "person":  # a person's "today" is their team's today
+            return self.organisation.teams[self._person(scope.id).team].timezone
         if scope.kind == "team":
             if scope.id not in self.organisation.teams:
                 raise FigureError(f"unknown team {scope.id!r}")
@@ -209,7 +238,8 @@ class Figures:
             {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
         )
         with self.engine.connect() as conn:
-            raw = {key: self._base(conn, key, scope, shops, period) for key in bases}
+            credit = self._credit(scope.id) if scope.kind == "person" else None
+            raw = {key: self._base(conn, key, scope, shops, period, credit) for key in bases}
             rates = self._rates(conn, raw, currency)
             freshness: dict[str, int] = dict(
                 conn.execute(
@@ -261,6 +291,12 @@ class Figures:
             raise FigureError(f"unknown shop {shop_id!r}")
         return shop
 
+    def _person(self, person_id: str) -> PersonConfig:
+        person = self.organisation.people.get(person_id)
+        if person is None:
+            raise FigureError(f"unknown person {person_id!r}")
+        return person
+
     def _team_currency(self, team_id: str) -> str:
         team = self.organisation.teams.get(team_id)
         if team is None:
@@ -274,13 +310,49 @@ class Figures:
         if scope.kind == "team":
             self._team_currency(scope.id)  # validates the id
             return [s for s in shops if s.team == scope.id]
-        return list(shops)
+        if scope.kind == "person":
+            self._person(scope.id)  # validates the id
+        return list(shops)  # a person's credited orders may be in any shop
 
     def _people(self, scope: Scope) -> list[str] | None:
         """People whose ad spend counts for the scope; None means everyone's."""
         if scope.kind == "team":
             return [p.id for p in self.organisation.people.values() if p.team == scope.id]
+        if scope.kind == "person":
+            return [scope.id]
         return None
+
+    def _credit(self, person_id: str) -> _Credit:
+        """SQL conditions for a person's credited orders and hosted live sessions."""
+        settings = self.organisation.settings.attribution
+        o, tail = _ORDERS, settings.live_tail_minutes * 60
+        covering = _LIVES.alias("covering")
+        session: Select[Any] = select(literal_column("1")).where(
+            covering.c.platform == o.c.platform,
+            covering.c.shop_id == o.c.shop_id,
+            o.c.create_time >= covering.c.start_time,
+            o.c.create_time < covering.c.end_time + tail,
+        )
+        unattributed = o.c.attributed_to.is_(None)
+        rules = [
+            o.c.attributed_to == person_id,
+            and_(unattributed, exists(session.where(_hosted_by(covering, person_id)))),
+        ]
+        person = self._person(person_id)
+        if person.role in settings.fallback_roles:
+            windows = []
+            for assignment in self.organisation.assignments:
+                if assignment.person != person_id:
+                    continue
+                tz = zone(self.organisation.shops[assignment.shop].timezone)
+                start = day_bounds(assignment.valid_from, tz)[0]
+                window = [o.c.shop_id == assignment.shop, o.c.create_time >= start]
+                if assignment.valid_to is not None:
+                    window.append(o.c.create_time < day_bounds(assignment.valid_to, tz)[1])
+                windows.append(and_(*window))
+            if windows:
+                rules.append(and_(unattributed, ~exists(session), or_(*windows)))
+        return _Credit(orders=or_(*rules), lives=_hosted_by(_LIVES, person_id))
 
     # -- settlement ----------------------------------------------------------------------
 
@@ -292,7 +364,13 @@ class Figures:
     # -- base measures -------------------------------------------------------------------
 
     def _base(
-        self, conn: Any, key: str, scope: Scope, shops: list[ShopConfig], period: Period
+        self,
+        conn: Any,
+        key: str,
+        scope: Scope,
+        shops: list[ShopConfig],
+        period: Period,
+        credit: _Credit | None,
     ) -> _BaseValue:
         measure = _MEASURES.get(key)
         if measure is None:
@@ -309,7 +387,7 @@ class Figures:
         for shop in shops:
             by_zone[shop.timezone].append(shop.id)
         for timezone, shop_ids in by_zone.items():
-            query = _measure_query(key, shop_ids, start, end, timezone)
+            query = _measure_query(key, shop_ids, start, end, timezone, credit)
             for row in conn.execute(query):
                 if isinstance(total, _Money):
                     currency, day, amount = row
@@ -408,10 +486,37 @@ def _local_day(column: Any, start: int, end: int, timezone: str) -> ColumnElemen
     return case(*branches, else_=None)
 
 
-def _measure_query(key: str, shops: list[str], start: int, end: int, timezone: str) -> Select[Any]:
-    """The aggregate query of a base measure over `shops` whose instants lie in [start, end)."""
+def _measure_query(
+    key: str, shops: list[str], start: int, end: int, timezone: str, credit: _Credit | None
+) -> Select[Any]:
+    """The aggregate query of a base measure over `shops` whose instants lie in [start, end).
+
+    With `credit`, only a person's credited orders (and refunds of them) and hosted lives count.
+    """
     o, r, lv = _ORDERS, _REFUNDS, _LIVES
     not_sample = o.c.is_sample.is_(False)
+    if key == "refund_amount" and credit is not None:
+        joined = r.join(
+            o,
+            and_(
+                o.c.platform == r.c.platform,
+                o.c.shop_id == r.c.shop_id,
+                o.c.order_id == r.c.order_id,
+            ),
+        )
+        day = _local_day(r.c.update_time, start, end, timezone)
+        return (
+            select(r.c.currency, day, func.sum(r.c.refund_amount))
+            .select_from(joined)
+            .where(
+                r.c.shop_id.in_(shops),
+                r.c.status == "COMPLETED",
+                credit.orders,
+                r.c.update_time >= start,
+                r.c.update_time < end,
+            )
+            .group_by(r.c.currency, day)
+        )
     if key in ("refund_amount",):
         day = _local_day(r.c.update_time, start, end, timezone)
         return (
@@ -434,6 +539,7 @@ def _measure_query(key: str, shops: list[str], start: int, end: int, timezone: s
             ),
         )
         cohort = (
+            credit.orders if credit is not None else true(),
             r.c.shop_id.in_(shops),
             r.c.status == "COMPLETED",
             not_sample,
@@ -452,11 +558,16 @@ def _measure_query(key: str, shops: list[str], start: int, end: int, timezone: s
     if key in ("views", "viewers", "product_impressions", "product_clicks", "watch_seconds"):
         value = (lv.c.avg_viewing_ms * lv.c.viewers) if key == "watch_seconds" else lv.c[key]
         return select(func.sum(value)).where(
-            lv.c.shop_id.in_(shops), lv.c.start_time >= start, lv.c.start_time < end
+            lv.c.shop_id.in_(shops),
+            lv.c.start_time >= start,
+            lv.c.start_time < end,
+            credit.lives if credit is not None else true(),
         )
     placed = key in ("placed_gmv", "placed_orders", "cancelled_orders")
     time = o.c.create_time if placed else o.c.paid_time
     conditions = [o.c.shop_id.in_(shops), not_sample, time >= start, time < end]
+    if credit is not None:
+        conditions.append(credit.orders)
     if key in ("cancelled_orders", "cancelled_paid_gmv"):
         conditions.append(o.c.status == "CANCELLED")
     if key in ("live_gmv", "live_orders"):

@@ -76,6 +76,13 @@ class SettlementLags(ConfigModel):
     metric_values: int = Field(1, ge=0)
 
 
+class AttributionSettings(ConfigModel):
+    """How orders are credited to people (see docs/metrics.md)."""
+
+    live_tail_minutes: int = Field(30, ge=0, le=24 * 60)
+    fallback_roles: tuple[Role, ...] = ("operator",)
+
+
 class OrganisationSettings(ConfigModel):
     """Organisation-wide defaults."""
 
@@ -84,6 +91,7 @@ class OrganisationSettings(ConfigModel):
     week_start: Literal["monday", "sunday"] = "monday"
     currency: str | None = None  # company-wide figures; the first team's currency when unset
     settlement_lag_days: SettlementLags = SettlementLags()
+    attribution: AttributionSettings = AttributionSettings()
 
     @field_validator("currency")
     @classmethod

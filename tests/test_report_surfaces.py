@@ -49,6 +49,20 @@ def test_metric_endpoint(client: TestClient) -> None:
         "label": "2026-11-20",
     }
     assert body["provisional"] is False and body["incomplete"] is False and body["as_of"]
+    person = client.get(
+        "/api/v1/metrics/gmv",
+        params={"entity": "person:jessica.lee", "period": "2026-11-20"},
+        headers=headers,
+    ).json()
+    # jessica.lee is named on the 19.99 order; the 34.90 one was placed during the live she
+    # hosted with marcus.brown, so it is credited to both of them.
+    assert person["value"] == "54.89" and person["currency"] == "USD"
+    marcus = client.get(
+        "/api/v1/metrics/gmv",
+        params={"entity": "person:marcus.brown", "period": "2026-11-20"},
+        headers=headers,
+    ).json()
+    assert marcus["value"] == "34.90"
     aov = client.get(
         "/api/v1/metrics/aov",
         params={"entity": "tts-us-01", "period": "2026-11-20"},
