@@ -146,12 +146,14 @@ def report(
     ] = "today",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Show figures for an entity and period, with provisional and FX marks."""
+    """Show figures for an entity and period: targets, pace, provisional and FX marks."""
     import time
 
-    from bot.report import figure_json, render_table
-    from kpi_engine.figures import FigureError, Figures, parse_scope
+    from bot.report import progress_json, render_table
+    from kpi_engine.figures import Figures
     from kpi_engine.periods import PeriodError, parse_period
+    from kpi_engine.scopes import ScopeError
+    from kpi_engine.targets import Plans
 
     settings = _settings()
     organisation = _organisation(settings)
@@ -161,7 +163,7 @@ def report(
     figures = Figures(engine, organisation)
     now = int(time.time())
     try:
-        scope = parse_scope(entity, organisation)
+        scope = figures.scope_of(entity)
         chosen = parse_period(
             period,
             now=now,
@@ -169,17 +171,17 @@ def report(
             week_start=organisation.settings.week_start,
         )
         results = figures.figures(metrics or DEFAULT_REPORT, scope, chosen, now=now)
-    except (FigureError, PeriodError) as exc:
+    except (ScopeError, PeriodError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    rows = [plans.progress(figure, now) for figure in results.values()]
     if as_json:
-        typer.echo(
-            json.dumps([figure_json(f) for f in results.values()], ensure_ascii=False, indent=2)
-        )
+        typer.echo(json.dumps([progress_json(r) for r in rows], ensure_ascii=False, indent=2))
     else:
-        typer.echo(render_table(list(results.values())))
+        typer.echo(render_table(rows))
 
 
 @app.command("demo")

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from bot.api import RuntimeDep, require_api_key
-from bot.report import figure_json
-from kpi_engine.figures import FigureError, Figures, parse_scope
+from bot.report import progress_json
+from kpi_engine.figures import Figures
 from kpi_engine.periods import PeriodError, parse_period
+from kpi_engine.scopes import ScopeError
+from kpi_engine.targets import Plans
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
 
@@ -24,14 +26,14 @@ def get_metric(
         str, Query(description="today, this_month, 2026-11, 2026-11-01..2026-11-15…")
     ] = "today",
 ) -> dict[str, Any]:
-    """One metric's figure: value, unit, currency, provisional, as_of and missing FX rates."""
+    """One metric's figure with its target, pace and projection, provisional and FX marks."""
     organisation = runtime.organisation
     if organisation.catalogue.get(metric) is None:
         raise HTTPException(404, f"unknown metric {metric!r} (see docs/metrics.md)")
     figures = Figures(runtime.engine, organisation)
     try:
-        scope = parse_scope(entity, organisation)
-    except FigureError as exc:
+        scope = figures.scope_of(entity)
+    except ScopeError as exc:
         raise HTTPException(404, str(exc)) from None
     now = int(time.time())
     try:
@@ -43,4 +45,5 @@ def get_metric(
         )
     except PeriodError as exc:
         raise HTTPException(422, str(exc)) from None
-    return figure_json(figures.figure(metric, scope, chosen, now=now))
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    return progress_json(plans.progress(figures.figure(metric, scope, chosen, now=now), now))

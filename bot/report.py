@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from kpi_engine.figures import Figure, format_value
 from kpi_engine.instants import to_iso, zone
+from kpi_engine.targets import Progress
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def progress_json(progress: Progress) -> dict[str, Any]:
+    """A figure with its target, achievement, expected-by-now, pace and projection."""
+    figure = progress.figure
+    return {
+        **figure_json(figure),
+        "target": _text(progress.target),
+        "achievement": _text(progress.achievement),
+        "expected": _text(progress.expected),
+        "pace": _text(progress.pace),
+        "projection": _text(progress.projection),
+        "plan": progress.plan,
+        "pilot": progress.pilot,
+    }
 
 
 def figure_json(figure: Figure) -> dict[str, Any]:
@@ -36,15 +57,16 @@ def figure_json(figure: Figure) -> dict[str, Any]:
     }
 
 
-def render_table(figures: list[Figure]) -> str:
-    """A plain-text table: metric, value, and provisional / incomplete marks."""
-    if not figures:
+def render_table(rows: list[Progress]) -> str:
+    """A plain-text table: value, target, achievement and pace, with provisional marks."""
+    if not rows:
         return ""
-    first = figures[0]
+    first = rows[0].figure
     scope = first.scope.kind if not first.scope.id else f"{first.scope.kind} {first.scope.id}"
     lines = [f"{scope} · {first.period.label()} ({first.period.timezone})"]
-    width = max(len(f.metric) for f in figures)
-    for figure in figures:
+    width = max(len(row.figure.metric) for row in rows)
+    for row in rows:
+        figure = row.figure
         marks = []
         if figure.provisional:
             marks.append("provisional")
@@ -53,9 +75,18 @@ def render_table(figures: list[Figure]) -> str:
         if figure.incomplete:
             missing = ", ".join(f"{c} {d.isoformat()}" for c, d in figure.missing_rates[:3])
             marks.append(f"incomplete: no FX rate for {missing}")
+        if row.pilot:
+            marks.append("pilot plan")
         note = f"  ({'; '.join(marks)})" if marks else ""
         value = format_value(figure.value, figure.unit, figure.currency)
-        lines.append(f"  {figure.metric:<{width}}  {value:>22}{note}")
+        goal = ""
+        if row.target is not None:
+            goal = f"  target {format_value(row.target, figure.unit, figure.currency)}"
+            if row.achievement is not None:
+                goal += f" · {row.achievement * 100:.0f}%"
+            if row.pace is not None:
+                goal += f" · pace {row.pace * 100:.0f}%"
+        lines.append(f"  {figure.metric:<{width}}  {value:>22}{goal}{note}")
     if first.as_of is not None:
         lines.append(f"  data as of {to_iso(first.as_of, zone(first.period.timezone))}")
     return "\n".join(lines)

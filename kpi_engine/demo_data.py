@@ -304,7 +304,9 @@ def _write_fx(context: _Context) -> None:
     centre = {c: _USD_PICO.get(c, _USD_PICO["USD"]) for c in bases}
     value = dict(centre)
     sink = context.sinks["fx_rates"]
-    for day in context.dates:
+    # One day beyond the range: an order paid just before local midnight in a western shop can
+    # fall on the next day in an eastern one, and its amounts still need that day's rate.
+    for day in [*context.dates, context.dates[-1] + timedelta(days=1)]:
         for currency in bases:
             if currency != "USD":  # the numeraire: other currencies move against it
                 v = value[currency]

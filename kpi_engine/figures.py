@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -39,8 +39,8 @@ from kpi_engine.models import AdSpend, FxRate, ImportBatch, LiveSession, Order, 
 from kpi_engine.money import minor_exponent
 from kpi_engine.organisation import Organisation, PersonConfig, ShopConfig
 from kpi_engine.periods import Period
+from kpi_engine.scopes import Scope, ScopeError, parse_scope
 
-ScopeKind = Literal["company", "team", "shop", "person"]
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
 _REFUNDS = Refund.__table__  # type: ignore[attr-defined]
 _LIVES = LiveSession.__table__  # type: ignore[attr-defined]
@@ -49,33 +49,8 @@ _FX = FxRate.__table__  # type: ignore[attr-defined]
 _BATCHES = ImportBatch.__table__  # type: ignore[attr-defined]
 
 
-class FigureError(ValueError):
+class FigureError(ScopeError):
     """A request that names an unknown metric or scope."""
-
-
-_ENTITY_HELP = "use company, team:<id>, shop:<id> or person:<id>"
-
-
-def parse_scope(text: str, organisation: Organisation) -> Scope:
-    """`company`, `team:<id>`, `shop:<id>` or `person:<id>`; a bare id is looked up too."""
-    kind, _, ident = text.strip().partition(":")
-    known: dict[str, Mapping[str, Any]] = {
-        "team": organisation.teams,
-        "shop": organisation.shops,
-        "person": organisation.people,
-    }
-    if not ident:
-        if kind == "company":
-            return Scope("company")
-        for candidate, entries in known.items():
-            if kind in entries:
-                return Scope(candidate, kind)  # type: ignore[arg-type]
-        raise FigureError(f"unknown entity {text!r} ({_ENTITY_HELP})")
-    if kind not in known:
-        raise FigureError(f"unknown entity kind {kind!r} ({_ENTITY_HELP})")
-    if ident not in known[kind]:
-        raise FigureError(f"unknown {kind} {ident!r}")
-    return Scope(kind, ident)  # type: ignore[arg-type]
 
 
 def format_value(value: Decimal | None, unit: Unit, currency: str | None) -> str:
@@ -95,17 +70,6 @@ def format_value(value: Decimal | None, unit: Unit, currency: str | None) -> str
 def _round(value: Decimal, places: int) -> Decimal:
     """Half-up rounding, as people round money (Python's default is half-even)."""
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose numbers: the company, a team (its shops and people), a shop, or a person.
-
-    A person's orders are those credited to them (docs/metrics.md, "Attribution").
-    """
-
-    kind: ScopeKind
-    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +155,11 @@ class Figures:
         self.engine = engine
         self.organisation = organisation
         self.catalogue = organisation.catalogue
+
+    def scope_of(self, text: str) -> Scope:
+        """An entity such as `team:sz-live` or `person:li.na` (ScopeError when unknown)."""
+        org = self.organisation
+        return parse_scope(text, teams=org.teams, shops=org.shops, people=org.people)
 
     def reporting_currency(self, scope: Scope) -> str:
         """The currency a scope's money is reported in."""

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,9 @@ from kpi_engine.metrics import (
     custom_metric,
 )
 from kpi_engine.money import is_currency
+from kpi_engine.periods import PeriodError, parse_period
+from kpi_engine.plans import Plan, Target
+from kpi_engine.scopes import Scope, ScopeError, parse_scope
 from kpi_engine.yaml_source import KeyPath, YamlDocument, YamlSourceError, load_yaml
 
 Role = Literal["streamer", "operator", "ad_buyer", "editor", "cs", "manager", "admin"]
@@ -175,14 +179,62 @@ class MetricConfig(ConfigModel):
     formula: str
 
 
-# Sections still filled in by the KPI engine (targets, scorecards) are kept as raw mappings.
+class PlanConfig(ConfigModel):
+    """A KPI plan: how its targets spread over days, from a date on (docs/targets.md)."""
+
+    id: str
+    effective_from: date
+    pilot: bool = False
+    weekday_weights: tuple[Decimal, ...] = (Decimal(1),) * 7
+    promo_days: dict[str, Decimal] = Field(default_factory=dict)
+    hourly_profile: tuple[Decimal, ...] = (Decimal(1),) * 24
+
+    @field_validator("weekday_weights")
+    @classmethod
+    def _weekdays(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        if len(value) != 7 or any(w < 0 for w in value) or not any(value):
+            raise ValueError("needs 7 weights ≥ 0 (Monday … Sunday), not all 0")
+        return value
+
+    @field_validator("hourly_profile")
+    @classmethod
+    def _hours(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        if len(value) != 24 or any(w < 0 for w in value) or not any(value):
+            raise ValueError("needs 24 weights ≥ 0 (00:00 … 23:00), not all 0")
+        return value
+
+    @field_validator("promo_days")
+    @classmethod
+    def _promos(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for day, multiplier in value.items():
+            try:
+                date.fromisoformat(f"2024-{day}")  # a leap year accepts 02-29
+            except ValueError:
+                raise ValueError(f"{day!r} is not a day of the year (MM-DD)") from None
+            if multiplier < 0:
+                raise ValueError(f"the multiplier of {day} is negative")
+        return value
+
+
+class TargetConfig(ConfigModel):
+    """A target: a metric's value for an entity over a period, under a plan."""
+
+    plan: str
+    metric: str
+    entity: str
+    period: str
+    value: Decimal
+
+
+# Sections still filled in by the KPI engine (scorecards) are kept as raw mappings.
 _LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
     "teams": TeamConfig,
     "people": PersonConfig,
     "shops": ShopConfig,
     "assignments": AssignmentConfig,
     "metrics": MetricConfig,
-    "targets": None,
+    "plans": PlanConfig,
+    "targets": TargetConfig,
     "scorecards": None,
 }
 _MAPPING_SECTIONS = {"organisation": OrganisationSettings}
@@ -231,7 +283,8 @@ class Organisation:
     shops: Mapping[str, ShopConfig]
     assignments: tuple[AssignmentConfig, ...]
     catalogue: Catalogue = field(default_factory=build_catalogue)
-    targets: tuple[Mapping[str, Any], ...] = ()
+    plans: tuple[Plan, ...] = ()
+    targets: tuple[Target, ...] = ()
     scorecards: tuple[Mapping[str, Any], ...] = ()
     _by_chat: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
@@ -398,6 +451,10 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     _check_references(checker, teams, people, shops, parsed_items["assignments"], invalid_ids)
     by_chat = _check_chat_ids(checker, people)
     catalogue = _check_metrics(checker, parsed_items["metrics"])
+    plans = _check_plans(checker, parsed_items["plans"])
+    targets = _check_targets(
+        checker, parsed_items["targets"], plans, catalogue, teams, shops, people, org_settings
+    )
     if org_settings is None:
         checker.add(
             "warning",
@@ -417,7 +474,8 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
         shops={k: v for k, (_, v) in shops.items()},
         assignments=tuple(a for _, a in parsed_items["assignments"]),
         catalogue=catalogue,
-        targets=tuple(t for _, t in parsed_items["targets"]),
+        plans=plans,
+        targets=targets,
         scorecards=tuple(s for _, s in parsed_items["scorecards"]),
         _by_chat=by_chat,
     )
@@ -655,3 +713,150 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
             for member in dict.fromkeys(exc.cycle[:-1] or (exc.metric,)):
                 item = customs.pop(member)[0]
                 checker.add("error", item.doc, (*item.path, "formula"), str(exc))
+
+
+def _check_plans(checker: _Checker, entries: list[tuple[_Item, Any]]) -> tuple[Plan, ...]:
+    """Plans with unique ids and start dates."""
+    plans: dict[str, Plan] = {}
+    starts: dict[date, str] = {}
+    for item, config in entries:
+        assert isinstance(config, PlanConfig)
+        if config.id in plans:
+            checker.add("error", item.doc, (*item.path, "id"), f"duplicate plan id {config.id!r}")
+            continue
+        if config.effective_from in starts:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "effective_from"),
+                f"plan {starts[config.effective_from]!r} starts on the same day",
+                "one plan is in force on any day: give each its own start date",
+            )
+            continue
+        starts[config.effective_from] = config.id
+        plans[config.id] = Plan(
+            config.id,
+            config.effective_from,
+            config.pilot,
+            config.weekday_weights,
+            dict(config.promo_days),
+            config.hourly_profile,
+        )
+    return tuple(plans.values())
+
+
+_RELATIVE = (
+    "today",
+    "yesterday",
+    "this_week",
+    "week",
+    "last_week",
+    "this_month",
+    "month",
+    "last_month",
+    "last_",
+)
+
+
+def _check_targets(
+    checker: _Checker,
+    entries: list[tuple[_Item, Any]],
+    plans: tuple[Plan, ...],
+    catalogue: Catalogue,
+    teams: dict[str, tuple[_Item, TeamConfig]],
+    shops: dict[str, tuple[_Item, ShopConfig]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+    settings: OrganisationSettings | None,
+) -> tuple[Target, ...]:
+    """Targets that name a plan, a metric, an entity and an absolute period; roll-ups checked."""
+    plan_ids = {plan.id for plan in plans}
+    targets: list[tuple[_Item, Target]] = []
+    week_start = settings.week_start if settings else "monday"
+    for item, config in entries:
+        assert isinstance(config, TargetConfig)
+        ok = True
+        if config.plan not in plan_ids:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "plan"),
+                f"unknown plan {config.plan!r}",
+                _closest(config.plan, plan_ids) or "define it in the plans section",
+            )
+            ok = False
+        metric = catalogue.get(config.metric)
+        if metric is None:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "metric"),
+                f"unknown metric {config.metric!r}",
+                _closest(config.metric, catalogue.metrics) or "see docs/metrics.md",
+            )
+            ok = False
+        try:
+            scope = parse_scope(config.entity, teams=teams, shops=shops, people=people)
+        except ScopeError as exc:
+            checker.add("error", item.doc, (*item.path, "entity"), str(exc))
+            continue
+        if config.period.strip().lower().startswith(_RELATIVE):
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "period"),
+                f"{config.period!r} moves with time; a target needs a fixed period",
+                "use 2026-11, 2026-W47, 2026-11-20 or 2026-11-01..2026-11-15",
+            )
+            continue
+        timezone = _entity_zone(scope, teams, shops, people)
+        try:
+            period = parse_period(config.period, now=0, timezone=timezone, week_start=week_start)
+        except PeriodError as exc:
+            checker.add("error", item.doc, (*item.path, "period"), str(exc))
+            continue
+        if ok and metric is not None:
+            targets.append((item, Target(config.plan, metric.key, scope, period, config.value)))
+    _check_rollups(checker, targets, people)
+    return tuple(target for _, target in targets)
+
+
+def _entity_zone(
+    scope: Scope,
+    teams: dict[str, tuple[_Item, TeamConfig]],
+    shops: dict[str, tuple[_Item, ShopConfig]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+) -> str:
+    if scope.kind == "shop":
+        return shops[scope.id][1].timezone
+    if scope.kind == "person":
+        team = people[scope.id][1].team
+        return teams[team][1].timezone if team in teams else "UTC"
+    if scope.kind == "team":
+        return teams[scope.id][1].timezone
+    return next(iter(teams.values()))[1].timezone if teams else "UTC"
+
+
+def _check_rollups(
+    checker: _Checker,
+    targets: list[tuple[_Item, Target]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+) -> None:
+    """Warn where a team's target differs from the sum of its members' for the same period."""
+    members: dict[tuple[str, str, str, object], Decimal] = {}
+    for _, target in targets:
+        if target.scope.kind == "person":
+            team = people[target.scope.id][1].team
+            key = (target.plan, target.metric, team, target.period)
+            members[key] = members.get(key, Decimal(0)) + target.value
+    for item, target in targets:
+        if target.scope.kind != "team":
+            continue
+        total = members.get((target.plan, target.metric, target.scope.id, target.period))
+        if total is not None and total != target.value:
+            checker.add(
+                "warning",
+                item.doc,
+                (*item.path, "value"),
+                f"team target {target.value} differs from the sum of its members' targets, {total}",
+                "fine if intended (e.g. a stretch above the members' sum)",
+            )
