@@ -33,6 +33,7 @@ from sqlalchemy import (
     true,
 )
 
+from kpi_engine.compare import Explanation, Ranked, explain_gmv, rank
 from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.metrics import Metric, Source, Unit
 from kpi_engine.models import AdSpend, FxRate, ImportBatch, LiveSession, Order, Refund
@@ -185,6 +186,30 @@ class Figures:
                 raise FigureError(f"unknown team {scope.id!r}")
             return self.organisation.teams[scope.id].timezone
         return next(iter(self.organisation.teams.values())).timezone
+
+    def explain(
+        self, scope: Scope, period: Period, *, now: int, previous: Period | None = None
+    ) -> Explanation | None:
+        """Why GMV moved from the previous period: traffic × conversion × AOV contributions."""
+        keys = ["gmv", "orders", "views"]
+        after = self.figures(keys, scope, period, now=now)
+        before = self.figures(keys, scope, previous or period.previous(), now=now)
+        return explain_gmv(
+            {k: f.value for k, f in before.items()}, {k: f.value for k, f in after.items()}
+        )
+
+    def ranking(
+        self, metric: str, scopes: Iterable[Scope], period: Period, *, now: int
+    ) -> list[Ranked]:
+        """Scopes ranked by a metric over one period (ties share a place)."""
+        definition = self.catalogue.get(metric)
+        if definition is None:
+            raise FigureError(f"unknown metric {metric!r}")
+        values = {
+            scope.id or scope.kind: self.figure(metric, scope, period, now=now).value
+            for scope in scopes
+        }
+        return rank(values, definition.direction)
 
     def figure(self, metric: str, scope: Scope, period: Period, *, now: int) -> Figure:
         """One metric's figure."""

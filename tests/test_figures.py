@@ -377,3 +377,34 @@ def test_unknown_names(engine: Engine, organisation: Organisation) -> None:
         figures.figure("gmv", replace(Scope("shop"), id="nope"), period, now=0)
     empty = figures.figure("aov", Scope("company"), period, now=0)
     assert empty.value is None and empty.currency == "CNY"  # no orders: no value, not 0
+
+
+def test_explanation_and_ranking_agree_with_the_figures(
+    engine: Engine, organisation: Organisation, imported: Reference
+) -> None:
+    figures = Figures(engine, organisation)
+    now = int(datetime(2026, 11, 13, 12, 0).timestamp())
+    team = Scope("team", "sz-live")
+    day = day_of(date(2026, 11, 11), "Asia/Shanghai")  # 11.11 against 11.10
+    explanation = figures.explain(team, day, now=now)
+    assert explanation is not None
+    gmv = figures.figure("gmv", team, day, now=now).value
+    gmv_before = figures.figure("gmv", team, day.previous(), now=now).value
+    assert explanation.after == gmv and explanation.before == gmv_before
+    total = sum((d.contribution for d in explanation.drivers), Decimal(0))
+    assert abs(total - explanation.change) < Decimal("1e-15")
+    assert [d.name for d in explanation.drivers] == ["traffic", "conversion", "aov"]
+
+    streamers = [
+        Scope("person", p.id)
+        for p in organisation.people.values()
+        if p.team == "sz-live" and p.role == "streamer"
+    ]
+    ranking = figures.ranking("gmv", streamers, day, now=now)
+    currency = figures.reporting_currency(team)
+    expected = {s.id: imported.base("gmv", s, day, currency) for s in streamers}
+    ordered = sorted(
+        (e for e, v in expected.items() if v is not None), key=lambda e: (-expected[e], e)
+    )  # type: ignore[operator]
+    assert [r.entity for r in ranking if r.rank is not None] == ordered
+    assert len(ordered) == 4
