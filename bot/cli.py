@@ -145,11 +145,14 @@ def report(
         str, typer.Option(help="today, yesterday, this_week, last_month, 2026-11, A..B, …")
     ] = "today",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    why: Annotated[
+        bool, typer.Option("--why", help="Also explain GMV's change against the previous period")
+    ] = False,
 ) -> None:
     """Show figures for an entity and period: targets, pace, provisional and FX marks."""
     import time
 
-    from bot.report import progress_json, render_table
+    from bot.report import explanation_json, progress_json, render_explanation, render_table
     from kpi_engine.figures import Figures
     from kpi_engine.periods import PeriodError, parse_period
     from kpi_engine.scopes import ScopeError
@@ -171,6 +174,7 @@ def report(
             week_start=organisation.settings.week_start,
         )
         results = figures.figures(metrics or DEFAULT_REPORT, scope, chosen, now=now)
+        explanation = figures.explain(scope, chosen, now=now) if why else None
     except (ScopeError, PeriodError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -178,10 +182,20 @@ def report(
         engine.dispose()
     plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
     rows = [plans.progress(figure, now) for figure in results.values()]
+    currency = figures.reporting_currency(scope)
     if as_json:
-        typer.echo(json.dumps([progress_json(r) for r in rows], ensure_ascii=False, indent=2))
-    else:
-        typer.echo(render_table(rows))
+        payload: dict[str, object] = {"figures": [progress_json(r) for r in rows]}
+        if explanation is not None:
+            payload["explanation"] = explanation_json(explanation, chosen, currency)
+        typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    typer.echo(render_table(rows))
+    if why:
+        typer.echo(
+            render_explanation(explanation, chosen, currency)
+            if explanation
+            else "GMV cannot be explained for this period (no data)."
+        )
 
 
 @app.command("demo")

@@ -1,4 +1,4 @@
-"""HTTP API for figures: GET /api/v1/metrics/{metric}?entity=…&period=…"""
+"""HTTP API for figures: a metric with its target, rankings, and why GMV changed."""
 
 from __future__ import annotations
 
@@ -8,29 +8,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from bot.api import RuntimeDep, require_api_key
-from bot.report import progress_json
+from bot.report import explanation_json, progress_json
+from bot.runtime import Runtime
 from kpi_engine.figures import Figures
-from kpi_engine.periods import PeriodError, parse_period
-from kpi_engine.scopes import ScopeError
+from kpi_engine.periods import Period, PeriodError, parse_period
+from kpi_engine.scopes import Scope, ScopeError
 from kpi_engine.targets import Plans
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
 
+EntityQuery = Annotated[str, Query(description="company, team:<id>, shop:<id> or person:<id>")]
+PeriodQuery = Annotated[
+    str, Query(description="today, this_month, last_7_days, 2026-11, 2026-11-01..2026-11-15…")
+]
 
-@router.get("/metrics/{metric}")
-def get_metric(
-    metric: str,
-    runtime: RuntimeDep,
-    entity: Annotated[str, Query(description="company, team:<id> or shop:<id>")] = "company",
-    period: Annotated[
-        str, Query(description="today, this_month, 2026-11, 2026-11-01..2026-11-15…")
-    ] = "today",
-) -> dict[str, Any]:
-    """One metric's figure with its target, pace and projection, provisional and FX marks."""
-    organisation = runtime.organisation
-    if organisation.catalogue.get(metric) is None:
-        raise HTTPException(404, f"unknown metric {metric!r} (see docs/metrics.md)")
-    figures = Figures(runtime.engine, organisation)
+
+def _resolve(runtime: Runtime, entity: str, period: str) -> tuple[Figures, Scope, Period, int]:
+    figures = Figures(runtime.engine, runtime.organisation)
     try:
         scope = figures.scope_of(entity)
     except ScopeError as exc:
@@ -41,9 +35,68 @@ def get_metric(
             period,
             now=now,
             timezone=figures.timezone(scope),
-            week_start=organisation.settings.week_start,
+            week_start=runtime.organisation.settings.week_start,
         )
     except PeriodError as exc:
         raise HTTPException(422, str(exc)) from None
+    return figures, scope, chosen, now
+
+
+def _metric(runtime: Runtime, metric: str) -> None:
+    if runtime.organisation.catalogue.get(metric) is None:
+        raise HTTPException(404, f"unknown metric {metric!r} (see docs/metrics.md)")
+
+
+@router.get("/metrics/{metric}")
+def get_metric(
+    metric: str, runtime: RuntimeDep, entity: EntityQuery = "company", period: PeriodQuery = "today"
+) -> dict[str, Any]:
+    """One metric's figure with its target, pace and projection, provisional and FX marks."""
+    _metric(runtime, metric)
+    figures, scope, chosen, now = _resolve(runtime, entity, period)
+    organisation = runtime.organisation
     plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
     return progress_json(plans.progress(figures.figure(metric, scope, chosen, now=now), now))
+
+
+@router.get("/metrics/{metric}/ranking")
+def get_ranking(
+    metric: str,
+    runtime: RuntimeDep,
+    team: Annotated[str, Query(description="rank this team's people")],
+    role: Annotated[str | None, Query(description="only people of this role")] = None,
+    period: PeriodQuery = "today",
+) -> dict[str, Any]:
+    """A team's people ranked by a metric (ties share a place), in the team's time zone."""
+    _metric(runtime, metric)
+    figures, scope, chosen, now = _resolve(runtime, f"team:{team}", period)
+    people = [
+        Scope("person", p.id)
+        for p in runtime.organisation.people.values()
+        if p.team == team and (role is None or p.role == role)
+    ]
+    ranking = figures.ranking(metric, people, chosen, now=now)
+    return {
+        "metric": metric,
+        "team": team,
+        "role": role,
+        "period": chosen.label(),
+        "timezone": chosen.timezone,
+        "currency": figures.reporting_currency(scope),
+        "ranking": [
+            {"person": r.entity, "value": None if r.value is None else str(r.value), "rank": r.rank}
+            for r in ranking
+        ],
+    }
+
+
+@router.get("/explain/gmv")
+def get_explanation(
+    runtime: RuntimeDep, entity: EntityQuery = "company", period: PeriodQuery = "yesterday"
+) -> dict[str, Any]:
+    """How GMV changed against the previous period: traffic × conversion × AOV."""
+    figures, scope, chosen, now = _resolve(runtime, entity, period)
+    explanation = figures.explain(scope, chosen, now=now)
+    if explanation is None:
+        raise HTTPException(422, "GMV cannot be explained for this entity and period (no data)")
+    return explanation_json(explanation, chosen, figures.reporting_currency(scope))

@@ -5,8 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from kpi_engine.compare import Explanation
 from kpi_engine.figures import Figure, format_value
 from kpi_engine.instants import to_iso, zone
+from kpi_engine.metrics import Unit
+from kpi_engine.periods import Period
 from kpi_engine.targets import Progress
 
 
@@ -89,4 +92,50 @@ def render_table(rows: list[Progress]) -> str:
         lines.append(f"  {figure.metric:<{width}}  {value:>22}{goal}{note}")
     if first.as_of is not None:
         lines.append(f"  data as of {to_iso(first.as_of, zone(first.period.timezone))}")
+    return "\n".join(lines)
+
+
+def explanation_json(explanation: Explanation, period: Period, currency: str) -> dict[str, Any]:
+    """A GMV change and its drivers as JSON-ready data."""
+    biggest = explanation.biggest
+    return {
+        "metric": "gmv",
+        "period": period.label(),
+        "previous": period.previous().label(),
+        "currency": currency,
+        "before": str(explanation.before),
+        "after": str(explanation.after),
+        "change": str(explanation.change),
+        "drivers": [
+            {
+                "name": d.name,
+                "before": str(d.before),
+                "after": str(d.after),
+                "contribution": str(d.contribution),
+            }
+            for d in explanation.drivers
+        ],
+        "biggest_driver": biggest.name if biggest else None,
+    }
+
+
+def render_explanation(explanation: Explanation, period: Period, currency: str) -> str:
+    """GMV before and after, and each driver's share of the change."""
+    lines = [
+        f"GMV {period.label()} vs {period.previous().label()}: "
+        f"{format_value(explanation.before, 'money', currency)} → "
+        f"{format_value(explanation.after, 'money', currency)} "
+        f"({'+' if explanation.change > 0 else ''}"
+        f"{format_value(explanation.change, 'money', currency)})"
+    ]
+    units: dict[str, Unit] = {"aov": "money", "conversion": "ratio"}
+    for driver in explanation.drivers:
+        unit = units.get(driver.name, "count")
+        lines.append(
+            f"  {driver.name:<11} {format_value(driver.before, unit, currency):>14} → "
+            f"{format_value(driver.after, unit, currency):>14}  "
+            f"{format_value(driver.contribution, 'money', currency):>18}"
+        )
+    if explanation.biggest is not None:
+        lines.append(f"  biggest driver: {explanation.biggest.name}")
     return "\n".join(lines)

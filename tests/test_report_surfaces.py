@@ -123,5 +123,10 @@ def test_report_command(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # No refund has been imported: 0 % is what the data says, and the report says why.
     assert result.exit_code == 0
     assert "0.0%  (no refunds data imported yet)" in result.output
+    result = runner.invoke(
+        app, ["report", "gmv", "--entity", "shop:tts-us-01", "--period", "2026-11-20", "--why"]
+    )
+    assert "GMV 2026-11-20 vs 2026-11-19: 0.00 USD → 54.89 USD (+54.89 USD)" in result.output
+    assert "biggest driver: orders" in result.output
     result = runner.invoke(app, ["report", "gmv", "--period", "2026-13"])
     assert result.exit_code == 2 and "'2026-13' is not a month" in result.output
