@@ -198,6 +198,58 @@ def report(
         )
 
 
+@app.command("scorecard")
+def scorecard_command(
+    person: Annotated[str, typer.Argument(help="Person id")],
+    period: Annotated[str, typer.Option(help="this_month, last_month, 2026-11, …")] = "this_month",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Show a person's role scorecard and bonus preview for a period."""
+    import time
+
+    from bot.report import render_scorecard, scorecard_json
+    from kpi_engine.figures import Figures
+    from kpi_engine.periods import PeriodError, parse_period
+    from kpi_engine.scopes import ScopeError
+    from kpi_engine.scoring import scorecard
+    from kpi_engine.targets import Plans
+
+    settings = _settings()
+    organisation = _organisation(settings)
+    if settings.auto_migrate:
+        ensure_schema(settings.database_url)
+    engine = make_engine(settings.database_url)
+    figures = Figures(engine, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    now = int(time.time())
+    try:
+        scope = figures.scope_of(f"person:{person}")
+        chosen = parse_period(
+            period,
+            now=now,
+            timezone=figures.timezone(scope),
+            week_start=organisation.settings.week_start,
+        )
+        card = scorecard(figures, plans, person, chosen, now=now)
+    except (ScopeError, PeriodError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+    if card is None:
+        typer.echo(
+            f"No scorecard is configured for the role {organisation.people[person].role!r}.",
+            err=True,
+        )
+        raise typer.Exit(1)
+    currency = figures.reporting_currency(scope)
+    if as_json:
+        typer.echo(json.dumps(scorecard_json(card, currency), ensure_ascii=False, indent=2))
+    else:
+        name = organisation.people[person].name
+        typer.echo(render_scorecard(card, f"{name} ({person})", chosen, currency))
+
+
 @app.command("demo")
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Workspace folder")] = Path(

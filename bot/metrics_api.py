@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from bot.api import RuntimeDep, require_api_key
-from bot.report import explanation_json, progress_json
+from bot.report import explanation_json, progress_json, scorecard_json
 from bot.runtime import Runtime
 from kpi_engine.figures import Figures
 from kpi_engine.periods import Period, PeriodError, parse_period
 from kpi_engine.scopes import Scope, ScopeError
+from kpi_engine.scoring import scorecard
 from kpi_engine.targets import Plans
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
@@ -100,3 +101,22 @@ def get_explanation(
     if explanation is None:
         raise HTTPException(422, "GMV cannot be explained for this entity and period (no data)")
     return explanation_json(explanation, chosen, figures.reporting_currency(scope))
+
+
+@router.get("/scorecards/{person}")
+def get_scorecard(
+    person: str, runtime: RuntimeDep, period: PeriodQuery = "this_month"
+) -> dict[str, Any]:
+    """A person's role scorecard for a period, with the bonus preview."""
+    figures, scope, chosen, now = _resolve(runtime, f"person:{person}", period)
+    organisation = runtime.organisation
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    card = scorecard(figures, plans, person, chosen, now=now)
+    if card is None:
+        role = organisation.people[person].role
+        raise HTTPException(404, f"no scorecard is configured for the role {role!r}")
+    return {
+        "person": person,
+        "period": chosen.label(),
+        **scorecard_json(card, figures.reporting_currency(scope)),
+    }

@@ -10,6 +10,7 @@ from kpi_engine.figures import Figure, format_value
 from kpi_engine.instants import to_iso, zone
 from kpi_engine.metrics import Unit
 from kpi_engine.periods import Period
+from kpi_engine.scorecards import Scorecard
 from kpi_engine.targets import Progress
 
 
@@ -138,4 +139,68 @@ def render_explanation(explanation: Explanation, period: Period, currency: str) 
         )
     if explanation.biggest is not None:
         lines.append(f"  biggest driver: {explanation.biggest.name}")
+    return "\n".join(lines)
+
+
+def scorecard_json(card: Scorecard, currency: str) -> dict[str, Any]:
+    """A scorecard: every item's weight, value, target, achievement and points; the bonus."""
+    return {
+        "role": card.role,
+        "score": _text(card.score),
+        "items": [
+            {
+                "metric": i.item.metric,
+                "weight": str(i.item.weight),
+                "value": _text(i.progress.figure.value) if i.progress else None,
+                "target": _text(i.progress.target) if i.progress else None,
+                "achievement": _text(i.achievement),
+                "points": _text(i.points),
+            }
+            for i in card.items
+        ],
+        "bonus": {
+            "currency": currency,
+            "tier": str(card.tier_bonus),
+            "commission": str(card.commission),
+            "payable": str(card.bonus),
+            "failed_gates": [g.metric for g in card.failed_gates],
+            "pilot": card.pilot,
+        },
+        "provisional": card.provisional,
+    }
+
+
+def render_scorecard(card: Scorecard, who: str, period: Period, currency: str) -> str:
+    """A scorecard as a small table with the bonus preview underneath."""
+    score = (
+        "no score yet (an item has no value or target)"
+        if card.score is None
+        else (f"{card.score:.1f} / 100")
+    )
+    lines = [
+        f"{who} · {card.role} · {period.label()}: {score}"
+        + ("  (provisional)" if card.provisional else "")
+    ]
+    for item in card.items:
+        figure = item.progress.figure if item.progress else None
+        value = format_value(figure.value, figure.unit, figure.currency) if figure else "—"
+        target = "no target"
+        if item.progress is not None and item.progress.target is not None and figure is not None:
+            target = "target " + format_value(item.progress.target, figure.unit, figure.currency)
+        points = "—" if item.points is None else f"{item.points:.1f}"
+        lines.append(
+            f"  {item.item.metric:<20} {item.item.weight:>4}%  {value:>18}  {target:<24}"
+            f"  {points:>6} pts"
+        )
+    bonus = f"  bonus preview: {format_value(card.bonus, 'money', currency)}"
+    if card.failed_gates:
+        bonus += f" (no bonus: {', '.join(g.metric for g in card.failed_gates)} outside its limit)"
+    elif card.pilot:
+        bonus += " (pilot plan: not payable)"
+    else:
+        bonus += (
+            f" = tier {format_value(card.tier_bonus, 'money', currency)}"
+            f" + commission {format_value(card.commission, 'money', currency)}"
+        )
+    lines.append(bonus)
     return "\n".join(lines)

@@ -29,6 +29,14 @@ from kpi_engine.money import is_currency
 from kpi_engine.periods import PeriodError, parse_period
 from kpi_engine.plans import Plan, Target
 from kpi_engine.scopes import Scope, ScopeError, parse_scope
+from kpi_engine.scorecards import (
+    MAX_ITEMS_BEFORE_WARNING,
+    Commission,
+    Gate,
+    ScorecardRule,
+    ScoreItem,
+    Tier,
+)
 from kpi_engine.yaml_source import KeyPath, YamlDocument, YamlSourceError, load_yaml
 
 Role = Literal["streamer", "operator", "ad_buyer", "editor", "cs", "manager", "admin"]
@@ -226,7 +234,54 @@ class TargetConfig(ConfigModel):
     value: Decimal
 
 
-# Sections still filled in by the KPI engine (scorecards) are kept as raw mappings.
+class ScoreItemConfig(ConfigModel):
+    """One weighted metric of a scorecard."""
+
+    metric: str
+    weight: Decimal = Field(gt=0)
+    cap: Decimal = Field(Decimal("1.2"), gt=0)
+    floor: Decimal = Field(Decimal(0), ge=0)
+
+
+class TierConfig(ConfigModel):
+    """A bonus amount for reaching a score."""
+
+    min_score: Decimal = Field(ge=0)
+    amount: Decimal = Field(ge=0)
+
+
+class CommissionConfig(ConfigModel):
+    """A commission: percent of a money metric above a threshold."""
+
+    metric: str
+    above: Decimal = Field(Decimal(0), ge=0)
+    percent: Decimal = Field(gt=0, le=100)
+
+
+class GateConfig(ConfigModel):
+    """A condition for any bonus: the metric within [min, max]."""
+
+    metric: str
+    min: Decimal | None = None
+    max: Decimal | None = None
+
+
+class BonusConfig(ConfigModel):
+    """A scorecard's bonus rules, in the team's currency."""
+
+    tiers: tuple[TierConfig, ...] = ()
+    commission: CommissionConfig | None = None
+    gates: tuple[GateConfig, ...] = ()
+
+
+class ScorecardConfig(ConfigModel):
+    """A role's scorecard (docs/metrics.md, "Scorecards and bonus")."""
+
+    role: Role
+    items: tuple[ScoreItemConfig, ...]
+    bonus: BonusConfig = BonusConfig()
+
+
 _LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
     "teams": TeamConfig,
     "people": PersonConfig,
@@ -235,7 +290,7 @@ _LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
     "metrics": MetricConfig,
     "plans": PlanConfig,
     "targets": TargetConfig,
-    "scorecards": None,
+    "scorecards": ScorecardConfig,
 }
 _MAPPING_SECTIONS = {"organisation": OrganisationSettings}
 SECTIONS = (*_MAPPING_SECTIONS, *_LIST_SECTIONS)
@@ -285,7 +340,7 @@ class Organisation:
     catalogue: Catalogue = field(default_factory=build_catalogue)
     plans: tuple[Plan, ...] = ()
     targets: tuple[Target, ...] = ()
-    scorecards: tuple[Mapping[str, Any], ...] = ()
+    scorecards: tuple[ScorecardRule, ...] = ()
     _by_chat: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def person_by_chat_id(self, platform: str, user_id: str) -> PersonConfig | None:
@@ -452,6 +507,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     by_chat = _check_chat_ids(checker, people)
     catalogue = _check_metrics(checker, parsed_items["metrics"])
     plans = _check_plans(checker, parsed_items["plans"])
+    scorecards = _check_scorecards(checker, parsed_items["scorecards"], catalogue)
     targets = _check_targets(
         checker, parsed_items["targets"], plans, catalogue, teams, shops, people, org_settings
     )
@@ -476,7 +532,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
         catalogue=catalogue,
         plans=plans,
         targets=targets,
-        scorecards=tuple(s for _, s in parsed_items["scorecards"]),
+        scorecards=scorecards,
         _by_chat=by_chat,
     )
     return organisation, checker.problems
@@ -860,3 +916,78 @@ def _check_rollups(
                 f"team target {target.value} differs from the sum of its members' targets, {total}",
                 "fine if intended (e.g. a stretch above the members' sum)",
             )
+
+
+def _check_scorecards(
+    checker: _Checker, entries: list[tuple[_Item, Any]], catalogue: Catalogue
+) -> tuple[ScorecardRule, ...]:
+    """One scorecard per role, known metrics, weights summing to 100, not too many items."""
+    rules: dict[str, ScorecardRule] = {}
+    roles: set[str] = set()  # also those whose scorecard has errors
+    for item, config in entries:
+        assert isinstance(config, ScorecardConfig)
+        if config.role in roles:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "role"),
+                f"a scorecard for {config.role!r} is already defined",
+            )
+            continue
+        roles.add(config.role)
+        ok = True
+        metrics: list[tuple[KeyPath, str]] = [
+            (("items", i, "metric"), entry.metric) for i, entry in enumerate(config.items)
+        ]
+        metrics += [
+            (("bonus", "gates", i, "metric"), g.metric) for i, g in enumerate(config.bonus.gates)
+        ]
+        if config.bonus.commission is not None:
+            metrics.append((("bonus", "commission", "metric"), config.bonus.commission.metric))
+        for path, name in metrics:
+            if catalogue.get(name) is None:
+                checker.add(
+                    "error",
+                    item.doc,
+                    (*item.path, *path),
+                    f"unknown metric {name!r}",
+                    _closest(name, catalogue.metrics) or "see docs/metrics.md",
+                )
+                ok = False
+        total = sum((entry.weight for entry in config.items), Decimal(0))
+        if total != 100:
+            checker.add(
+                "error", item.doc, (*item.path, "items"), f"weights add up to {total}, not 100"
+            )
+            ok = False
+        if len(config.items) > MAX_ITEMS_BEFORE_WARNING:
+            checker.add(
+                "warning",
+                item.doc,
+                (*item.path, "items"),
+                f"{len(config.items)} KPIs for one role",
+                f"more than {MAX_ITEMS_BEFORE_WARNING} dilutes attention; keep the few that matter",
+            )
+        if not ok:
+            continue
+        commission = config.bonus.commission
+        rules[config.role] = ScorecardRule(
+            role=config.role,
+            items=tuple(
+                ScoreItem(_key(catalogue, e.metric), e.weight, e.cap, e.floor) for e in config.items
+            ),
+            tiers=tuple(Tier(t.min_score, t.amount) for t in config.bonus.tiers),
+            commission=None
+            if commission is None
+            else Commission(
+                _key(catalogue, commission.metric), commission.above, commission.percent
+            ),
+            gates=tuple(Gate(_key(catalogue, g.metric), g.min, g.max) for g in config.bonus.gates),
+        )
+    return tuple(rules.values())
+
+
+def _key(catalogue: Catalogue, name: str) -> str:
+    metric = catalogue.get(name)
+    assert metric is not None  # checked above
+    return metric.key

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from kpi_engine.figures import Figure
 from kpi_engine.metrics import Catalogue
+from kpi_engine.periods import Period
 from kpi_engine.plans import Plan, Target
 from kpi_engine.scopes import Scope
 
@@ -97,7 +98,7 @@ class Plans:
         daily = self.daily_targets(metric.key, figure.scope, period.dates())
         if not daily:
             return Progress(figure, None, None, None, None, None, pilot, plan_id)
-        target = sum(daily.values(), Decimal(0))
+        target = self._period_target(metric.key, figure.scope, period, daily)
         expected = Decimal(0)
         for day, value in daily.items():
             plan = self.plan_on(day) or Plan("flat", date.min)
@@ -115,6 +116,19 @@ class Plans:
             pilot,
             plan_id,
         )
+
+    def _period_target(
+        self, metric: str, scope: Scope, period: Period, daily: dict[date, Decimal]
+    ) -> Decimal:
+        """The sum of the daily targets, exact where a target's whole period is covered."""
+        days = set(period.dates())
+        total, covered = Decimal(0), set()
+        for target in self._targets(metric, scope):
+            dates = set(target.period.dates())
+            if dates <= days:
+                total += target.value  # the configured value itself, not a sum of shares
+                covered |= dates
+        return total + sum((v for d, v in daily.items() if d not in covered), Decimal(0))
 
     def _targets(self, metric: str, scope: Scope) -> list[Target]:
         return [t for t in self.targets if t.metric == metric and t.scope == scope]

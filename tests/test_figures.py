@@ -408,3 +408,26 @@ def test_explanation_and_ranking_agree_with_the_figures(
     )  # type: ignore[operator]
     assert [r.entity for r in ranking if r.rank is not None] == ordered
     assert len(ordered) == 4
+
+
+def test_a_streamers_scorecard_from_real_figures(
+    engine: Engine, organisation: Organisation, imported: Reference
+) -> None:
+    from kpi_engine.periods import month_of
+    from kpi_engine.scoring import scorecard
+    from kpi_engine.targets import Plans
+
+    figures = Figures(engine, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    now = int(datetime(2026, 11, 13, 12, 0).timestamp())
+    november = month_of(date(2026, 11, 1), "Asia/Shanghai")
+    card = scorecard(figures, plans, "li.na", november, now=now)
+    assert card is not None and card.role == "streamer" and card.provisional
+    for item in card.items:
+        figure = figures.figure(item.item.metric, Scope("person", "li.na"), november, now=now)
+        progress = plans.progress(figure, now)
+        assert progress.achievement is not None
+        clamped = min(max(progress.achievement, item.item.floor), item.item.cap)
+        assert item.points == item.item.weight * clamped
+    assert card.score == sum((i.points for i in card.items if i.points is not None), Decimal(0))
+    assert scorecard(figures, plans, "zhao.lei", november, now=now) is None  # no operator card

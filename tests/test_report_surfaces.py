@@ -81,6 +81,50 @@ def test_metric_endpoint(client: TestClient) -> None:
     assert team["value"] == "183.915800" and team["display"] == "183.92 CNY"
 
 
+def test_ranking_and_explanation_endpoints(client: TestClient) -> None:
+    headers = {"X-API-Key": KEY}
+    ranking = client.get(
+        "/api/v1/metrics/gmv/ranking",
+        headers=headers,
+        params={"team": "la-ops", "role": "streamer", "period": "2026-11-20"},
+    ).json()
+    assert ranking["currency"] == "USD" and ranking["timezone"] == "America/Los_Angeles"
+    assert ranking["ranking"] == [
+        {"person": "jessica.lee", "value": "54.89", "rank": 1},
+        {"person": "marcus.brown", "value": "34.90", "rank": 2},
+    ]
+    explained = client.get(
+        "/api/v1/explain/gmv",
+        headers=headers,
+        params={"entity": "shop:tts-us-01", "period": "2026-11-20"},
+    ).json()
+    # From nothing on the 19th to two orders: no live the day before, so orders × AOV, and the
+    # two factors share the change equally.
+    assert (explained["before"], explained["after"], explained["change"]) == ("0", "54.89", "54.89")
+    assert [(d["name"], d["contribution"]) for d in explained["drivers"]] == [
+        ("orders", "27.445"),
+        ("aov", "27.445"),
+    ]
+
+
+def test_scorecard_endpoint(client: TestClient) -> None:
+    headers = {"X-API-Key": KEY}
+    card = client.get(
+        "/api/v1/scorecards/li.na", params={"period": "2026-11"}, headers=headers
+    ).json()
+    assert card["role"] == "streamer" and [i["metric"] for i in card["items"]] == [
+        "gmv",
+        "avg_watch_seconds",
+        "refund_rate",
+    ]
+    # li.na's only order in the example is a free sample: no GMV, no viewers, no refund rate.
+    assert card["items"][0]["value"] == "0" and card["items"][0]["target"] == "1500000"
+    assert card["score"] is None and card["bonus"]["payable"] == "0"
+    response = client.get("/api/v1/scorecards/zhao.lei", headers=headers)
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no scorecard is configured for the role 'operator'"
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "detail"),
     [
@@ -128,5 +172,9 @@ def test_report_command(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert "GMV 2026-11-20 vs 2026-11-19: 0.00 USD → 54.89 USD (+54.89 USD)" in result.output
     assert "biggest driver: orders" in result.output
+    result = runner.invoke(app, ["scorecard", "li.na", "--period", "2026-11"])
+    assert result.exit_code == 0, result.output
+    assert "李娜 (li.na) · streamer · 2026-11: no score yet" in result.output
+    assert "target 1,500,000.00 CNY" in result.output
     result = runner.invoke(app, ["report", "gmv", "--period", "2026-13"])
     assert result.exit_code == 2 and "'2026-13' is not a month" in result.output

@@ -150,8 +150,8 @@ def test_target_config_errors(tmp_path: Path) -> None:
         "unknown metric 'refund_rat'",
         "did you mean 'refund_rate'?",
     ) in found
-    assert ("targets[6].plan", "unknown plan '2026-h3'", "did you mean '2026-h2'?") in found
-    assert ("targets[7].entity", "unknown person 'jessica'", None) in found
+    assert ("targets[8].plan", "unknown plan '2026-h3'", "did you mean '2026-h2'?") in found
+    assert ("targets[9].entity", "unknown person 'jessica'", None) in found
     # Without liu.yang's target the members no longer add up to the team's: a warning.
     assert any(
         p.severity == "warning"

@@ -1,0 +1,105 @@
+"""Scorecards: weights, caps and floors, lower-is-better, tiers, commission, gates, pilots."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from kpi_engine.figures import Figure
+from kpi_engine.organisation import check_organisation, load_organisation
+from kpi_engine.periods import month_of
+from kpi_engine.scopes import Scope
+from kpi_engine.scorecards import Commission, Gate, ScorecardRule, ScoreItem, Tier, score
+from kpi_engine.targets import Progress
+from tests.conftest import EXAMPLE_CONFIG
+
+D = Decimal
+RULE = ScorecardRule(
+    role="streamer",
+    items=(
+        ScoreItem("gmv", D(60)),
+        ScoreItem("avg_watch_seconds", D(20)),
+        ScoreItem("refund_rate", D(20), cap=D(1), floor=D("0.5")),
+    ),
+    tiers=(Tier(D(80), D(1500)), Tier(D(100), D(4000))),
+    commission=Commission("gmv", D(1000000), D("0.5")),
+    gates=(Gate("refund_rate", max=D("0.06")),),
+)
+PERIOD = month_of(date(2026, 11, 1), "Asia/Shanghai")
+
+
+def progress(metric: str, value: str, achievement: str | None, *, pilot: bool = False) -> Progress:
+    figure = Figure(metric, Scope("person", "li.na"), PERIOD, D(value), "money", "CNY", False, None)
+    return Progress(
+        figure, D(1), None if achievement is None else D(achievement), None, None, None, pilot, "h2"
+    )
+
+
+def test_weighted_score_with_caps_floors_tiers_and_commission() -> None:
+    card = score(
+        RULE,
+        {
+            "gmv": progress("gmv", "1200000", "1.5"),  # capped at 1.2 → 72 points
+            "avg_watch_seconds": progress("avg_watch_seconds", "80", "0.9"),  # → 18
+            "refund_rate": progress("refund_rate", "0.05", "0.8"),  # target ÷ actual → 16
+        },
+    )
+    assert [i.points for i in card.items] == [D("72.0"), D("18.0"), D("16.0")]
+    assert card.score == 106 and card.tier_bonus == 4000
+    assert card.commission == D(1000)  # 0.5 % of the 200,000 above 1,000,000
+    assert card.bonus == 5000 and not card.failed_gates
+
+
+def test_floor_gate_pilot_and_missing_targets() -> None:
+    base = {
+        "gmv": progress("gmv", "900000", "0.9"),
+        "avg_watch_seconds": progress("avg_watch_seconds", "80", "0.8"),
+    }
+    gated = score(RULE, {**base, "refund_rate": progress("refund_rate", "0.08", "0.3")})
+    assert gated.items[2].points == 10  # floored at 0.5
+    assert gated.score == D("80.0") and gated.tier_bonus == 1500
+    assert [g.metric for g in gated.failed_gates] == ["refund_rate"] and gated.bonus == 0
+    pilot = score(RULE, {**base, "refund_rate": progress("refund_rate", "0.04", "1", pilot=True)})
+    assert (
+        pilot.pilot and pilot.score == D("90.0") and pilot.tier_bonus == 1500 and pilot.bonus == 0
+    )
+    missing = score(RULE, {**base, "refund_rate": progress("refund_rate", "0.04", None)})
+    assert missing.score is None and missing.bonus == 0  # no refund-rate target: no score yet
+
+
+def test_example_scorecard_and_config_errors(tmp_path: Path) -> None:
+    organisation = load_organisation(EXAMPLE_CONFIG)
+    [streamer] = organisation.scorecards
+    assert streamer.role == "streamer" and sum(i.weight for i in streamer.items) == 100
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    kpis = config / "kpis.yaml"
+    text = kpis.read_text(encoding="utf-8")
+    text = text.replace(
+        "{metric: avg_watch_seconds, weight: 20}", "{metric: watch_time, weight: 25}"
+    )
+    kpis.write_text(
+        text + "  - role: streamer\n    items: [{metric: gmv, weight: 100}]\n"
+        "  - role: operator\n    items:\n"
+        + "".join(f"      - {{metric: gmv, weight: {w}}}\n" for w in [10] * 11),
+        encoding="utf-8",
+    )
+    _, problems = check_organisation(config)
+    found = {(p.severity, p.path, p.message, p.hint) for p in problems}
+    assert ("error", "scorecards[0].items[1].metric", "unknown metric 'watch_time'", None) in {
+        (s, p, m, None) for s, p, m, _ in found
+    }
+    assert ("error", "scorecards[0].items", "weights add up to 105, not 100", None) in found
+    assert (
+        "error",
+        "scorecards[1].role",
+        "a scorecard for 'streamer' is already defined",
+        None,
+    ) in found
+    assert any(
+        s == "warning" and p == "scorecards[2].items" and m == "11 KPIs for one role"
+        for s, p, m, _ in found
+    )
+    assert ("error", "scorecards[2].items", "weights add up to 110, not 100", None) in found
