@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from bot.api import RuntimeDep, require_api_key
 from bot.report import explanation_json, progress_json, scorecard_json
 from bot.runtime import Runtime
-from kpi_engine.figures import Figures
+from kpi_engine.figures import FigureError, Figures
 from kpi_engine.periods import Period, PeriodError, parse_period
 from kpi_engine.scopes import Scope, ScopeError
 from kpi_engine.scoring import scorecard
@@ -43,21 +43,19 @@ def _resolve(runtime: Runtime, entity: str, period: str) -> tuple[Figures, Scope
     return figures, scope, chosen, now
 
 
-def _metric(runtime: Runtime, metric: str) -> None:
-    if runtime.organisation.catalogue.get(metric) is None:
-        raise HTTPException(404, f"unknown metric {metric!r} (see docs/metrics.md)")
-
-
 @router.get("/metrics/{metric}")
 def get_metric(
     metric: str, runtime: RuntimeDep, entity: EntityQuery = "company", period: PeriodQuery = "today"
 ) -> dict[str, Any]:
     """One metric's figure with its target, pace and projection, provisional and FX marks."""
-    _metric(runtime, metric)
     figures, scope, chosen, now = _resolve(runtime, entity, period)
     organisation = runtime.organisation
     plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
-    return progress_json(plans.progress(figures.figure(metric, scope, chosen, now=now), now))
+    try:
+        figure = figures.figure(metric, scope, chosen, now=now)
+    except FigureError as exc:
+        raise HTTPException(404, f"{exc} (see docs/metrics.md)") from None
+    return progress_json(plans.progress(figure, now))
 
 
 @router.get("/metrics/{metric}/ranking")
@@ -69,14 +67,16 @@ def get_ranking(
     period: PeriodQuery = "today",
 ) -> dict[str, Any]:
     """A team's people ranked by a metric (ties share a place), in the team's time zone."""
-    _metric(runtime, metric)
     figures, scope, chosen, now = _resolve(runtime, f"team:{team}", period)
     people = [
         Scope("person", p.id)
         for p in runtime.organisation.people.values()
         if p.team == team and (role is None or p.role == role)
     ]
-    ranking = figures.ranking(metric, people, chosen, now=now)
+    try:
+        ranking = figures.ranking(metric, people, chosen, now=now)
+    except FigureError as exc:
+        raise HTTPException(404, f"{exc} (see docs/metrics.md)") from None
     return {
         "metric": metric,
         "team": team,

@@ -36,7 +36,15 @@ from sqlalchemy import (
 from kpi_engine.compare import Explanation, Ranked, explain_gmv, rank
 from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.metrics import Metric, Source, Unit
-from kpi_engine.models import AdSpend, FxRate, ImportBatch, LiveSession, Order, Refund
+from kpi_engine.models import (
+    AdSpend,
+    FxRate,
+    ImportBatch,
+    LiveSession,
+    MetricValue,
+    Order,
+    Refund,
+)
 from kpi_engine.money import minor_exponent
 from kpi_engine.organisation import Organisation, PersonConfig, ShopConfig
 from kpi_engine.periods import Period
@@ -48,6 +56,7 @@ _LIVES = LiveSession.__table__  # type: ignore[attr-defined]
 _ADS = AdSpend.__table__  # type: ignore[attr-defined]
 _FX = FxRate.__table__  # type: ignore[attr-defined]
 _BATCHES = ImportBatch.__table__  # type: ignore[attr-defined]
+_VALUES = MetricValue.__table__  # type: ignore[attr-defined]
 
 
 class FigureError(ScopeError):
@@ -202,14 +211,12 @@ class Figures:
         self, metric: str, scopes: Iterable[Scope], period: Period, *, now: int
     ) -> list[Ranked]:
         """Scopes ranked by a metric over one period (ties share a place)."""
-        definition = self.catalogue.get(metric)
-        if definition is None:
-            raise FigureError(f"unknown metric {metric!r}")
+        definition = self.catalogue.get(metric)  # None for a ready-made daily metric
         values = {
             scope.id or scope.kind: self.figure(metric, scope, period, now=now).value
             for scope in scopes
         }
-        return rank(values, definition.direction)
+        return rank(values, definition.direction if definition else "higher")
 
     def figure(self, metric: str, scope: Scope, period: Period, *, now: int) -> Figure:
         """One metric's figure."""
@@ -221,17 +228,20 @@ class Figures:
         """Several metrics' figures, computing each base measure once."""
         wanted = list(metrics)
         resolved: dict[str, Metric] = {}
+        generic: list[str] = []  # keys that only exist as imported metric_values
         for name in wanted:
             metric = self.catalogue.get(name)
             if metric is None:
-                raise FigureError(f"unknown metric {name!r}")
-            resolved[name] = metric
+                generic.append(name)
+            else:
+                resolved[name] = metric
         shops = self._shops(scope)
         currency = self.reporting_currency(scope)
         bases = sorted(
             {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
         )
         with self.engine.connect() as conn:
+            generic_values = {name: self._generic(conn, name, scope, period) for name in generic}
             credit = self._credit(scope.id) if scope.kind == "person" else None
             raw = {key: self._base(conn, key, scope, shops, period, credit) for key in bases}
             rates = self._rates(conn, raw, currency)
@@ -243,39 +253,94 @@ class Figures:
                 ).all()
             )
         missing: set[tuple[str, date]] = set()
-        values: dict[str, Decimal | None] = {}
-        for key, value in raw.items():
-            values[key] = self._convert(value, currency, rates, missing)
+        values = {key: self._convert(value, currency, rates, missing) for key, value in raw.items()}
         result: dict[str, Figure] = {}
         for name, metric in resolved.items():
             value = (
                 values[metric.key] if metric.formula is None else metric.formula.evaluate(values)
             )
             sources = self.catalogue.sources(metric.key)
-            metric_missing = tuple(
-                sorted(
-                    m
-                    for m in missing
-                    if any(
-                        isinstance(raw[b], _Money) and m in raw[b].parts  # type: ignore[union-attr]
-                        for b in self.catalogue.base_dependencies(metric.key)
-                    )
+            bases_of = self.catalogue.base_dependencies(metric.key)
+            parts = {p for b in bases_of if isinstance(m := raw[b], _Money) for p in m.parts}
+            result[name] = self._figure(
+                metric.key,
+                scope,
+                period,
+                value,
+                metric.unit,
+                currency,
+                sources,
+                freshness,
+                now,
+                tuple(sorted(missing & parts)),
+            )
+        for name, value in generic_values.items():
+            unit: Unit = "ratio" if name.endswith(("_rate", "_ratio", "_share")) else "decimal"
+            result[name] = self._figure(
+                name,
+                scope,
+                period,
+                value,
+                unit,
+                currency,
+                frozenset({"metric_values"}),
+                freshness,
+                now,
+                (),
+            )
+        return {name: result[name] for name in wanted}
+
+    def _figure(
+        self,
+        key: str,
+        scope: Scope,
+        period: Period,
+        value: Decimal | None,
+        unit: Unit,
+        currency: str,
+        sources: frozenset[Source],
+        freshness: Mapping[str, int],
+        now: int,
+        missing: tuple[tuple[str, date], ...],
+    ) -> Figure:
+        return Figure(
+            metric=key,
+            scope=scope,
+            period=period,
+            value=value,
+            unit=unit,
+            currency=currency if unit == "money" else None,
+            provisional=self._provisional(sources, period, now),
+            as_of=_as_of(sources, freshness),
+            missing_rates=missing,
+            sources=sources,
+            unimported=frozenset(s for s in sources if s not in freshness),
+        )
+
+    def _generic(self, conn: Any, name: str, scope: Scope, period: Period) -> Decimal | None:
+        """The mean of a ready-made daily metric over the period's days (docs/metrics.md)."""
+        v = _VALUES
+        known = conn.execute(select(v.c.id).where(v.c.metric == name).limit(1)).first()
+        if known is None:
+            raise FigureError(f"unknown metric {name!r}")
+        if scope.kind == "company":
+            return None  # ready-made values belong to a person, team or shop
+        rows = (
+            conn.execute(
+                select(v.c.value).where(
+                    v.c.metric == name,
+                    v.c.entity_type == scope.kind,
+                    v.c.entity_id == scope.id,
+                    v.c.date >= period.first,
+                    v.c.date <= period.last,
                 )
             )
-            result[name] = Figure(
-                metric=metric.key,
-                scope=scope,
-                period=period,
-                value=value,
-                unit=metric.unit,
-                currency=currency if metric.unit == "money" else None,
-                provisional=self._provisional(sources, period, now),
-                as_of=_as_of(sources, freshness),
-                missing_rates=metric_missing,
-                sources=sources,
-                unimported=frozenset(s for s in sources if s not in freshness),
-            )
-        return result
+            .scalars()
+            .all()
+        )
+        if not rows:
+            return None
+        return sum((Decimal(value) for value in rows), Decimal(0)) / len(rows)
 
     # -- scope ---------------------------------------------------------------------------
 

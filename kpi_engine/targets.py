@@ -69,7 +69,9 @@ class Plans:
 
     def progress(self, figure: Figure, now: int) -> Progress:
         """The figure against its target for the figure's period."""
-        metric = self.catalogue.metrics[figure.metric]
+        metric = self.catalogue.metrics.get(figure.metric)
+        if metric is None:  # a ready-made daily metric: no targets (yet), shown as it is
+            return Progress(figure, None, None, None, None, None, False, None)
         period = figure.period
         in_force = {p.id: p for p in map(self.plan_on, period.dates()) if p is not None}
         pilot = any(p.pilot for p in in_force.values())

@@ -178,3 +178,28 @@ def test_report_command(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "target 1,500,000.00 CNY" in result.output
     result = runner.invoke(app, ["report", "gmv", "--period", "2026-13"])
     assert result.exit_code == 2 and "'2026-13' is not a month" in result.output
+
+
+def test_ready_made_daily_metrics(client: TestClient) -> None:
+    headers = {"X-API-Key": KEY}
+    shop = client.get(
+        "/api/v1/metrics/on_time_delivery_rate",
+        headers=headers,
+        params={"entity": "shop:amz-jp-01", "period": "2026-11-20"},
+    ).json()
+    assert shop["value"] == "0.9712" and shop["unit"] == "ratio" and shop["display"] == "97.1%"
+    assert shop["sources"] == ["metric_values"] and shop["target"] is None
+    person = client.get(
+        "/api/v1/metrics/response_rate_12h",
+        headers=headers,
+        params={"entity": "person:zheng.li", "period": "2026-11-20"},
+    ).json()
+    assert person["value"] == "0.9500"  # as imported, exactly
+    other_day = client.get(
+        "/api/v1/metrics/response_rate_12h",
+        headers=headers,
+        params={"entity": "person:zheng.li", "period": "2026-11-21"},
+    ).json()
+    assert other_day["value"] is None
+    unknown = client.get("/api/v1/metrics/happiness_rate", headers=headers)
+    assert unknown.status_code == 404 and unknown.json()["detail"].startswith("unknown metric")
