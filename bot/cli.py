@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
+from bot.queries import FigureQuery, resolve
 from config.settings import Settings
 from kpi_engine.db import current_revision, ensure_schema, make_engine, upgrade
 from kpi_engine.ingest.formats import KINDS
@@ -150,49 +153,26 @@ def report(
     ] = False,
 ) -> None:
     """Show figures for an entity and period: targets, pace, provisional and FX marks."""
-    import time
-
     from bot.report import explanation_json, progress_json, render_explanation, render_table
-    from kpi_engine.figures import Figures
-    from kpi_engine.periods import PeriodError, parse_period
-    from kpi_engine.scopes import ScopeError
-    from kpi_engine.targets import Plans
 
-    settings = _settings()
-    organisation = _organisation(settings)
-    if settings.auto_migrate:
-        ensure_schema(settings.database_url)
-    engine = make_engine(settings.database_url)
-    figures = Figures(engine, organisation)
-    now = int(time.time())
-    try:
-        scope = figures.scope_of(entity)
-        chosen = parse_period(
-            period,
-            now=now,
-            timezone=figures.timezone(scope),
-            week_start=organisation.settings.week_start,
+    with _query(entity, period) as query:
+        results = query.figures.figures(
+            metrics or DEFAULT_REPORT, query.scope, query.period, now=query.now
         )
-        results = figures.figures(metrics or DEFAULT_REPORT, scope, chosen, now=now)
-        explanation = figures.explain(scope, chosen, now=now) if why else None
-    except (ScopeError, PeriodError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
-    finally:
-        engine.dispose()
-    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
-    rows = [plans.progress(figure, now) for figure in results.values()]
-    currency = figures.reporting_currency(scope)
+        explanation = (
+            query.figures.explain(query.scope, query.period, now=query.now) if why else None
+        )
+    rows = [query.plans.progress(figure, query.now) for figure in results.values()]
     if as_json:
         payload: dict[str, object] = {"figures": [progress_json(r) for r in rows]}
         if explanation is not None:
-            payload["explanation"] = explanation_json(explanation, chosen, currency)
+            payload["explanation"] = explanation_json(explanation, query.period, query.currency)
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     typer.echo(render_table(rows))
     if why:
         typer.echo(
-            render_explanation(explanation, chosen, currency)
+            render_explanation(explanation, query.period, query.currency)
             if explanation
             else "GMV cannot be explained for this period (no data)."
         )
@@ -205,49 +185,41 @@ def scorecard_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Show a person's role scorecard and bonus preview for a period."""
-    import time
-
     from bot.report import render_scorecard, scorecard_json
-    from kpi_engine.figures import Figures
-    from kpi_engine.periods import PeriodError, parse_period
-    from kpi_engine.scopes import ScopeError
     from kpi_engine.scoring import scorecard
-    from kpi_engine.targets import Plans
+
+    with _query(f"person:{person}", period) as query:
+        card = scorecard(query.figures, query.plans, person, query.period, now=query.now)
+    organisation = query.figures.organisation
+    if card is None:
+        role = organisation.people[person].role
+        typer.echo(f"No scorecard is configured for the role {role!r}.", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps(scorecard_json(card, query.currency), ensure_ascii=False, indent=2))
+    else:
+        name = organisation.people[person].name
+        typer.echo(render_scorecard(card, f"{name} ({person})", query.period, query.currency))
+
+
+@contextmanager
+def _query(entity: str, period: str) -> Iterator[FigureQuery]:
+    """Resolve entity and period against the configured database; bad input exits with 2."""
+    from kpi_engine.periods import PeriodError
+    from kpi_engine.scopes import ScopeError
 
     settings = _settings()
     organisation = _organisation(settings)
     if settings.auto_migrate:
         ensure_schema(settings.database_url)
     engine = make_engine(settings.database_url)
-    figures = Figures(engine, organisation)
-    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
-    now = int(time.time())
     try:
-        scope = figures.scope_of(f"person:{person}")
-        chosen = parse_period(
-            period,
-            now=now,
-            timezone=figures.timezone(scope),
-            week_start=organisation.settings.week_start,
-        )
-        card = scorecard(figures, plans, person, chosen, now=now)
+        yield resolve(engine, organisation, entity, period)
     except (ScopeError, PeriodError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
-    if card is None:
-        typer.echo(
-            f"No scorecard is configured for the role {organisation.people[person].role!r}.",
-            err=True,
-        )
-        raise typer.Exit(1)
-    currency = figures.reporting_currency(scope)
-    if as_json:
-        typer.echo(json.dumps(scorecard_json(card, currency), ensure_ascii=False, indent=2))
-    else:
-        name = organisation.people[person].name
-        typer.echo(render_scorecard(card, f"{name} ({person})", chosen, currency))
 
 
 @app.command("demo")

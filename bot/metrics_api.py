@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from bot.api import RuntimeDep, require_api_key
+from bot.queries import FigureQuery, resolve
 from bot.report import explanation_json, progress_json, scorecard_json
 from bot.runtime import Runtime
-from kpi_engine.figures import FigureError, Figures
-from kpi_engine.periods import Period, PeriodError, parse_period
+from kpi_engine.figures import FigureError
+from kpi_engine.periods import PeriodError
 from kpi_engine.scopes import Scope, ScopeError
 from kpi_engine.scoring import scorecard
-from kpi_engine.targets import Plans
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
 
@@ -24,23 +23,13 @@ PeriodQuery = Annotated[
 ]
 
 
-def _resolve(runtime: Runtime, entity: str, period: str) -> tuple[Figures, Scope, Period, int]:
-    figures = Figures(runtime.engine, runtime.organisation)
+def _resolve(runtime: Runtime, entity: str, period: str) -> FigureQuery:
     try:
-        scope = figures.scope_of(entity)
-    except ScopeError as exc:
-        raise HTTPException(404, str(exc)) from None
-    now = int(time.time())
-    try:
-        chosen = parse_period(
-            period,
-            now=now,
-            timezone=figures.timezone(scope),
-            week_start=runtime.organisation.settings.week_start,
-        )
+        return resolve(runtime.engine, runtime.organisation, entity, period)
     except PeriodError as exc:
         raise HTTPException(422, str(exc)) from None
-    return figures, scope, chosen, now
+    except ScopeError as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 @router.get("/metrics/{metric}")
@@ -48,14 +37,12 @@ def get_metric(
     metric: str, runtime: RuntimeDep, entity: EntityQuery = "company", period: PeriodQuery = "today"
 ) -> dict[str, Any]:
     """One metric's figure with its target, pace and projection, provisional and FX marks."""
-    figures, scope, chosen, now = _resolve(runtime, entity, period)
-    organisation = runtime.organisation
-    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    query = _resolve(runtime, entity, period)
     try:
-        figure = figures.figure(metric, scope, chosen, now=now)
+        figure = query.figures.figure(metric, query.scope, query.period, now=query.now)
     except FigureError as exc:
         raise HTTPException(404, f"{exc} (see docs/metrics.md)") from None
-    return progress_json(plans.progress(figure, now))
+    return progress_json(query.plans.progress(figure, query.now))
 
 
 @router.get("/metrics/{metric}/ranking")
@@ -67,23 +54,23 @@ def get_ranking(
     period: PeriodQuery = "today",
 ) -> dict[str, Any]:
     """A team's people ranked by a metric (ties share a place), in the team's time zone."""
-    figures, scope, chosen, now = _resolve(runtime, f"team:{team}", period)
+    query = _resolve(runtime, f"team:{team}", period)
     people = [
         Scope("person", p.id)
         for p in runtime.organisation.people.values()
         if p.team == team and (role is None or p.role == role)
     ]
     try:
-        ranking = figures.ranking(metric, people, chosen, now=now)
+        ranking = query.figures.ranking(metric, people, query.period, now=query.now)
     except FigureError as exc:
         raise HTTPException(404, f"{exc} (see docs/metrics.md)") from None
     return {
         "metric": metric,
         "team": team,
         "role": role,
-        "period": chosen.label(),
-        "timezone": chosen.timezone,
-        "currency": figures.reporting_currency(scope),
+        "period": query.period.label(),
+        "timezone": query.period.timezone,
+        "currency": query.currency,
         "ranking": [
             {"person": r.entity, "value": None if r.value is None else str(r.value), "rank": r.rank}
             for r in ranking
@@ -96,11 +83,11 @@ def get_explanation(
     runtime: RuntimeDep, entity: EntityQuery = "company", period: PeriodQuery = "yesterday"
 ) -> dict[str, Any]:
     """How GMV changed against the previous period: traffic × conversion × AOV."""
-    figures, scope, chosen, now = _resolve(runtime, entity, period)
-    explanation = figures.explain(scope, chosen, now=now)
+    query = _resolve(runtime, entity, period)
+    explanation = query.figures.explain(query.scope, query.period, now=query.now)
     if explanation is None:
         raise HTTPException(422, "GMV cannot be explained for this entity and period (no data)")
-    return explanation_json(explanation, chosen, figures.reporting_currency(scope))
+    return explanation_json(explanation, query.period, query.currency)
 
 
 @router.get("/scorecards/{person}")
@@ -108,15 +95,13 @@ def get_scorecard(
     person: str, runtime: RuntimeDep, period: PeriodQuery = "this_month"
 ) -> dict[str, Any]:
     """A person's role scorecard for a period, with the bonus preview."""
-    figures, scope, chosen, now = _resolve(runtime, f"person:{person}", period)
-    organisation = runtime.organisation
-    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
-    card = scorecard(figures, plans, person, chosen, now=now)
+    query = _resolve(runtime, f"person:{person}", period)
+    card = scorecard(query.figures, query.plans, person, query.period, now=query.now)
     if card is None:
-        role = organisation.people[person].role
+        role = runtime.organisation.people[person].role
         raise HTTPException(404, f"no scorecard is configured for the role {role!r}")
     return {
         "person": person,
-        "period": chosen.label(),
-        **scorecard_json(card, figures.reporting_currency(scope)),
+        "period": query.period.label(),
+        **scorecard_json(card, query.currency),
     }

@@ -5,8 +5,8 @@ reporting currency with the FX rate of each order's local date in its shop's zon
 whether it is provisional (a source has not settled yet), how fresh its data is (`as_of`) and
 which FX rates were missing (then it is incomplete, never silently wrong).
 
-This module computes from the stored rows directly. Person-level attribution and the rollups
-that make the large workload fast build on the same `Figures` interface.
+This module computes from the stored rows directly; the rollups that will make the large
+workload fast (DESIGN.md §6) belong behind the same `Figures` interface.
 """
 
 from __future__ import annotations
