@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import difflib
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -483,6 +484,9 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
                     f"unknown section {section!r}",
                     _closest(str(section), SECTIONS) or f"sections are: {', '.join(SECTIONS)}",
                 )
+
+    for file in sorted(config_dir.glob("targets*.csv")):
+        items.extend(_csv_targets(checker, file))
 
     parsed_items: dict[str, list[tuple[_Item, Any]]] = {name: [] for name in _LIST_SECTIONS}
     invalid_ids: set[str] = set()  # entries already reported; references to them are not
@@ -991,3 +995,30 @@ def _key(catalogue: Catalogue, name: str) -> str:
     metric = catalogue.get(name)
     assert metric is not None  # checked above
     return metric.key
+
+
+def _csv_targets(checker: _Checker, file: Path) -> list[_Item]:
+    """Targets kept in a spreadsheet: `targets*.csv` with plan, metric, entity, period, value.
+
+    Each row is checked like a YAML target and located by its line in the file.
+    """
+    items: list[_Item] = []
+    with file.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        line = 2
+        for index, row in enumerate(reader):
+            path: KeyPath = ("targets", index)
+            doc = YamlDocument(file, None, {path: line})
+            if None in row:  # more cells than header columns
+                checker.add("error", doc, path, "the row has more cells than the header")
+            else:
+                data = {
+                    key.strip(): value.strip()
+                    for key, value in row.items()
+                    if key and value and value.strip()
+                }
+                items.append(_Item("targets", doc, path, data))
+            line = reader.line_num + 1
+    if not items and not any(p.file == str(file) for p in checker.problems):
+        checker.add("warning", file, (), "no targets in this file")
+    return items

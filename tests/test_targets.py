@@ -159,3 +159,38 @@ def test_target_config_errors(tmp_path: Path) -> None:
         and "differs from the sum of its members' targets, 3800000" in p.message
         for p in problems
     )
+
+
+def test_targets_from_a_spreadsheet(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    (config / "targets-2026-12.csv").write_text(
+        "plan,metric,entity,period,value\n"
+        "2026-h2,gmv,person:li.na,2026-12,1800000\n"
+        "2026-h2,orders,shop:amz-jp-01,2026-12,9000\n",
+        encoding="utf-8",
+    )
+    organisation = load_organisation(config)
+    december = [t for t in organisation.targets if t.period.first == date(2026, 12, 1)]
+    assert {(t.metric, t.scope.id, t.value) for t in december} == {
+        ("gmv", "li.na", Decimal(1800000)),
+        ("orders", "amz-jp-01", Decimal(9000)),
+    }
+    assert december[1].period.timezone == "Asia/Tokyo"  # a shop's period is in the shop's zone
+
+    (config / "targets-bad.csv").write_text(
+        "plan,metric,entity,period,value\n"
+        "2026-h2,gmv,person:li.na,2026-12,1800000\n"
+        "2026-h2,gvm,person:li.na,2026-12,1800000\n"
+        "2026-h2,gmv,person:li.na,2026-12,lots\n",
+        encoding="utf-8",
+    )
+    _, problems = check_organisation(config)
+    located = {
+        (Path(p.file).name, p.line, p.path, p.message) for p in problems if p.severity == "error"
+    }
+    assert ("targets-bad.csv", 3, "targets[1].metric", "unknown metric 'gvm'") in located
+    assert any(
+        f == "targets-bad.csv" and line == 4 and path == "targets[2].value"
+        for f, line, path, _ in located
+    )
