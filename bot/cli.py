@@ -151,25 +151,33 @@ def report(
     why: Annotated[
         bool, typer.Option("--why", help="Also explain GMV's change against the previous period")
     ] = False,
+    compare: Annotated[
+        str, typer.Option(help="Compare with the previous period, year_ago, or none")
+    ] = "previous",
 ) -> None:
-    """Show figures for an entity and period: targets, pace, provisional and FX marks."""
+    """Show figures for an entity and period: targets, pace, comparison, provisional marks."""
     from bot.report import explanation_json, progress_json, render_explanation, render_table
 
     with _query(entity, period) as query:
-        results = query.figures.figures(
-            metrics or DEFAULT_REPORT, query.scope, query.period, now=query.now
+        wanted = metrics or DEFAULT_REPORT
+        results = query.figures.figures(wanted, query.scope, query.period, now=query.now)
+        earlier = query.earlier(compare)
+        before = (
+            query.figures.figures(wanted, query.scope, earlier, now=query.now) if earlier else {}
         )
         explanation = (
             query.figures.explain(query.scope, query.period, now=query.now) if why else None
         )
     rows = [query.plans.progress(figure, query.now) for figure in results.values()]
     if as_json:
-        payload: dict[str, object] = {"figures": [progress_json(r) for r in rows]}
+        payload: dict[str, object] = {
+            "figures": [progress_json(r, before.get(r.figure.metric)) for r in rows]
+        }
         if explanation is not None:
             payload["explanation"] = explanation_json(explanation, query.period, query.currency)
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
-    typer.echo(render_table(rows))
+    typer.echo(render_table(rows, before))
     if why:
         typer.echo(
             render_explanation(explanation, query.period, query.currency)

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from bot.api import RuntimeDep, require_api_key
 from bot.queries import FigureQuery, resolve
-from bot.report import explanation_json, progress_json, scorecard_json
+from bot.report import decimal_text, explanation_json, progress_json, scorecard_json
 from bot.runtime import Runtime
+from kpi_engine.compare import Delta, movers
 from kpi_engine.figures import FigureError
 from kpi_engine.periods import PeriodError
 from kpi_engine.scopes import Scope, ScopeError
@@ -34,15 +35,27 @@ def _resolve(runtime: Runtime, entity: str, period: str) -> FigureQuery:
 
 @router.get("/metrics/{metric}")
 def get_metric(
-    metric: str, runtime: RuntimeDep, entity: EntityQuery = "company", period: PeriodQuery = "today"
+    metric: str,
+    runtime: RuntimeDep,
+    entity: EntityQuery = "company",
+    period: PeriodQuery = "today",
+    compare: Annotated[
+        str, Query(description="compare with the previous period, year_ago, or none")
+    ] = "previous",
 ) -> dict[str, Any]:
     """One metric's figure with its target, pace and projection, provisional and FX marks."""
     query = _resolve(runtime, entity, period)
     try:
+        earlier = query.earlier(compare)
         figure = query.figures.figure(metric, query.scope, query.period, now=query.now)
+        before = (
+            query.figures.figure(metric, query.scope, earlier, now=query.now) if earlier else None
+        )
     except FigureError as exc:
         raise HTTPException(404, f"{exc} (see docs/metrics.md)") from None
-    return progress_json(query.plans.progress(figure, query.now))
+    except PeriodError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return progress_json(query.plans.progress(figure, query.now), before)
 
 
 @router.get("/metrics/{metric}/ranking")
@@ -62,8 +75,12 @@ def get_ranking(
     ]
     try:
         ranking = query.figures.ranking(metric, people, query.period, now=query.now)
+        earlier = query.figures.ranking(metric, people, query.period.previous(), now=query.now)
     except FigureError as exc:
         raise HTTPException(404, f"{exc} (see docs/metrics.md)") from None
+    before = {r.entity: r.value for r in earlier}
+    deltas = {r.entity: Delta(before.get(r.entity), r.value) for r in ranking}
+    risers, fallers = movers(deltas)
     return {
         "metric": metric,
         "team": team,
@@ -71,10 +88,19 @@ def get_ranking(
         "period": query.period.label(),
         "timezone": query.period.timezone,
         "currency": query.currency,
+        "previous_period": query.period.previous().label(),
         "ranking": [
-            {"person": r.entity, "value": None if r.value is None else str(r.value), "rank": r.rank}
+            {
+                "person": r.entity,
+                "value": decimal_text(r.value),
+                "rank": r.rank,
+                "previous": decimal_text(before.get(r.entity)),
+                "change": decimal_text(deltas[r.entity].change),
+            }
             for r in ranking
         ],
+        "risers": [{"person": e, "change": decimal_text(d.change)} for e, d in risers],
+        "fallers": [{"person": e, "change": decimal_text(d.change)} for e, d in fallers],
     }
 
 

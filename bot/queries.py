@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from kpi_engine.figures import Figures
 from kpi_engine.organisation import Organisation
-from kpi_engine.periods import Period, parse_period
+from kpi_engine.periods import Period, PeriodError, parse_period
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
 
@@ -23,6 +23,16 @@ class FigureQuery:
     scope: Scope
     period: Period
     now: int
+
+    def earlier(self, compare: str) -> Period | None:
+        """The period to compare with: "previous", "year_ago" or "none"."""
+        if compare == "previous":
+            return self.period.previous()
+        if compare == "year_ago":
+            return self.period.year_ago()
+        if compare == "none":
+            return None
+        raise PeriodError(f"compare must be previous, year_ago or none, not {compare!r}")
 
     @property
     def currency(self) -> str:

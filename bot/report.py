@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from kpi_engine.compare import Explanation
+from kpi_engine.compare import Delta, Explanation
 from kpi_engine.figures import Figure, format_value
 from kpi_engine.instants import to_iso, zone
 from kpi_engine.metrics import Unit
@@ -14,20 +15,32 @@ from kpi_engine.scorecards import Scorecard
 from kpi_engine.targets import Progress
 
 
-def _text(value: Decimal | None) -> str | None:
+def decimal_text(value: Decimal | None) -> str | None:
+    """An exact decimal as text (None stays None), as the JSON APIs carry numbers."""
     return None if value is None else str(value)
 
 
-def progress_json(progress: Progress) -> dict[str, Any]:
-    """A figure with its target, achievement, expected-by-now, pace and projection."""
+def progress_json(progress: Progress, before: Figure | None = None) -> dict[str, Any]:
+    """A figure with its target, achievement, expected-by-now, pace and projection, and how it
+    compares with `before` (the same metric over an earlier period)."""
     figure = progress.figure
+    compared = None
+    if before is not None:
+        delta = Delta(before.value, figure.value)
+        compared = {
+            "period": before.period.label(),
+            "value": decimal_text(before.value),
+            "change": decimal_text(delta.change),
+            "change_ratio": decimal_text(delta.ratio),
+        }
     return {
         **figure_json(figure),
-        "target": _text(progress.target),
-        "achievement": _text(progress.achievement),
-        "expected": _text(progress.expected),
-        "pace": _text(progress.pace),
-        "projection": _text(progress.projection),
+        "compared_with": compared,
+        "target": decimal_text(progress.target),
+        "achievement": decimal_text(progress.achievement),
+        "expected": decimal_text(progress.expected),
+        "pace": decimal_text(progress.pace),
+        "projection": decimal_text(progress.projection),
         "plan": progress.plan,
         "pilot": progress.pilot,
     }
@@ -61,7 +74,16 @@ def figure_json(figure: Figure) -> dict[str, Any]:
     }
 
 
-def render_table(rows: list[Progress]) -> str:
+def _change(delta: Delta, figure: Figure) -> str:
+    """A change as people read it: percentage points for rates, a relative change otherwise."""
+    if figure.unit == "ratio":
+        change = delta.change
+        return "—" if change is None else f"{'+' if change > 0 else ''}{change * 100:.1f} pp"
+    ratio = delta.ratio
+    return "—" if ratio is None else f"{'+' if ratio > 0 else ''}{ratio * 100:.1f}%"
+
+
+def render_table(rows: list[Progress], before: Mapping[str, Figure] | None = None) -> str:
     """A plain-text table: value, target, achievement and pace, with provisional marks."""
     if not rows:
         return ""
@@ -90,6 +112,10 @@ def render_table(rows: list[Progress]) -> str:
                 goal += f" · {row.achievement * 100:.0f}%"
             if row.pace is not None:
                 goal += f" · pace {row.pace * 100:.0f}%"
+        earlier = (before or {}).get(figure.metric)
+        if earlier is not None:
+            change = _change(Delta(earlier.value, figure.value), figure)
+            goal += f"  vs {earlier.period.label()} {change}"
         lines.append(f"  {figure.metric:<{width}}  {value:>22}{goal}{note}")
     if first.as_of is not None:
         lines.append(f"  data as of {to_iso(first.as_of, zone(first.period.timezone))}")
@@ -146,15 +172,15 @@ def scorecard_json(card: Scorecard, currency: str) -> dict[str, Any]:
     """A scorecard: every item's weight, value, target, achievement and points; the bonus."""
     return {
         "role": card.role,
-        "score": _text(card.score),
+        "score": decimal_text(card.score),
         "items": [
             {
                 "metric": i.item.metric,
                 "weight": str(i.item.weight),
-                "value": _text(i.progress.figure.value) if i.progress else None,
-                "target": _text(i.progress.target) if i.progress else None,
-                "achievement": _text(i.achievement),
-                "points": _text(i.points),
+                "value": decimal_text(i.progress.figure.value) if i.progress else None,
+                "target": decimal_text(i.progress.target) if i.progress else None,
+                "achievement": decimal_text(i.achievement),
+                "points": decimal_text(i.points),
             }
             for i in card.items
         ],

@@ -49,6 +49,24 @@ def test_metric_endpoint(client: TestClient) -> None:
         "label": "2026-11-20",
     }
     assert body["provisional"] is False and body["incomplete"] is False and body["as_of"]
+    # Nothing was sold the day before: the change is known, its ratio is not (from zero).
+    assert body["compared_with"] == {
+        "period": "2026-11-19",
+        "value": "0",
+        "change": "54.89",
+        "change_ratio": None,
+    }
+    year = client.get(
+        "/api/v1/metrics/gmv",
+        headers=headers,
+        params={"entity": "shop:tts-us-01", "period": "2026-11-20", "compare": "year_ago"},
+    ).json()
+    assert year["compared_with"]["period"] == "2025-11-20"
+    bad = client.get("/api/v1/metrics/gmv", headers=headers, params={"compare": "lastyear"})
+    assert (
+        bad.status_code == 422
+        and "compare must be previous, year_ago or none" in bad.json()["detail"]
+    )
     person = client.get(
         "/api/v1/metrics/gmv",
         params={"entity": "person:jessica.lee", "period": "2026-11-20"},
@@ -89,10 +107,13 @@ def test_ranking_and_explanation_endpoints(client: TestClient) -> None:
         params={"team": "la-ops", "role": "streamer", "period": "2026-11-20"},
     ).json()
     assert ranking["currency"] == "USD" and ranking["timezone"] == "America/Los_Angeles"
+    assert ranking["previous_period"] == "2026-11-19"
     assert ranking["ranking"] == [
-        {"person": "jessica.lee", "value": "54.89", "rank": 1},
-        {"person": "marcus.brown", "value": "34.90", "rank": 2},
+        {"person": "jessica.lee", "value": "54.89", "rank": 1, "previous": "0", "change": "54.89"},
+        {"person": "marcus.brown", "value": "34.90", "rank": 2, "previous": "0", "change": "34.90"},
     ]
+    assert [r["person"] for r in ranking["risers"]] == ["jessica.lee", "marcus.brown"]
+    assert ranking["fallers"] == []
     explained = client.get(
         "/api/v1/explain/gmv",
         headers=headers,
@@ -161,12 +182,13 @@ def test_report_command(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.output
     assert "shop tts-us-01 · 2026-11-20 (America/Los_Angeles)" in result.output
     assert "54.89 USD" in result.output and "27.45 USD" in result.output
+    assert "vs 2026-11-19 —" in result.output
     result = runner.invoke(
         app, ["report", "refund_rate", "--entity", "company", "--period", "2026-11-20"]
     )
     # No refund has been imported: 0 % is what the data says, and the report says why.
     assert result.exit_code == 0
-    assert "0.0%  (no refunds data imported yet)" in result.output
+    assert "0.0%  vs 2026-11-19 —  (no refunds data imported yet)" in result.output
     result = runner.invoke(
         app, ["report", "gmv", "--entity", "shop:tts-us-01", "--period", "2026-11-20", "--why"]
     )
