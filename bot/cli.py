@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from sqlalchemy import Engine
 
 from bot.queries import FigureQuery, resolve
 from config.settings import Settings
@@ -117,15 +118,8 @@ def import_command(
     if spec is None:
         typer.echo(f"Unknown kind {kind!r}; kinds: {', '.join(KINDS)}", err=True)
         raise typer.Exit(2)
-    settings = _settings()
-    organisation = _organisation(settings)
-    if settings.auto_migrate:
-        ensure_schema(settings.database_url)
-    engine = make_engine(settings.database_url)
-    try:
+    with _database() as (organisation, engine):
         reports = [import_file(engine, organisation, spec, f, parallel=True) for f in files]
-    finally:
-        engine.dispose()
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
     else:
@@ -216,16 +210,24 @@ def _query(entity: str, period: str) -> Iterator[FigureQuery]:
     from kpi_engine.periods import PeriodError
     from kpi_engine.scopes import ScopeError
 
+    with _database() as (organisation, engine):
+        try:
+            yield resolve(engine, organisation, entity, period)
+        except (ScopeError, PeriodError) as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+
+
+@contextmanager
+def _database() -> Iterator[tuple[Organisation, Engine]]:
+    """The checked organisation and an engine on a schema at head (disposed afterwards)."""
     settings = _settings()
     organisation = _organisation(settings)
     if settings.auto_migrate:
         ensure_schema(settings.database_url)
     engine = make_engine(settings.database_url)
     try:
-        yield resolve(engine, organisation, entity, period)
-    except (ScopeError, PeriodError) as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        yield organisation, engine
     finally:
         engine.dispose()
 

@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from babel import Locale
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from kpi_engine.instants import is_zone
 from kpi_engine.metrics import (
@@ -198,18 +205,16 @@ class PlanConfig(ConfigModel):
     promo_days: dict[str, Decimal] = Field(default_factory=dict)
     hourly_profile: tuple[Decimal, ...] = (Decimal(1),) * 24
 
-    @field_validator("weekday_weights")
+    @field_validator("weekday_weights", "hourly_profile")
     @classmethod
-    def _weekdays(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
-        if len(value) != 7 or any(w < 0 for w in value) or not any(value):
-            raise ValueError("needs 7 weights ≥ 0 (Monday … Sunday), not all 0")
-        return value
-
-    @field_validator("hourly_profile")
-    @classmethod
-    def _hours(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
-        if len(value) != 24 or any(w < 0 for w in value) or not any(value):
-            raise ValueError("needs 24 weights ≥ 0 (00:00 … 23:00), not all 0")
+    def _weights(cls, value: tuple[Decimal, ...], info: ValidationInfo) -> tuple[Decimal, ...]:
+        count, span = (
+            (7, "Monday … Sunday")
+            if info.field_name == "weekday_weights"
+            else (24, "00:00 … 23:00")
+        )
+        if len(value) != count or any(w < 0 for w in value) or not any(value):
+            raise ValueError(f"needs {count} weights ≥ 0 ({span}), not all 0")
         return value
 
     @field_validator("promo_days")
@@ -513,7 +518,15 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     plans = _check_plans(checker, parsed_items["plans"])
     scorecards = _check_scorecards(checker, parsed_items["scorecards"], catalogue)
     targets = _check_targets(
-        checker, parsed_items["targets"], plans, catalogue, teams, shops, people, org_settings
+        checker,
+        parsed_items["targets"],
+        plans,
+        catalogue,
+        teams,
+        shops,
+        people,
+        org_settings,
+        invalid_ids,
     )
     if org_settings is None:
         checker.add(
@@ -827,6 +840,7 @@ def _check_targets(
     shops: dict[str, tuple[_Item, ShopConfig]],
     people: dict[str, tuple[_Item, PersonConfig]],
     settings: OrganisationSettings | None,
+    invalid_ids: set[str],
 ) -> tuple[Target, ...]:
     """Targets that name a plan, a metric, an entity and an absolute period; roll-ups checked."""
     plan_ids = {plan.id for plan in plans}
@@ -834,8 +848,8 @@ def _check_targets(
     week_start = settings.week_start if settings else "monday"
     for item, config in entries:
         assert isinstance(config, TargetConfig)
-        ok = True
-        if config.plan not in plan_ids:
+        ok = config.plan not in invalid_ids  # a plan with errors is reported once, not per target
+        if ok and config.plan not in plan_ids:
             checker.add(
                 "error",
                 item.doc,

@@ -194,3 +194,22 @@ def test_targets_from_a_spreadsheet(tmp_path: Path) -> None:
         f == "targets-bad.csv" and line == 4 and path == "targets[2].value"
         for f, line, path, _ in located
     )
+
+
+def test_a_broken_plan_is_reported_once(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    kpis = config / "kpis.yaml"
+    text = kpis.read_text(encoding="utf-8")
+    kpis.write_text(
+        text.replace(
+            "weekday_weights: [0.9, 0.9, 0.95, 0.95, 1.05, 1.15, 1.1]",
+            "weekday_weights: [1, 1]\n    hourly_profile: [0, 0]",
+        ),
+        encoding="utf-8",
+    )
+    _, problems = check_organisation(config)
+    assert [(p.path, p.message) for p in problems if p.severity == "error"] == [
+        ("plans[0].weekday_weights", "needs 7 weights ≥ 0 (Monday … Sunday), not all 0"),
+        ("plans[0].hourly_profile", "needs 24 weights ≥ 0 (00:00 … 23:00), not all 0"),
+    ]
