@@ -65,7 +65,10 @@ def create_workspace(
     echo("To work with it:")
     echo(f"  export KPIBOT_CONFIG_DIR={config_dir}")
     echo(f"  export KPIBOT_DATABASE_URL={database_url}")
-    echo("  kpibot config check && kpibot import orders my-orders.csv")
+    echo("  kpibot report --entity team:sz-live --period this_month --why")
+    echo("  kpibot report gmv --entity person:li.na --period today")
+    echo("  kpibot scorecard li.na")
+    echo("  kpibot import orders my-orders.csv")
     echo("The local console chat arrives with the chat core; until then the demo ends here.")
     return directory
 

@@ -27,6 +27,7 @@ def test_demo_creates_a_workspace_and_reuses_it(tmp_path: Path) -> None:
     assert f"Created the demo workspace {workspace}" in result.stdout
     assert "orders_revisions.csv" in result.stdout and "revised" in result.stdout
     assert f"export KPIBOT_DATABASE_URL=sqlite:///{workspace / 'kpibot.db'}" in result.stdout
+    assert "kpibot scorecard li.na" in result.stdout
     with sqlite3.connect(workspace / "kpibot.db") as conn:
         orders = conn.execute("SELECT count(*), count(DISTINCT shop_id) FROM orders").fetchone()
         revised = conn.execute("SELECT count(*) FROM orders WHERE revision > 1").fetchone()[0]
