@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from bot import api, metrics_api
@@ -10,9 +13,21 @@ from config.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
-    """Wire the runtime into a FastAPI app with the health and API routes."""
+    """Wire the runtime into a FastAPI app with the health and API routes.
+
+    A runtime built here is closed (its database pool disposed) when the app shuts down; one
+    passed in belongs to the caller.
+    """
+    owned = runtime is None
     runtime = runtime or build_runtime(settings or Settings())
-    app = FastAPI(title="kpibot", version="0.1.0")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            runtime.engine.dispose()
+
+    app = FastAPI(title="kpibot", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.include_router(api.router)
     app.include_router(metrics_api.router)
