@@ -19,7 +19,7 @@ class InstantError(ValueError):
 @cache
 def zone(name: str) -> ZoneInfo:
     """The IANA time zone called `name` (cached); raises InstantError when unknown."""
-    if name not in _zone_names():
+    if name not in zone_names():
         raise InstantError(
             f"unknown time zone {name!r} (expected an IANA name such as Asia/Shanghai)"
         )
@@ -30,13 +30,13 @@ def zone(name: str) -> ZoneInfo:
 
 
 @cache
-def _zone_names() -> frozenset[str]:
+def zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
 
 
 def is_zone(name: str) -> bool:
     """True for a known IANA time zone name."""
-    return name in _zone_names()
+    return name in zone_names()
 
 
 def parse_instant(text: str, tz: ZoneInfo) -> int:

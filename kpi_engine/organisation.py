@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from kpi_engine.instants import is_zone
+from kpi_engine.instants import is_zone, zone_names
 from kpi_engine.metrics import (
     Catalogue,
     Direction,
@@ -33,7 +33,7 @@ from kpi_engine.metrics import (
     build_catalogue,
     custom_metric,
 )
-from kpi_engine.money import is_currency
+from kpi_engine.money import currency_codes, is_currency
 from kpi_engine.periods import PeriodError, parse_period
 from kpi_engine.plans import Plan, Target
 from kpi_engine.scopes import Scope, ScopeError, parse_scope
@@ -358,16 +358,6 @@ class Organisation:
         """A person's language: their own, else their team's."""
         return person.language or self.teams[person.team].language
 
-    def shops_of(self, person_id: str, on: date) -> list[ShopConfig]:
-        """The shops a person is assigned to on a date."""
-        return [
-            self.shops[a.shop]
-            for a in self.assignments
-            if a.person == person_id
-            and a.valid_from <= on
-            and (a.valid_to is None or on <= a.valid_to)
-        ]
-
 
 @dataclass
 class _Item:
@@ -597,12 +587,8 @@ def _validate(
 
 def _hint_for(key: str, value: Any) -> str | None:
     if key == "timezone" and isinstance(value, str):
-        from kpi_engine.instants import _zone_names
-
-        return _closest(value, _zone_names()) or "use an IANA name such as Asia/Shanghai"
+        return _closest(value, zone_names()) or "use an IANA name such as Asia/Shanghai"
     if key == "currency" and isinstance(value, str):
-        from kpi_engine.money import currency_codes
-
         return _closest(value.upper(), currency_codes()) or "use an ISO 4217 code such as USD"
     if key == "role" and isinstance(value, str):
         return _closest(value, ROLES) or f"roles: {', '.join(ROLES)}"

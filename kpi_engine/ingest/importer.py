@@ -407,7 +407,6 @@ class _Writer:
         self.key_positions = [names.index(k) for k in kind.key]
         self.version_position = names.index(kind.version) if kind.version else None
         key_cols = [table.c[kind.column_index[k].stored_as] for k in kind.key]
-        self._prefix, self._last = key_cols[:-1], key_cols[-1]
         selected_columns = ["id", "revision", *self.value_columns]
         self._sqlite_types: list[Callable[[Any], Any] | None] = [
             bool
@@ -429,17 +428,19 @@ class _Writer:
         self._copy_sql = f"COPY {name} ({column_list}) FROM STDIN"
         assignments = ", ".join(f"{quote(c)} = {mark}" for c in self.columns)
         self._update_sql = f"UPDATE {name} SET {assignments} WHERE id = {mark}"
-        arrays = ", ".join(f"%s::{c.type.compile(conn.dialect)}[]" for c in key_cols)
-        matches = " AND ".join(f"t.{quote(c.name)} = k.c{i}" for i, c in enumerate(key_cols))
-        selected = ", ".join(quote(c) for c in ["id", "revision", *self.value_columns])
-        aliases = ", ".join(f"c{i}" for i in range(len(key_cols)))
-        # LATERAL ... LIMIT 1 keeps this an index probe per key; a plain join lets the planner
-        # hash the whole table, which grows with every import.
-        prefix_match = "".join(f"{quote(c.name)} = ? AND " for c in self._prefix)
+        selected = ", ".join(quote(c) for c in selected_columns)
+        # SQLite: one query per key prefix (platform, shop), the last key part as a JSON array.
+        *prefix, last = key_cols
+        prefix_match = "".join(f"{quote(c.name)} = ? AND " for c in prefix)
         self._sqlite_lookup_sql = (
             f"SELECT {selected} FROM {name} WHERE {prefix_match}"
-            f"{quote(self._last.name)} IN (SELECT value FROM json_each(?))"
+            f"{quote(last.name)} IN (SELECT value FROM json_each(?))"
         )
+        # PostgreSQL: one query per chunk. LATERAL ... LIMIT 1 keeps it an index probe per key;
+        # a plain join lets the planner hash the whole table, which grows with every import.
+        arrays = ", ".join(f"%s::{c.type.compile(conn.dialect)}[]" for c in key_cols)
+        matches = " AND ".join(f"t.{quote(c.name)} = k.c{i}" for i, c in enumerate(key_cols))
+        aliases = ", ".join(f"c{i}" for i in range(len(key_cols)))
         self._lookup_sql = (
             f"SELECT t.* FROM unnest({arrays}) AS k({aliases}) CROSS JOIN LATERAL "
             f"(SELECT {selected} FROM {name} AS t WHERE {matches} LIMIT 1) AS t"

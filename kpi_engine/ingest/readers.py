@@ -56,14 +56,9 @@ def read_csv_text(text: str, name: str) -> RowSource:
 
 
 def _csv_source(name: str, handle: io.TextIOBase | Any) -> RowSource:
-    records = _csv_records(handle)
-    try:
-        first = next(records, None)
-    except SourceError:
-        handle.close()
-        raise
+    records = _csv_records(handle)  # closes the handle when it ends or fails
+    first = next(records, None)
     if first is None:
-        handle.close()
         raise SourceError("the file is empty (expected a header row)")
     _, header, _ = first
     return RowSource(name, [h.strip() for h in header], records)
