@@ -5,8 +5,9 @@ reporting currency with the FX rate of each order's local date in its shop's zon
 whether it is provisional (a source has not settled yet), how fresh its data is (`as_of`) and
 which FX rates were missing (then it is incomplete, never silently wrong).
 
-This module computes from the stored rows directly; the rollups that will make the large
-workload fast (DESIGN.md §6) belong behind the same `Figures` interface.
+Base measures come from the rollups (`kpi_engine.rollups`) where they are kept for the
+period's zone, and from the raw rows otherwise (`rollups=False` forces the raw rows: the
+comparison point of the benchmarks and of the tests that check rollups equal raw figures).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from kpi_engine.models import (
 from kpi_engine.money import minor_exponent
 from kpi_engine.organisation import Organisation, PersonConfig, ShopConfig
 from kpi_engine.periods import Period
+from kpi_engine.rollups import AXIS_OF, Rollups, Sums
+from kpi_engine.rollups import read as read_rollups
 from kpi_engine.scopes import Scope, ScopeError, parse_scope
 
 _ORDERS = Order.__table__  # type: ignore[attr-defined]
@@ -161,10 +164,11 @@ _MEASURES: dict[str, _Measure] = {
 class Figures:
     """Computes figures from the database for one organisation."""
 
-    def __init__(self, engine: Engine, organisation: Organisation) -> None:
+    def __init__(self, engine: Engine, organisation: Organisation, *, rollups: bool = True) -> None:
         self.engine = engine
         self.organisation = organisation
         self.catalogue = organisation.catalogue
+        self.rollups = Rollups(engine, organisation) if rollups else None
 
     def scope_of(self, text: str) -> Scope:
         """An entity such as `team:sz-live` or `person:li.na` (ScopeError when unknown)."""
@@ -212,10 +216,8 @@ class Figures:
     ) -> list[Ranked]:
         """Scopes ranked by a metric over one period (ties share a place)."""
         definition = self.catalogue.get(metric)  # None for a ready-made daily metric
-        values = {
-            scope.id or scope.kind: self.figure(metric, scope, period, now=now).value
-            for scope in scopes
-        }
+        found = self.figures_of([metric], list(scopes), period, now=now)
+        values = {scope.id or scope.kind: found[scope][metric].value for scope in found}
         return rank(values, definition.direction if definition else "higher")
 
     def figure(self, metric: str, scope: Scope, period: Period, *, now: int) -> Figure:
@@ -226,7 +228,14 @@ class Figures:
         self, metrics: Iterable[str], scope: Scope, period: Period, *, now: int
     ) -> dict[str, Figure]:
         """Several metrics' figures, computing each base measure once."""
+        return self.figures_of(metrics, [scope], period, now=now)[scope]
+
+    def figures_of(
+        self, metrics: Iterable[str], scopes: Iterable[Scope], period: Period, *, now: int
+    ) -> dict[Scope, dict[str, Figure]]:
+        """Several metrics' figures for several scopes, reading each rollup once for all."""
         wanted = list(metrics)
+        scopes = list(dict.fromkeys(scopes))
         resolved: dict[str, Metric] = {}
         generic: list[str] = []  # keys that only exist as imported metric_values
         for name in wanted:
@@ -235,16 +244,22 @@ class Figures:
                 generic.append(name)
             else:
                 resolved[name] = metric
-        shops = self._shops(scope)
-        currency = self.reporting_currency(scope)
+        currencies = {scope: self.reporting_currency(scope) for scope in scopes}
         bases = sorted(
             {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
         )
+        if self.rollups is not None and bases:
+            self.rollups.ensure_current(now=now)
         with self.engine.connect() as conn:
-            generic_values = {name: self._generic(conn, name, scope, period) for name in generic}
-            credit = self._credit(scope.id) if scope.kind == "person" else None
-            raw = {key: self._base(conn, key, scope, shops, period, credit) for key in bases}
-            rates = self._rates(conn, raw, currency)
+            raws = self._bases(conn, bases, scopes, period)
+            rates: dict[str, dict[tuple[str, date], Decimal]] = {
+                currency: self._rates(
+                    conn,
+                    [v for s in scopes if currencies[s] == currency for v in raws[s].values()],
+                    currency,
+                )
+                for currency in set(currencies.values())
+            }
             freshness: dict[str, int] = dict(
                 conn.execute(
                     select(_BATCHES.c.kind, func.max(_BATCHES.c.imported_at)).group_by(
@@ -252,6 +267,37 @@ class Figures:
                     )
                 ).all()
             )
+            found = {
+                scope: self._scope_figures(
+                    conn,
+                    resolved,
+                    generic,
+                    scope,
+                    period,
+                    raws[scope],
+                    currencies[scope],
+                    rates[currencies[scope]],
+                    freshness,
+                    now,
+                )
+                for scope in scopes
+            }
+        return {scope: {name: found[scope][name] for name in wanted} for scope in scopes}
+
+    def _scope_figures(
+        self,
+        conn: Any,
+        resolved: Mapping[str, Metric],
+        generic: list[str],
+        scope: Scope,
+        period: Period,
+        raw: Mapping[str, _BaseValue],
+        currency: str,
+        rates: Mapping[tuple[str, date], Decimal],
+        freshness: Mapping[str, int],
+        now: int,
+    ) -> dict[str, Figure]:
+        generic_values = {name: self._generic(conn, name, scope, period) for name in generic}
         missing: set[tuple[str, date]] = set()
         values = {key: self._convert(value, currency, rates, missing) for key, value in raw.items()}
         result: dict[str, Figure] = {}
@@ -288,7 +334,72 @@ class Figures:
                 now,
                 (),
             )
-        return {name: result[name] for name in wanted}
+        return result
+
+    def _bases(
+        self, conn: Any, keys: list[str], scopes: list[Scope], period: Period
+    ) -> dict[Scope, dict[str, _BaseValue]]:
+        """Every base measure for every scope: from rollups where kept, else from raw rows."""
+        found: dict[Scope, dict[str, _BaseValue]] = {scope: {} for scope in scopes}
+        rolled = [key for key in keys if key in AXIS_OF] if self.rollups is not None else []
+        people = [s for s in scopes if s.kind == "person" and self._kept(s, period)]
+        totals = [s for s in scopes if s.kind != "person" and self._kept(s, period)]
+        for scope in scopes:
+            on_rollups = scope in people or scope in totals
+            raw_keys = [key for key in keys if not (on_rollups and key in rolled)]
+            if not raw_keys:
+                continue
+            shops = self._shops(scope)
+            credit = self._credit(scope.id) if scope.kind == "person" else None
+            for key in raw_keys:
+                found[scope][key] = self._base(conn, key, scope, shops, period, credit)
+        shop_ids = {scope: [shop.id for shop in self._shops(scope)] for scope in totals}
+        for axis in {AXIS_OF[key] for key in rolled}:
+            by_person = (
+                read_rollups(
+                    conn,
+                    axis,
+                    period.timezone,
+                    period.first,
+                    period.last,
+                    people=[s.id for s in people],
+                )
+                if people
+                else {}
+            )
+            by_shop = (
+                read_rollups(
+                    conn,
+                    axis,
+                    period.timezone,
+                    period.first,
+                    period.last,
+                    shops=sorted({i for ids in shop_ids.values() for i in ids}),
+                )
+                if totals
+                else {}
+            )
+            for scope in people + totals:
+                parts = (
+                    [by_person.get(scope.id, {})]
+                    if scope.kind == "person"
+                    else [by_shop.get(shop, {}) for shop in shop_ids[scope]]
+                )
+                for key in rolled:
+                    if AXIS_OF[key] is axis:
+                        found[scope][key] = _from_sums(
+                            key, axis.value(key), _MEASURES[key].money, parts
+                        )
+        return found
+
+    def _kept(self, scope: Scope, period: Period) -> bool:
+        """True when the scope's rollups are kept in the period's zone."""
+        if self.rollups is None:
+            return False
+        if scope.kind == "person":
+            self._person(scope.id)  # validates the id
+            return self.rollups.covers("person", [scope.id], period.timezone)
+        return self.rollups.covers("shop", [s.id for s in self._shops(scope)], period.timezone)
 
     def _figure(
         self,
@@ -474,11 +585,11 @@ class Figures:
     # -- currency ------------------------------------------------------------------------
 
     def _rates(
-        self, conn: Any, raw: Mapping[str, _BaseValue], currency: str
+        self, conn: Any, raw: Iterable[_BaseValue], currency: str
     ) -> dict[tuple[str, date], Decimal]:
         needed = {
             part
-            for value in raw.values()
+            for value in raw
             if isinstance(value, _Money)
             for part in value.parts
             if part[0] != currency
@@ -513,6 +624,19 @@ class Figures:
             else:
                 missing.add((code, day))
         return total
+
+
+def _from_sums(key: str, index: int, money: bool, parts: Iterable[Sums]) -> _BaseValue:
+    """A base measure from rollup sums, in the form the raw computation gives it."""
+    if money:
+        total = _Money()
+        for sums in parts:
+            for part, values in sums.items():
+                if values[index]:
+                    total.parts[part] += values[index]
+        return total
+    count = sum(values[index] for sums in parts for values in sums.values())
+    return Decimal(count) / (1000 if key == "watch_seconds" else 1)
 
 
 def _as_of(sources: frozenset[Source], freshness: Mapping[str, int]) -> int | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Named constraints keep later migrations (and SQLite batch mode) deterministic.
@@ -53,7 +53,12 @@ class Order(Imported, table=True):
     """An order's latest known state (TikTok Shop semantics, see docs/import-formats.md)."""
 
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("platform", "shop_id", "order_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "shop_id", "order_id"),
+        # Time-range reads per shop: the rollup refresh and raw figures.
+        Index(None, "shop_id", "paid_time"),
+        Index(None, "shop_id", "create_time"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
@@ -76,7 +81,11 @@ class Refund(Imported, table=True):
     """A refund or return against an order."""
 
     __tablename__ = "refunds"
-    __table_args__ = (UniqueConstraint("platform", "shop_id", "refund_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "shop_id", "refund_id"),
+        Index(None, "shop_id", "update_time"),
+        Index(None, "platform", "shop_id", "order_id"),  # an order's refunds
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
@@ -94,7 +103,10 @@ class LiveSession(Imported, table=True):
     """A live-stream session with its audience figures; `hosts` is a comma-separated id list."""
 
     __tablename__ = "live_sessions"
-    __table_args__ = (UniqueConstraint("platform", "shop_id", "session_id"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "shop_id", "session_id"),
+        Index(None, "platform", "shop_id", "start_time"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
@@ -117,7 +129,10 @@ class AdSpend(Imported, table=True):
     """Daily spend and results of one ad campaign."""
 
     __tablename__ = "ad_spend"
-    __table_args__ = (UniqueConstraint("platform", "account", "campaign", "date"),)
+    __table_args__ = (
+        UniqueConstraint("platform", "account", "campaign", "date"),
+        Index(None, "person_id", "date"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
@@ -172,3 +187,101 @@ class RecordHistory(SQLModel, table=True):
     data: str = Field(sa_type=Text)
     superseded_at: int = Field(sa_type=BigInteger)
     superseded_by_batch: int = Field(foreign_key="import_batches.id")
+
+
+# -- rollups (kpi_engine/rollups.py): derived data, rebuilt from the tables above ------------
+
+
+class Rollup(SQLModel, table=True):
+    """Daily sums of one axis's measures for an owner and shop, kept in one time zone.
+
+    `day` is the local date in `zone` and `fx_day` the shop's local date (the FX date), both
+    as days since 1970-01-01; `owner` is a person id, or "" for the shop's own total. What
+    `v0`…`v5` hold depends on `axis` (see `kpi_engine.rollups.AXES`).
+    """
+
+    __tablename__ = "rollups"
+
+    zone: str = Field(primary_key=True)
+    axis: str = Field(primary_key=True)
+    owner: str = Field(primary_key=True)
+    shop_id: str = Field(primary_key=True)
+    day: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    fx_day: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    currency: str = Field(primary_key=True)
+    v0: int = Field(default=0, sa_type=BigInteger)
+    v1: int = Field(default=0, sa_type=BigInteger)
+    v2: int = Field(default=0, sa_type=BigInteger)
+    v3: int = Field(default=0, sa_type=BigInteger)
+    v4: int = Field(default=0, sa_type=BigInteger)
+    v5: int = Field(default=0, sa_type=BigInteger)
+
+
+class RollupDirty(SQLModel, table=True):
+    """Hours [first_hour, end_hour) of a shop whose rollups an import made stale.
+
+    With `credit`, orders created in those hours may be credited to other people now, so
+    their paid hours and their refunds' hours are stale too. With `order_id` (and no hours),
+    the paid hour of that order is stale (one of its refunds changed).
+    """
+
+    __tablename__ = "rollup_dirty"
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: str
+    first_hour: int = Field(sa_type=BigInteger)
+    end_hour: int = Field(sa_type=BigInteger)
+    credit: bool = False
+    order_id: str | None = None
+
+
+class RollupState(SQLModel, table=True):
+    """The configuration the rollups were built for (a fingerprint), and when."""
+
+    __tablename__ = "rollup_state"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str
+    built_at: int = Field(sa_type=BigInteger)
+
+
+class RollupZone(SQLModel, table=True):
+    """The time zones in which a person's (or a shop's) rollups are kept."""
+
+    __tablename__ = "rollup_zones"
+
+    kind: str = Field(primary_key=True)  # "person" or "shop"
+    id: str = Field(primary_key=True)
+    zone: str = Field(primary_key=True)
+
+
+class RollupCreditWindow(SQLModel, table=True):
+    """When a fallback-role person is credited with a shop's orders no live session covers."""
+
+    __tablename__ = "rollup_credit_windows"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person: str
+    shop_id: str = Field(index=True)
+    start_time: int = Field(sa_type=BigInteger)
+    end_time: int = Field(sa_type=BigInteger)
+
+
+class LiveHost(SQLModel, table=True):
+    """One host of one live session: `live_sessions.hosts` split, for joins."""
+
+    __tablename__ = "live_hosts"
+    __table_args__ = (Index(None, "platform", "shop_id", "start_time"),)
+
+    session: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    person: str = Field(primary_key=True)
+    platform: str
+    shop_id: str
+    start_time: int = Field(sa_type=BigInteger)
+    end_time: int = Field(sa_type=BigInteger)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import kpi_engine.models  # noqa: F401  (registers the tables)
 from bot.cli import app
+from kpi_engine.db import SCHEMA_HEAD
 from tests.conftest import EXAMPLE_CONFIG
 
 runner = CliRunner()
@@ -81,7 +82,7 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
     after = subprocess.run(
         [kpibot, "db", "upgrade"], env=env, capture_output=True, text=True, check=True
     )
-    assert "Database at revision 0001" in after.stdout
+    assert f"Database at revision {SCHEMA_HEAD}" in after.stdout
     from kpi_engine.db import make_engine
 
     engine = make_engine(url)
@@ -93,7 +94,7 @@ def test_db_upgrade_and_current(tmp_path: Path) -> None:
 def test_schema_head_constant_is_the_newest_migration() -> None:
     from alembic.script import ScriptDirectory
 
-    from kpi_engine.db import SCHEMA_HEAD, alembic_config
+    from kpi_engine.db import alembic_config
 
     assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == [SCHEMA_HEAD]
 
@@ -104,6 +105,6 @@ def test_ensure_schema_upgrades_only_when_behind(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'e.db'}"
     assert current_revision(url) is None
     ensure_schema(url)
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == SCHEMA_HEAD
     ensure_schema(url)  # already at head: nothing to do, nothing breaks
-    assert current_revision(url) == "0001"
+    assert current_revision(url) == SCHEMA_HEAD

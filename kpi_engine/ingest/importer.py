@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Connection, Date, Engine, select
 
+from kpi_engine import rollups
 from kpi_engine.ingest.formats import FieldError, ImportKind, Parsed
 from kpi_engine.ingest.readers import RowSource, SourceError, read_path
 from kpi_engine.models import ImportBatch, RecordHistory
@@ -166,7 +167,8 @@ def import_rows(
     conflicts: list[RowError] = []
     try:
         with engine.begin() as conn:
-            writer = _Writer(conn, kind, report, source, imported_at, conflicts)
+            tail = organisation.settings.attribution.live_tail_minutes
+            writer = _Writer(conn, kind, report, source, imported_at, conflicts, tail)
             for chunk in chunks:
                 if not (report.error_count or conflicts):
                     writer.write(chunk)
@@ -376,6 +378,7 @@ class _Writer:
         source: RowSource,
         now: int,
         conflicts: list[RowError],
+        tail_minutes: int,
     ) -> None:
         self.conn = conn
         self.conflicts = conflicts
@@ -403,6 +406,9 @@ class _Writer:
         self.batch_id = int(primary_key[0])
         report.batch_id = self.batch_id
         self.value_columns = [c.stored_as for c in kind.columns]
+        # The rollup hours each written row (its old and new values) makes stale.
+        self._marks_of = rollups.marker(kind.name, self.value_columns, tail_minutes)
+        self.marks: set[rollups.Mark] = set()
         names = [c.name for c in kind.columns]
         self.key_positions = [names.index(k) for k in kind.key]
         self.version_position = names.index(kind.version) if kind.version else None
@@ -501,6 +507,8 @@ class _Writer:
                     )
                     continue
             # A newer version: the current one goes to history.
+            if self._marks_of is not None:
+                self.marks.update(self._marks_of(current.values))
             if current.pending is not None:
                 pending_history.append((current.pending, current.revision))
             elif current.id is not None:
@@ -513,6 +521,12 @@ class _Writer:
                 updates[current.id] = (row, current.revision)
         if self.conflicts:
             return
+        if self._marks_of is not None:
+            marks_of, marks = self._marks_of, self.marks
+            for row in inserts.values():
+                marks.update(marks_of(row[1]))
+            for row, _ in updates.values():
+                marks.update(marks_of(row[1]))
         pending_keys = {key_of(row[1]) for row, _ in pending_history}
         need_ids = {key for key in pending_keys if stored[key].id is None}
         self._insert(inserts, stored, need_ids)
@@ -627,8 +641,9 @@ class _Writer:
         self.conn.exec_driver_sql(self._update_sql, params)
 
     def finish(self) -> None:
-        """Record the outcome counts on the import batch."""
+        """Record the outcome counts on the import batch, and what rollups it made stale."""
         report = self.report
+        rollups.write_marks(self.conn, self.marks)
         self.conn.execute(
             _BATCHES.update()
             .where(_BATCHES.c.id == self.batch_id)

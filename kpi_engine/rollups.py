@@ -1,0 +1,753 @@
+"""Incremental rollups: daily sums per owner, shop and time zone, kept equal to the raw rows.
+
+The hot figures (a person's today, a team's month-to-date ranking, a morning digest round) read
+a few hundred rollup rows instead of millions of orders. A rollup row holds the sums of one
+*axis* (orders by created time, orders by paid time, refunds by refund time, refunds by their
+order's paid time, live sessions by start time) for one owner (a person credited under the
+attribution rules, or "" for the shop's own total), one shop, one local day in one zone, one
+FX date (the shop's local day) and one currency. Periods are whole local days, so a period
+in a kept zone is a range of `day`s.
+
+Zones kept: a shop's totals in its own zone, its team's and the company's; a person's rows in
+their team's zone. A figure in any other zone is computed from the raw rows (see `Figures`).
+
+Maintenance is incremental: the importer marks the hours of every row it writes (old and new
+values; for a refund, also its order) in `rollup_dirty`, in the import's own
+transaction. `refresh` claims those marks,
+widens them to whole local days and recomputes exactly those days from the raw rows. Marks
+with `credit` (orders created, live sessions' attribution windows) also make the paid hours
+and refund hours of the orders created then stale, since they may now be credited to someone
+else. A change of the configuration that attribution or zones depend on (its fingerprint)
+rebuilds everything. `verify` rebuilds in a transaction it rolls back and compares.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text
+
+from kpi_engine.instants import day_bounds, local_date, zone
+from kpi_engine.models import (
+    LiveHost,
+    LiveSession,
+    Rollup,
+    RollupCreditWindow,
+    RollupDirty,
+    RollupState,
+    RollupZone,
+)
+from kpi_engine.organisation import Organisation
+
+# Bump when what a rollup row means changes: stored rollups are then rebuilt.
+ROLLUP_VERSION = 1
+HOUR = 3600
+DAY = 86400
+EPOCH = date(1970, 1, 1)
+_MERGE_GAP_HOURS = 48  # dirty ranges closer than this are recomputed together
+
+_ROLLUPS = Rollup.__table__  # type: ignore[attr-defined]
+_DIRTY = RollupDirty.__table__  # type: ignore[attr-defined]
+_STATE = RollupState.__table__  # type: ignore[attr-defined]
+_ZONES = RollupZone.__table__  # type: ignore[attr-defined]
+_WINDOWS = RollupCreditWindow.__table__  # type: ignore[attr-defined]
+_HOSTS = LiveHost.__table__  # type: ignore[attr-defined]
+_LIVES = LiveSession.__table__  # type: ignore[attr-defined]
+
+
+# A refund's order, for axes that read refunds with their order (alias `o`).
+_ORDER_OF_REFUND = (
+    "JOIN orders o ON o.platform = t.platform AND o.shop_id = t.shop_id AND o.order_id = t.order_id"
+)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """Rows of one table (alias `t`) read along one instant, and the measures summed."""
+
+    name: str
+    table: str
+    time: str  # SQL: the instant that places a row in a day
+    measures: tuple[str, ...]
+    values: tuple[str, ...]  # SQL, one per measure, into v0, v1, …
+    where: str
+    money: bool  # rows carry a currency (`t.currency`)
+    totals_join: str = ""  # joins the shops' totals need (people's always have the order)
+
+    def value(self, measure: str) -> int:
+        """The column index (v0, v1, …) that holds `measure`."""
+        return self.measures.index(measure)
+
+
+_CANCELLED = "t.status = 'CANCELLED'"
+_LIVE = "t.channel = 'live'"
+_REFUNDED = (
+    "EXISTS (SELECT 1 FROM refunds r WHERE r.platform = t.platform AND r.shop_id = t.shop_id "
+    "AND r.order_id = t.order_id AND r.status = 'COMPLETED')"
+)
+AXES: dict[str, Axis] = {
+    axis.name: axis
+    for axis in (
+        Axis(
+            "placed",
+            "orders",
+            "t.create_time",
+            ("placed_gmv", "placed_orders", "cancelled_orders"),
+            ("SUM(t.sub_total)", "COUNT(*)", f"SUM(CASE WHEN {_CANCELLED} THEN 1 ELSE 0 END)"),
+            "NOT t.is_sample",
+            True,
+        ),
+        Axis(
+            "paid",
+            "orders",
+            "t.paid_time",
+            (
+                "gmv",
+                "orders",
+                "cancelled_paid_gmv",
+                "live_gmv",
+                "live_orders",
+                "cohort_refunded_orders",
+            ),
+            (
+                "SUM(t.sub_total)",
+                "COUNT(*)",
+                f"SUM(CASE WHEN {_CANCELLED} THEN t.sub_total ELSE 0 END)",
+                f"SUM(CASE WHEN {_LIVE} THEN t.sub_total ELSE 0 END)",
+                f"SUM(CASE WHEN {_LIVE} THEN 1 ELSE 0 END)",
+                f"SUM(CASE WHEN {_REFUNDED} THEN 1 ELSE 0 END)",
+            ),
+            "NOT t.is_sample",
+            True,
+        ),
+        Axis(
+            "refunds",
+            "refunds",
+            "t.update_time",
+            ("refund_amount",),
+            ("SUM(t.refund_amount)",),
+            "t.status = 'COMPLETED'",
+            True,
+        ),
+        Axis(  # refunds on the day their order was paid
+            "cohort",
+            "refunds",
+            "o.paid_time",
+            ("cohort_refund_amount",),
+            ("SUM(t.refund_amount)",),
+            "t.status = 'COMPLETED' AND NOT o.is_sample",
+            True,
+            totals_join=_ORDER_OF_REFUND,
+        ),
+        Axis(
+            "lives",
+            "live_sessions",
+            "t.start_time",
+            ("views", "viewers", "watch_seconds", "product_impressions", "product_clicks"),
+            (
+                "SUM(t.views)",
+                "SUM(t.viewers)",
+                "SUM(t.avg_viewing_ms * t.viewers)",  # watch milliseconds
+                "SUM(t.product_impressions)",
+                "SUM(t.product_clicks)",
+            ),
+            "1 = 1",
+            False,
+        ),
+    )
+}
+# The instant columns rows are placed by, for the extent of a full rebuild.
+_INSTANTS = (
+    ("orders", "create_time"),
+    ("orders", "paid_time"),
+    ("refunds", "update_time"),
+    ("live_sessions", "start_time"),
+)
+# Base measure → the axis that holds it.
+AXIS_OF: dict[str, Axis] = {m: axis for axis in AXES.values() for m in axis.measures}
+_V = ("v0", "v1", "v2", "v3", "v4", "v5")
+
+
+# -- what the configuration decides --------------------------------------------------------
+
+
+def company_zone(org: Organisation) -> str:
+    """The zone company-wide figures are read in by default: the first team's."""
+    return next(iter(org.teams.values())).timezone
+
+
+def shop_zones(org: Organisation) -> dict[str, frozenset[str]]:
+    """The zones each shop's totals are kept in: its own, its team's and the company's."""
+    company = company_zone(org)
+    return {
+        shop.id: frozenset(
+            {shop.timezone, company}
+            | ({org.teams[shop.team].timezone} if shop.team is not None else set())
+        )
+        for shop in org.shops.values()
+    }
+
+
+def person_zones(org: Organisation) -> dict[str, str]:
+    """The zone each person's rows are kept in: their team's (a person's today is theirs)."""
+    return {person.id: org.teams[person.team].timezone for person in org.people.values()}
+
+
+def _credit_windows(org: Organisation) -> list[dict[str, Any]]:
+    """Assignment windows of fallback-role people, as instants in each shop's zone."""
+    roles = org.settings.attribution.fallback_roles
+    windows = []
+    for assignment in org.assignments:
+        person = org.people.get(assignment.person)
+        if person is None or person.role not in roles:
+            continue
+        tz = zone(org.shops[assignment.shop].timezone)
+        end = 2**62 if assignment.valid_to is None else day_bounds(assignment.valid_to, tz)[1]
+        windows.append(
+            {
+                "person": assignment.person,
+                "shop_id": assignment.shop,
+                "start_time": day_bounds(assignment.valid_from, tz)[0],
+                "end_time": end,
+            }
+        )
+    return windows
+
+
+def fingerprint(org: Organisation) -> str:
+    """A digest of everything stored rollups depend on in the configuration."""
+    state = {
+        "version": ROLLUP_VERSION,
+        "shops": sorted(shop_zones(org).items()),
+        "shop_zones": sorted((s.id, s.timezone) for s in org.shops.values()),
+        "people": sorted(person_zones(org).items()),
+        "windows": sorted(json.dumps(w, sort_keys=True) for w in _credit_windows(org)),
+        "tail": org.settings.attribution.live_tail_minutes,
+    }
+    blob = json.dumps(state, sort_keys=True, default=sorted)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# -- marks written by the importer -----------------------------------------------------------
+
+
+# (shop id, hour since the epoch, credit), or (shop id, order id, False): that order's paid
+# hour is stale.
+Mark = tuple[str, int | str, bool]
+
+
+def marker(
+    kind: str, columns: Sequence[str], tail_minutes: int
+) -> Callable[[tuple[Any, ...]], Iterable[Mark]] | None:
+    """A function giving the rollup hours a stored row of `kind` affects (None: no rollup)."""
+    position = {name: i for i, name in enumerate(columns)}
+    if kind not in ("orders", "refunds", "live_sessions"):
+        return None
+    shop = position["shop_id"]
+    if kind == "orders":
+        created, paid = position["create_time"], position["paid_time"]
+
+        def order_marks(values: tuple[Any, ...]) -> Iterable[Mark]:
+            marks = [(values[shop], values[created] // HOUR, True)]
+            if values[paid] is not None:
+                marks.append((values[shop], values[paid] // HOUR, False))
+            return marks
+
+        return order_marks
+    if kind == "refunds":
+        updated, order = position["update_time"], position["order_id"]
+        return lambda values: (
+            (values[shop], values[updated] // HOUR, False),
+            (values[shop], values[order], False),
+        )
+    if kind == "live_sessions":
+        start, end, tail = position["start_time"], position["end_time"], tail_minutes * 60
+
+        def live_marks(values: tuple[Any, ...]) -> Iterable[Mark]:
+            first, last = values[start] // HOUR, (values[end] + tail) // HOUR
+            return [(values[shop], hour, True) for hour in range(first, last + 1)]
+
+        return live_marks
+    return None
+
+
+def write_marks(conn: Connection, marks: set[Mark]) -> None:
+    """Store marks as runs of consecutive hours, in the caller's transaction."""
+    by_shop: dict[tuple[str, bool], list[int]] = defaultdict(list)
+    rows: list[dict[str, Any]] = []
+    for shop, where, credit in marks:
+        if isinstance(where, str):
+            rows.append(
+                {
+                    "shop_id": shop,
+                    "first_hour": 0,
+                    "end_hour": 0,
+                    "credit": False,
+                    "order_id": where,
+                }
+            )
+        else:
+            by_shop[(shop, credit)].append(where)
+    rows += [
+        {"shop_id": shop, "first_hour": first, "end_hour": end, "credit": credit, "order_id": None}
+        for (shop, credit), hours in by_shop.items()
+        for first, end in _runs(hours, gap=1)
+    ]
+    if rows:
+        conn.execute(insert(_DIRTY), rows)
+
+
+def _runs(hours: Iterable[int], *, gap: int) -> Iterator[tuple[int, int]]:
+    """[first, end) runs of sorted hours, joining runs less than `gap` hours apart."""
+    first = end = None
+    for hour in sorted(set(hours)):
+        if end is not None and hour < end - 1 + gap:
+            end = max(end, hour + 1)
+            continue
+        if first is not None and end is not None:
+            yield first, end
+        first, end = hour, hour + 1
+    if first is not None and end is not None:
+        yield first, end
+
+
+# -- refresh ---------------------------------------------------------------------------------
+
+
+class Rollups:
+    """The rollups of one organisation's database: keep them current, read them, check them."""
+
+    def __init__(self, engine: Engine, organisation: Organisation) -> None:
+        self.engine = engine
+        self.organisation = organisation
+        self.fingerprint = fingerprint(organisation)
+        self.shop_zones = shop_zones(organisation)
+        self.person_zones = person_zones(organisation)
+
+    def is_current(self, conn: Connection) -> bool:
+        """True when the stored rollups match the configuration and no import made them stale."""
+        state = conn.execute(select(_STATE.c.fingerprint).where(_STATE.c.id == 1)).scalar()
+        if state != self.fingerprint:
+            return False
+        return conn.execute(select(_DIRTY.c.id).limit(1)).first() is None
+
+    def ensure_current(self, *, now: int) -> bool:
+        """Refresh the rollups when they are stale; True when anything was recomputed."""
+        with self.engine.connect() as conn:
+            if self.is_current(conn):
+                return False
+        with self.engine.begin() as conn:
+            return refresh(conn, self.organisation, now=now, expected=self.fingerprint)
+
+    def verify(self, *, now: int) -> list[Mismatch]:
+        """Compare the stored rollups with a full recomputation (which is then rolled back)."""
+        self.ensure_current(now=now)
+        with self.engine.connect() as conn:
+            transaction = conn.begin()
+            try:
+                stored = _snapshot(conn)
+                rebuild(conn, self.organisation)
+                computed = _snapshot(conn)
+            finally:
+                transaction.rollback()
+        keys = sorted(set(stored) | set(computed), key=repr)
+        return [
+            Mismatch(key, stored.get(key), computed.get(key))
+            for key in keys
+            if stored.get(key) != computed.get(key)
+        ]
+
+    def covers(self, kind: str, ids: Iterable[str], zone_name: str) -> bool:
+        """True when rollups of these people (or shops' totals) are kept in `zone_name`."""
+        if kind == "person":
+            return all(self.person_zones.get(i) == zone_name for i in ids)
+        return all(zone_name in self.shop_zones.get(i, ()) for i in ids)
+
+
+def refresh(conn: Connection, org: Organisation, *, now: int, expected: str | None = None) -> bool:
+    """Bring the rollups up to date inside the caller's transaction; True if work was done."""
+    if conn.dialect.name == "postgresql":  # one refresher at a time across replicas
+        conn.execute(text("SELECT pg_advisory_xact_lock(7312001)"))
+    else:
+        # SQLite: write first, so this transaction holds the write lock before it reads what
+        # is stale (a reader that writes later fails on a changed snapshot). The empty mark is
+        # claimed below like any other and matches no shop.
+        conn.execute(insert(_DIRTY).values(shop_id="", first_hour=0, end_hour=0, credit=False))
+    expected = expected or fingerprint(org)
+    state = conn.execute(select(_STATE.c.fingerprint).where(_STATE.c.id == 1)).scalar()
+    if state != expected:
+        rebuild(conn, org)
+        conn.execute(delete(_STATE))
+        conn.execute(insert(_STATE).values(id=1, fingerprint=expected, built_at=now))
+        return True
+    claimed = conn.execute(
+        delete(_DIRTY).returning(
+            _DIRTY.c.shop_id,
+            _DIRTY.c.first_hour,
+            _DIRTY.c.end_hour,
+            _DIRTY.c.credit,
+            _DIRTY.c.order_id,
+        )
+    ).all()
+    if not claimed:
+        return False
+    hours: dict[str, set[int]] = defaultdict(set)
+    credit: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    orders: dict[str, set[str]] = defaultdict(set)
+    for shop, first, end, is_credit, order_id in claimed:
+        if order_id is not None:
+            orders[shop].add(order_id)
+            continue
+        hours[shop].update(range(first, end))
+        if is_credit:
+            credit[shop].append((first, end))
+    for found in (_credited_hours(conn, credit), _paid_hours(conn, orders)):
+        for shop, extra in found.items():
+            hours[shop].update(extra)
+    ranges = {
+        shop: [(a * HOUR, b * HOUR) for a, b in _runs(h, gap=_MERGE_GAP_HOURS)]
+        for shop, h in hours.items()
+        if shop in org.shops
+    }
+    _recompute(conn, org, ranges)
+    conn.execute(_STATE.update().where(_STATE.c.id == 1).values(built_at=now))
+    return True
+
+
+def rebuild(conn: Connection, org: Organisation) -> None:
+    """Recompute every rollup from the raw rows (after a configuration change)."""
+    for table in (_ROLLUPS, _DIRTY, _ZONES, _WINDOWS, _HOSTS):
+        conn.execute(delete(table))
+    zones = [
+        {"kind": "shop", "id": shop, "zone": z}
+        for shop, kept in shop_zones(org).items()
+        for z in sorted(kept)
+    ]
+    zones += [{"kind": "person", "id": p, "zone": z} for p, z in person_zones(org).items()]
+    if zones:
+        conn.execute(insert(_ZONES), zones)
+    windows = _credit_windows(org)
+    if windows:
+        conn.execute(insert(_WINDOWS), windows)
+    bounds = [
+        conn.execute(text(f"SELECT MIN({column}), MAX({column}) FROM {table}")).one()
+        for table, column in _INSTANTS
+    ]
+    lows = [low for low, _ in bounds if low is not None]
+    highs = [high for _, high in bounds if high is not None]
+    if not lows:
+        return
+    whole = (int(min(lows)), int(max(highs)) + 1)
+    _recompute(conn, org, {shop: [whole] for shop in org.shops})
+
+
+def _credited_hours(
+    conn: Connection, credit: Mapping[str, list[tuple[int, int]]]
+) -> dict[str, set[int]]:
+    """Paid hours and refund hours of the orders created in the credit-marked hours."""
+    found: dict[str, set[int]] = defaultdict(set)
+    paid = text(
+        "SELECT DISTINCT paid_time / 3600 FROM orders WHERE shop_id = :shop "
+        "AND create_time >= :lo AND create_time < :hi AND paid_time IS NOT NULL"
+    )
+    refunded = text(
+        "SELECT DISTINCT r.update_time / 3600 FROM orders o JOIN refunds r "
+        "ON r.platform = o.platform AND r.shop_id = o.shop_id AND r.order_id = o.order_id "
+        "WHERE o.shop_id = :shop AND o.create_time >= :lo AND o.create_time < :hi"
+    )
+    for shop, spans in credit.items():
+        for first, end in _runs((h for a, b in spans for h in range(a, b)), gap=1):
+            params = {"shop": shop, "lo": first * HOUR, "hi": end * HOUR}
+            for query in (paid, refunded):
+                found[shop].update(int(h) for (h,) in conn.execute(query, params))
+    return found
+
+
+def _paid_hours(conn: Connection, orders: Mapping[str, set[str]]) -> dict[str, set[int]]:
+    """The paid hours of these orders (by shop): where their refunds' cohort sums lie."""
+    query = text(
+        "SELECT DISTINCT paid_time / 3600 FROM orders WHERE shop_id = :shop "
+        "AND order_id IN :ids AND paid_time IS NOT NULL"
+    ).bindparams(bindparam("ids", expanding=True))
+    found: dict[str, set[int]] = defaultdict(set)
+    for shop, ids in orders.items():
+        ordered = sorted(ids)
+        for n in range(0, len(ordered), 1000):
+            params = {"shop": shop, "ids": ordered[n : n + 1000]}
+            found[shop].update(int(h) for (h,) in conn.execute(query, params))
+    return found
+
+
+def _recompute(
+    conn: Connection, org: Organisation, ranges: Mapping[str, list[tuple[int, int]]]
+) -> None:
+    """Delete and recompute every rollup day that meets `ranges` (instants, per shop)."""
+    groups: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for shop, spans in ranges.items():
+        for span in spans:
+            groups[span].append(shop)
+    kept = shop_zones(org)
+    people_zones = set(person_zones(org).values())
+    all_zones = sorted(people_zones.union(*kept.values()))
+    span_max = conn.execute(select(text("MAX(end_time - start_time)")).select_from(_LIVES)).scalar()
+    tail = org.settings.attribution.live_tail_minutes * 60
+    reach = int(span_max or 0) + tail  # no session covers an order created later than this
+    for (lo, hi), shops in groups.items():
+        _refresh_hosts(conn, shops, lo, hi)
+    for (lo, hi), shops in groups.items():
+        for z in all_zones:
+            tz = zone(z)
+            first, last = local_date(lo, tz), local_date(hi - 1, tz)
+            conn.execute(
+                delete(_ROLLUPS).where(
+                    _ROLLUPS.c.zone == z,
+                    _ROLLUPS.c.shop_id.in_(shops),
+                    _ROLLUPS.c.day >= epoch_day(first),
+                    _ROLLUPS.c.day <= epoch_day(last),
+                )
+            )
+            start, end = day_bounds(first, tz)[0], day_bounds(last, tz)[1]
+            by_shop_zone: dict[str, list[str]] = defaultdict(list)
+            for shop in shops:
+                by_shop_zone[org.shops[shop].timezone].append(shop)
+            for shop_tz, members in sorted(by_shop_zone.items()):
+                totals = [s for s in members if z in kept[s]]
+                for a, b, off_z, off_s in _segments(z, shop_tz, start, end):
+                    for axis in AXES.values():
+                        segment = _Segment(z, axis, a, b, off_z, off_s)
+                        if totals:
+                            conn.execute(segment.shop_rows(), {"zone": z, "shops": totals})
+                        if z in people_zones:
+                            conn.execute(
+                                segment.person_rows(tail, reach), {"zone": z, "shops": members}
+                            )
+
+
+def _refresh_hosts(conn: Connection, shops: list[str], lo: int, hi: int) -> None:
+    """Re-split the hosts of the live sessions of `shops` starting in [lo, hi)."""
+    conn.execute(
+        delete(_HOSTS).where(
+            _HOSTS.c.shop_id.in_(shops), _HOSTS.c.start_time >= lo, _HOSTS.c.start_time < hi
+        )
+    )
+    lives = conn.execute(
+        select(
+            _LIVES.c.id,
+            _LIVES.c.platform,
+            _LIVES.c.shop_id,
+            _LIVES.c.hosts,
+            _LIVES.c.start_time,
+            _LIVES.c.end_time,
+        ).where(_LIVES.c.shop_id.in_(shops), _LIVES.c.start_time >= lo, _LIVES.c.start_time < hi)
+    )
+    rows = [
+        {
+            "session": session,
+            "person": person,
+            "platform": platform,
+            "shop_id": shop,
+            "start_time": start,
+            "end_time": end,
+        }
+        for session, platform, shop, hosts, start, end in lives
+        for person in dict.fromkeys(p.strip() for p in hosts.split(",") if p.strip())
+    ]
+    if rows:
+        conn.execute(insert(_HOSTS), rows)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """A stretch [a, b) in which both the kept zone's and the shops' UTC offsets are fixed."""
+
+    zone: str
+    axis: Axis
+    a: int
+    b: int
+    off_zone: int
+    off_shop: int
+
+    def _days(self) -> tuple[str, str]:
+        time = self.axis.time
+        return f"({time} + {self.off_zone}) / {DAY}", f"({time} + {self.off_shop}) / {DAY}"
+
+    def _insert(self, owner: str, source: str, where: str, group: str) -> str:
+        axis = self.axis
+        day, fx_day = self._days()
+        currency = "t.currency" if axis.money else "''"
+        values = list(axis.values) + ["0"] * (len(_V) - len(axis.values))
+        columns = ", ".join(_V)
+        keys = "zone, axis, owner, shop_id, day, fx_day, currency"
+        updates = ", ".join(f"{v} = rollups.{v} + excluded.{v}" for v in _V)
+        return (
+            f"INSERT INTO rollups ({keys}, {columns}) "
+            f"SELECT :zone, '{axis.name}', {owner}, t.shop_id, {day}, {fx_day}, {currency}, "
+            f"{', '.join(values)} FROM {source} WHERE {where} AND {self._within()} "
+            f"GROUP BY {group}t.shop_id, {day}, {fx_day}"
+            f"{', t.currency' if axis.money else ''} "
+            f"ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+        )
+
+    def _within(self) -> str:
+        axis = self.axis
+        return f"{axis.time} >= {self.a} AND {axis.time} < {self.b} AND {axis.where}"
+
+    def shop_rows(self) -> Any:
+        """The shops' own totals."""
+        source = f"{self.axis.table} t {self.axis.totals_join}"
+        sql = self._insert("''", source, "t.shop_id IN :shops", "")
+        return text(sql).bindparams(bindparam("shops", expanding=True))
+
+    def person_rows(self, tail: int, reach: int) -> Any:
+        """Each credited person's rows (kept in their team's zone)."""
+        axis = self.axis
+        person_zone = "z.kind = 'person' AND z.id = {p} AND z.zone = :zone"
+        if axis.table == "live_sessions":  # sessions count for their hosts
+            source = (
+                "live_sessions t JOIN live_hosts h ON h.session = t.id "
+                f"JOIN rollup_zones z ON {person_zone.format(p='h.person')}"
+            )
+            sql = self._insert("h.person", source, "t.shop_id IN :shops", "h.person, ")
+            return text(sql).bindparams(bindparam("shops", expanding=True))
+        # Orders are credited by the attribution rules; refunds as their order is.
+        order, joins = ("t", "") if axis.table == "orders" else ("o", _ORDER_OF_REFUND)
+        base = (
+            f"SELECT t.id AS unit, {order}.platform, {order}.shop_id, {order}.create_time, "
+            f"{order}.attributed_to FROM {axis.table} t {joins}"
+        )
+        covering = (
+            "{l}.platform = b.platform AND {l}.shop_id = b.shop_id "
+            "AND {l}.start_time <= b.create_time AND {l}.start_time > b.create_time - "
+            f"{reach} AND b.create_time < {{l}}.end_time + {tail}"
+        )
+        credit = (
+            f"WITH base AS ({base} WHERE t.shop_id IN :shops AND {self._within()}), "
+            "credit AS ("
+            "SELECT unit, attributed_to AS person FROM base WHERE attributed_to IS NOT NULL "
+            "UNION SELECT b.unit, h.person FROM base b "
+            f"JOIN live_hosts h ON {covering.format(l='h')} WHERE b.attributed_to IS NULL "
+            "UNION SELECT b.unit, w.person FROM base b JOIN rollup_credit_windows w "
+            "ON w.shop_id = b.shop_id AND b.create_time >= w.start_time "
+            "AND b.create_time < w.end_time WHERE b.attributed_to IS NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM live_sessions l WHERE {covering.format(l='l')})) "
+        )
+        source = (
+            f"credit c JOIN {axis.table} t ON t.id = c.unit {joins} "
+            f"JOIN rollup_zones z ON {person_zone.format(p='c.person')}"
+        )
+        sql = credit + self._insert("c.person", source, "1 = 1", "c.person, ")
+        return text(sql).bindparams(bindparam("shops", expanding=True))
+
+
+def _offset(tz: Any, instant: int) -> int:
+    offset = datetime.fromtimestamp(instant, tz).utcoffset()
+    assert offset is not None  # a ZoneInfo always has an offset
+    return int(offset.total_seconds())
+
+
+def _changes(name: str, lo: int, hi: int) -> list[int]:
+    """Instants in (lo, hi) where the zone's UTC offset changes."""
+    tz = zone(name)
+    changes = []
+    t = lo
+    while t < hi:
+        step = min(t + DAY, hi)
+        if _offset(tz, step) != _offset(tz, t):
+            a, b = t, step  # offset(a) differs from offset(b): find the first changed second
+            while b - a > 1:
+                middle = (a + b) // 2
+                a, b = (middle, b) if _offset(tz, middle) == _offset(tz, t) else (a, middle)
+            if b < hi:
+                changes.append(b)
+        t = step
+    return changes
+
+
+def _segments(kept: str, shop: str, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
+    """[a, b) stretches of [lo, hi) with both zones' offsets fixed: (a, b, kept's, shop's)."""
+    cuts = sorted({lo, hi, *_changes(kept, lo, hi), *_changes(shop, lo, hi)})
+    kept_tz, shop_tz = zone(kept), zone(shop)
+    return [(a, b, _offset(kept_tz, a), _offset(shop_tz, a)) for a, b in pairwise(cuts)]
+
+
+def epoch_day(day: date) -> int:
+    """Days since 1970-01-01."""
+    return (day - EPOCH).days
+
+
+def from_epoch_day(days: int) -> date:
+    """The date `days` after 1970-01-01."""
+    return EPOCH + timedelta(days=int(days))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+Sums = dict[tuple[str, date], list[int]]  # (currency, FX date) → v0…v4
+
+
+def read(
+    conn: Connection,
+    axis: Axis,
+    zone_name: str,
+    first: date,
+    last: date,
+    *,
+    people: Sequence[str] = (),
+    shops: Sequence[str] = (),
+) -> dict[str, Sums]:
+    """Sums over the days first..last in `zone_name`: per person, or per shop (own totals)."""
+    r = _ROLLUPS
+    by = r.c.owner if people else r.c.shop_id
+    query = (
+        select(
+            by,
+            r.c.currency,
+            r.c.fx_day,
+            *(func.sum(r.c[v]) for v in _V[: len(axis.measures)]),
+        )
+        .where(
+            r.c.zone == zone_name,
+            r.c.axis == axis.name,
+            r.c.day >= epoch_day(first),
+            r.c.day <= epoch_day(last),
+        )
+        .group_by(by, r.c.currency, r.c.fx_day)
+    )
+    query = (
+        query.where(r.c.owner.in_(list(people)))
+        if people
+        else query.where(r.c.owner == "", r.c.shop_id.in_(list(shops)))
+    )
+    found: dict[str, Sums] = defaultdict(dict)
+    for key, currency, fx_day, *values in conn.execute(query):
+        found[key][(currency, from_epoch_day(fx_day))] = [int(v or 0) for v in values]
+    return found
+
+
+# -- checking --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A rollup row whose stored sums differ from a fresh computation."""
+
+    key: tuple[Any, ...]
+    stored: tuple[int, ...] | None
+    computed: tuple[int, ...] | None
+
+
+def _snapshot(conn: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
+    r = _ROLLUPS
+    keys = (r.c.zone, r.c.axis, r.c.owner, r.c.shop_id, r.c.day, r.c.fx_day, r.c.currency)
+    return {
+        tuple(row[:7]): tuple(int(v) for v in row[7:])
+        for row in conn.execute(select(*keys, *(r.c[v] for v in _V)))
+    }
