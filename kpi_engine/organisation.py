@@ -195,6 +195,28 @@ class MetricConfig(ConfigModel):
     formula: str
 
 
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class LiveScheduleConfig(ConfigModel):
+    """Which weekdays each host goes live; their other days weigh `off_day_weight`."""
+
+    off_day_weight: Decimal = Field(Decimal(0), ge=0)
+    hosts: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("hosts")
+    @classmethod
+    def _days(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for person, days in value.items():
+            for day in days:
+                if day not in WEEKDAY_NAMES:
+                    hint = _closest(day, list(WEEKDAY_NAMES)) or ", ".join(WEEKDAY_NAMES)
+                    raise ValueError(f"{person}: {day!r} is not a weekday ({hint})")
+            if not days:
+                raise ValueError(f"{person}: needs at least one live weekday")
+        return value
+
+
 class PlanConfig(ConfigModel):
     """A KPI plan: how its targets spread over days, from a date on (docs/targets.md)."""
 
@@ -204,6 +226,7 @@ class PlanConfig(ConfigModel):
     weekday_weights: tuple[Decimal, ...] = (Decimal(1),) * 7
     promo_days: dict[str, Decimal] = Field(default_factory=dict)
     hourly_profile: tuple[Decimal, ...] = (Decimal(1),) * 24
+    live_schedule: LiveScheduleConfig | None = None
 
     @field_validator("weekday_weights", "hourly_profile")
     @classmethod
@@ -505,7 +528,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     _check_references(checker, teams, people, shops, parsed_items["assignments"], invalid_ids)
     by_chat = _check_chat_ids(checker, people)
     catalogue = _check_metrics(checker, parsed_items["metrics"])
-    plans = _check_plans(checker, parsed_items["plans"])
+    plans = _check_plans(checker, parsed_items["plans"], people)
     scorecards = _check_scorecards(checker, parsed_items["scorecards"], catalogue)
     targets = _check_targets(
         checker,
@@ -774,12 +797,29 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
                 checker.add("error", item.doc, (*item.path, "formula"), str(exc))
 
 
-def _check_plans(checker: _Checker, entries: list[tuple[_Item, Any]]) -> tuple[Plan, ...]:
-    """Plans with unique ids and start dates."""
+def _check_plans(
+    checker: _Checker,
+    entries: list[tuple[_Item, Any]],
+    people: Mapping[str, tuple[_Item, PersonConfig]],
+) -> tuple[Plan, ...]:
+    """Plans with unique ids and start dates, and live schedules of known people."""
     plans: dict[str, Plan] = {}
     starts: dict[date, str] = {}
     for item, config in entries:
         assert isinstance(config, PlanConfig)
+        schedule = config.live_schedule
+        live_days: dict[str, frozenset[int]] = {}
+        for person, days in (schedule.hosts if schedule else {}).items():
+            if person not in people:
+                checker.add(
+                    "error",
+                    item.doc,
+                    (*item.path, "live_schedule", "hosts", person),
+                    f"unknown person {person!r}",
+                    _closest(person, list(people)) or "define the person first",
+                )
+                continue
+            live_days[person] = frozenset(WEEKDAY_NAMES.index(d) for d in days)
         if config.id in plans:
             checker.add("error", item.doc, (*item.path, "id"), f"duplicate plan id {config.id!r}")
             continue
@@ -800,6 +840,8 @@ def _check_plans(checker: _Checker, entries: list[tuple[_Item, Any]]) -> tuple[P
             config.weekday_weights,
             dict(config.promo_days),
             config.hourly_profile,
+            live_days,
+            schedule.off_day_weight if schedule else Decimal(0),
         )
     return tuple(plans.values())
 

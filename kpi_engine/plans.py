@@ -1,8 +1,8 @@
 """Plans and targets as configured: the KPI plan, versioned and effective-dated.
 
 A plan is a set of rules for spreading targets over days: weekday weights, promo-day
-multipliers (11.11) and an hour-of-day profile. A target belongs to a plan and gives a
-metric's value for an entity over a period (usually a month).
+multipliers (11.11), hosts' live schedules and an hour-of-day profile. A target belongs to a
+plan and gives a metric's value for an entity over a period (usually a month).
 """
 
 from __future__ import annotations
@@ -28,11 +28,18 @@ class Plan:
     weekday_weights: tuple[Decimal, ...] = (Decimal(1),) * 7  # Monday … Sunday
     promo_days: Mapping[str, Decimal] | None = None  # "MM-DD" -> multiplier
     hourly_profile: tuple[Decimal, ...] = (Decimal(1),) * 24  # share of a day's target per hour
+    live_days: Mapping[str, frozenset[int]] | None = None  # host → weekdays live (Monday = 0)
+    off_day_weight: Decimal = Decimal(0)  # a host's day without a live, relative to a live day
 
-    def day_weight(self, day: date) -> Decimal:
-        """The weight of a day: its weekday's weight times any promo multiplier."""
+    def day_weight(self, day: date, scope: Scope | None = None) -> Decimal:
+        """The weight of a day: its weekday's weight times any promo multiplier, and for a
+        host on the live schedule, times `off_day_weight` on a day they do not go live."""
         promo = (self.promo_days or {}).get(f"{day:%m-%d}", Decimal(1))
-        return self.weekday_weights[day.weekday()] * promo
+        weight = self.weekday_weights[day.weekday()] * promo
+        live = (self.live_days or {}).get(scope.id) if scope and scope.kind == "person" else None
+        if live is not None and day.weekday() not in live:
+            weight *= self.off_day_weight
+        return weight
 
     def elapsed_of_day(self, now: int, day: date, timezone: str) -> Fraction:
         """The share of a day's target expected by `now`, by the hour-of-day profile."""

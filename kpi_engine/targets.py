@@ -58,7 +58,7 @@ class Plans:
             weights = {}
             for day in target.period.dates():
                 plan = self.plan_on(day)
-                weights[day] = plan.day_weight(day) if plan else Decimal(1)
+                weights[day] = plan.day_weight(day, scope) if plan else Decimal(1)
             total = sum(weights.values(), Decimal(0))
             if total == 0:
                 continue

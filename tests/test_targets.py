@@ -213,3 +213,68 @@ def test_a_broken_plan_is_reported_once(tmp_path: Path) -> None:
         ("plans[0].weekday_weights", "needs 7 weights ≥ 0 (Monday … Sunday), not all 0"),
         ("plans[0].hourly_profile", "needs 24 weights ≥ 0 (00:00 … 23:00), not all 0"),
     ]
+
+
+def test_a_hosts_target_follows_their_live_schedule() -> None:
+    host = Scope("person", "li.na")
+    scheduled = Plan(
+        "h2",
+        date(2026, 7, 1),
+        weekday_weights=WEEKDAYS,
+        promo_days={"11-11": Decimal(3)},
+        live_days={"li.na": frozenset({1, 2, 3, 4, 5, 6})},  # Mondays off
+        off_day_weight=Decimal("0.2"),
+    )
+    targets = [
+        Target("h2", "gmv", host, NOVEMBER, Decimal(1500000)),
+        Target("h2", "gmv", TEAM, NOVEMBER, Decimal(4500000)),
+    ]
+    found = Plans([scheduled], targets, build_catalogue())
+    daily = found.daily_targets("gmv", host, NOVEMBER.dates())
+    assert sum(daily.values()) == pytest.approx(Decimal(1500000), abs=Decimal("1e-15"))
+    # Monday 2026-11-09 is an off day: 0.2 of its weekday weight; Tuesday the 10th is live.
+    monday, tuesday = daily[date(2026, 11, 9)], daily[date(2026, 11, 10)]
+    assert abs(monday / tuesday - Decimal("0.2")) < Decimal("1e-20")  # both weigh 0.9
+    # The team, with no schedule, keeps plain weekday weights.
+    team = found.daily_targets("gmv", TEAM, NOVEMBER.dates())
+    assert team[date(2026, 11, 9)] == team[date(2026, 11, 10)]
+
+
+def test_the_example_plan_schedules_its_hosts() -> None:
+    organisation = load_organisation(EXAMPLE_CONFIG)
+    plan = organisation.plans[0]
+    assert plan.live_days is not None and plan.live_days["li.na"] == frozenset(range(1, 7))
+    assert plan.day_weight(date(2026, 11, 9), Scope("person", "li.na")) == Decimal("0.9") * Decimal(
+        "0.2"
+    )
+    assert plan.day_weight(date(2026, 11, 9), Scope("person", "zhang.wei")) == Decimal("0.9")
+
+
+@pytest.mark.parametrize(
+    ("schedule", "path", "message"),
+    [
+        (
+            "li.nna: [mon]",
+            "plans[0].live_schedule.hosts.li.nna",
+            "unknown person 'li.nna'",
+        ),
+        (
+            "li.na: [mon, thurs]",
+            "plans[0].live_schedule.hosts",
+            "li.na: 'thurs' is not a weekday (did you mean 'thu'?)",
+        ),
+    ],
+)
+def test_a_broken_live_schedule_is_located(
+    tmp_path: Path, schedule: str, path: str, message: str
+) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    kpis = config / "kpis.yaml"
+    text = kpis.read_text(encoding="utf-8")
+    kpis.write_text(
+        text.replace("li.na: [tue, wed, thu, fri, sat, sun]", schedule), encoding="utf-8"
+    )
+    _, problems = check_organisation(config)
+    errors = [(p.path, p.message) for p in problems if p.severity == "error"]
+    assert len(errors) == 1 and errors[0][0] == path and message in errors[0][1], errors
