@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from kpi_engine.organisation import (
     check_organisation,
     load_organisation,
 )
+from kpi_engine.rollups import Rollups
 
 app = typer.Typer(
     help="kpibot — KPI targets, progress, alerts and appeals for e-commerce teams in chat.",
@@ -105,6 +107,38 @@ def db_upgrade(
 def db_current() -> None:
     """Print the schema revision of KPIBOT_DATABASE_URL."""
     typer.echo(current_revision(_settings().database_url) or "empty (run `kpibot db upgrade`)")
+
+
+@db_app.command("rollups")
+def db_rollups(
+    check: Annotated[
+        bool, typer.Option("--check", help="Also compare them with a full recomputation")
+    ] = False,
+) -> None:
+    """Bring the rollups up to date with the imported rows (queries also do this when needed)."""
+    with _database() as (organisation, engine):
+        rollups = Rollups(engine, organisation)
+        now = int(time.time())
+        started = time.perf_counter()
+        changed = rollups.ensure_current(now=now)
+        elapsed = time.perf_counter() - started
+        typer.echo(
+            f"Rollups brought up to date in {elapsed:.1f} s."
+            if changed
+            else "Rollups are up to date."
+        )
+        if check:
+            mismatches = rollups.verify(now=now)
+            for mismatch in mismatches[:20]:
+                typer.echo(
+                    f"  {' / '.join(map(str, mismatch.key))}: stored {mismatch.stored}, "
+                    f"recomputed {mismatch.computed}",
+                    err=True,
+                )
+            if mismatches:
+                typer.echo(f"{len(mismatches)} rollup rows differ from the raw rows.", err=True)
+                raise typer.Exit(1)
+            typer.echo("Rollups equal a full recomputation from the raw rows.")
 
 
 @app.command("import")

@@ -411,11 +411,17 @@ def refresh(conn: Connection, org: Organisation, *, now: int, expected: str | No
     for found in (_credited_hours(conn, credit), _paid_hours(conn, orders)):
         for shop, extra in found.items():
             hours[shop].update(extra)
-    ranges = {
-        shop: [(a * HOUR, b * HOUR) for a, b in _runs(h, gap=_MERGE_GAP_HOURS)]
-        for shop, h in hours.items()
-        if shop in org.shops
-    }
+    # Stretches of stale hours across all shops, each recomputed for every shop stale in it:
+    # one statement serves many shops (an import usually touches them all at the same hours).
+    runs = list(
+        _runs((h for shop_hours in hours.values() for h in shop_hours), gap=_MERGE_GAP_HOURS)
+    )
+    ranges: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for shop, shop_hours in hours.items():
+        if shop in org.shops:
+            ranges[shop] = [
+                (a * HOUR, b * HOUR) for a, b in runs if any(a <= h < b for h in shop_hours)
+            ]
     _recompute(conn, org, ranges)
     conn.execute(_STATE.update().where(_STATE.c.id == 1).values(built_at=now))
     return True
@@ -502,6 +508,7 @@ def _recompute(
     for (lo, hi), shops in groups.items():
         _refresh_hosts(conn, shops, lo, hi)
     for (lo, hi), shops in groups.items():
+        windows: dict[str, tuple[int, int]] = {}  # each zone's whole days around [lo, hi)
         for z in all_zones:
             tz = zone(z)
             first, last = local_date(lo, tz), local_date(hi - 1, tz)
@@ -513,21 +520,30 @@ def _recompute(
                     _ROLLUPS.c.day <= epoch_day(last),
                 )
             )
-            start, end = day_bounds(first, tz)[0], day_bounds(last, tz)[1]
-            by_shop_zone: dict[str, list[str]] = defaultdict(list)
-            for shop in shops:
-                by_shop_zone[org.shops[shop].timezone].append(shop)
-            for shop_tz, members in sorted(by_shop_zone.items()):
+            windows[z] = day_bounds(first, tz)[0], day_bounds(last, tz)[1]
+        by_shop_zone: dict[str, list[str]] = defaultdict(list)
+        for shop in shops:
+            by_shop_zone[org.shops[shop].timezone].append(shop)
+        for shop_tz, members in sorted(by_shop_zone.items()):
+            for z in all_zones:  # the shops' own totals, zone by zone
                 totals = [s for s in members if z in kept[s]]
-                for a, b, off_z, off_s in _segments(z, shop_tz, start, end):
+                if not totals:
+                    continue
+                for a, b, offsets in _segments([z, shop_tz], *windows[z]):
                     for axis in AXES.values():
-                        segment = _Segment(z, axis, a, b, off_z, off_s)
-                        if totals:
-                            conn.execute(segment.shop_rows(), {"zone": z, "shops": totals})
-                        if z in people_zones:
-                            conn.execute(
-                                segment.person_rows(tail, reach), {"zone": z, "shops": members}
-                            )
+                        segment = _Segment(axis, a, b, {z: windows[z]}, offsets, shop_tz)
+                        conn.execute(segment.shop_rows(), {"zone": z, "shops": totals})
+            if not people_zones:
+                continue
+            # People's rows for every zone at once: attribution is worked out once.
+            start = min(windows[z][0] for z in people_zones)
+            end = max(windows[z][1] for z in people_zones)
+            for a, b, offsets in _segments([*sorted(people_zones), shop_tz], start, end):
+                for axis in AXES.values():
+                    segment = _Segment(
+                        axis, a, b, {z: windows[z] for z in sorted(people_zones)}, offsets, shop_tz
+                    )
+                    conn.execute(segment.person_rows(tail, reach), {"shops": members})
 
 
 def _refresh_hosts(conn: Connection, shops: list[str], lo: int, hi: int) -> None:
@@ -565,22 +581,35 @@ def _refresh_hosts(conn: Connection, shops: list[str], lo: int, hi: int) -> None
 
 @dataclass(frozen=True)
 class _Segment:
-    """A stretch [a, b) in which both the kept zone's and the shops' UTC offsets are fixed."""
+    """A stretch [a, b) in which the UTC offsets of the kept zones and the shops' are fixed.
 
-    zone: str
+    `windows` are the kept zones with the whole local days recomputed in each: a row counts
+    for a zone only inside that zone's window. One zone for shops' totals (`:zone`); every
+    people's zone for people's rows, each person's being read from `rollup_zones` (`z.zone`).
+    """
+
     axis: Axis
     a: int
     b: int
-    off_zone: int
-    off_shop: int
+    windows: Mapping[str, tuple[int, int]]
+    offsets: Mapping[str, int]
+    shop_zone: str
 
-    def _days(self) -> tuple[str, str]:
-        time = self.axis.time
-        return f"({time} + {self.off_zone}) / {DAY}", f"({time} + {self.off_shop}) / {DAY}"
+    def _by_zone(self, values: Mapping[str, int]) -> str:
+        if len(self.windows) == 1:
+            return str(values[next(iter(self.windows))])
+        branches = " ".join(f"WHEN {_quote(z)} THEN {values[z]}" for z in self.windows)
+        return f"CASE z.zone {branches} END"
 
     def _insert(self, owner: str, source: str, where: str, group: str) -> str:
         axis = self.axis
-        day, fx_day = self._days()
+        time = axis.time
+        offset = self._by_zone({z: self.offsets[z] for z in self.windows})
+        day = f"({time} + {offset}) / {DAY}"
+        fx_day = f"({time} + {self.offsets[self.shop_zone]}) / {DAY}"
+        zone_of_row = "z.zone" if "z.zone" in group else ":zone"  # people's rows join `z`
+        first = self._by_zone({z: max(self.a, w[0]) for z, w in self.windows.items()})
+        end = self._by_zone({z: min(self.b, w[1]) for z, w in self.windows.items()})
         currency = "t.currency" if axis.money else "''"
         values = list(axis.values) + ["0"] * (len(_V) - len(axis.values))
         columns = ", ".join(_V)
@@ -588,8 +617,9 @@ class _Segment:
         updates = ", ".join(f"{v} = rollups.{v} + excluded.{v}" for v in _V)
         return (
             f"INSERT INTO rollups ({keys}, {columns}) "
-            f"SELECT :zone, '{axis.name}', {owner}, t.shop_id, {day}, {fx_day}, {currency}, "
-            f"{', '.join(values)} FROM {source} WHERE {where} AND {self._within()} "
+            f"SELECT {zone_of_row}, '{axis.name}', {owner}, t.shop_id, {day}, {fx_day}, "
+            f"{currency}, {', '.join(values)} FROM {source} WHERE {where} "
+            f"AND {self._within()} AND {time} >= {first} AND {time} < {end} "
             f"GROUP BY {group}t.shop_id, {day}, {fx_day}"
             f"{', t.currency' if axis.money else ''} "
             f"ON CONFLICT ({keys}) DO UPDATE SET {updates}"
@@ -608,13 +638,13 @@ class _Segment:
     def person_rows(self, tail: int, reach: int) -> Any:
         """Each credited person's rows (kept in their team's zone)."""
         axis = self.axis
-        person_zone = "z.kind = 'person' AND z.id = {p} AND z.zone = :zone"
+        person_zone = "z.kind = 'person' AND z.id = {p}"
         if axis.table == "live_sessions":  # sessions count for their hosts
             source = (
                 "live_sessions t JOIN live_hosts h ON h.session = t.id "
                 f"JOIN rollup_zones z ON {person_zone.format(p='h.person')}"
             )
-            sql = self._insert("h.person", source, "t.shop_id IN :shops", "h.person, ")
+            sql = self._insert("h.person", source, "t.shop_id IN :shops", "h.person, z.zone, ")
             return text(sql).bindparams(bindparam("shops", expanding=True))
         # Orders are credited by the attribution rules; refunds as their order is.
         order, joins = ("t", "") if axis.table == "orders" else ("o", _ORDER_OF_REFUND)
@@ -642,7 +672,7 @@ class _Segment:
             f"credit c JOIN {axis.table} t ON t.id = c.unit {joins} "
             f"JOIN rollup_zones z ON {person_zone.format(p='c.person')}"
         )
-        sql = credit + self._insert("c.person", source, "1 = 1", "c.person, ")
+        sql = credit + self._insert("c.person", source, "1 = 1", "c.person, z.zone, ")
         return text(sql).bindparams(bindparam("shops", expanding=True))
 
 
@@ -670,11 +700,15 @@ def _changes(name: str, lo: int, hi: int) -> list[int]:
     return changes
 
 
-def _segments(kept: str, shop: str, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
-    """[a, b) stretches of [lo, hi) with both zones' offsets fixed: (a, b, kept's, shop's)."""
-    cuts = sorted({lo, hi, *_changes(kept, lo, hi), *_changes(shop, lo, hi)})
-    kept_tz, shop_tz = zone(kept), zone(shop)
-    return [(a, b, _offset(kept_tz, a), _offset(shop_tz, a)) for a, b in pairwise(cuts)]
+def _segments(zones: list[str], lo: int, hi: int) -> list[tuple[int, int, dict[str, int]]]:
+    """[a, b) stretches of [lo, hi) in which every zone's UTC offset is fixed, with them."""
+    cuts = sorted({lo, hi}.union(*(_changes(z, lo, hi) for z in zones)))
+    return [(a, b, {z: _offset(zone(z), a) for z in zones}) for a, b in pairwise(cuts)]
+
+
+def _quote(value: str) -> str:
+    """A SQL string literal (zone names come from the checked configuration)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def epoch_day(day: date) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
@@ -57,6 +57,26 @@ def test_import_command(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 2 and "Unknown kind 'invoices'" in result.output
     result = runner.invoke(app, ["import", "fx_rates", "--json", str(good)])
     assert '"unchanged": 1' in result.output
+
+
+def test_db_rollups_refreshes_and_checks(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KPIBOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("KPIBOT_CONFIG_DIR", str(EXAMPLE_CONFIG))
+    orders = Path(__file__).parent.parent / "docs" / "examples" / "orders.csv"
+    assert runner.invoke(app, ["import", "orders", str(orders)]).exit_code == 0
+    result = runner.invoke(app, ["db", "rollups", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "Rollups brought up to date" in result.output
+    assert "Rollups equal a full recomputation from the raw rows." in result.output
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE rollups SET v0 = v0 + 1 WHERE axis = 'paid'"))
+    engine.dispose()
+    result = runner.invoke(app, ["db", "rollups", "--check"])
+    assert result.exit_code == 1 and "Rollups are up to date." in result.output
+    assert "rollup rows differ from the raw rows" in result.output
 
 
 def test_broken_config_stops_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
