@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from sqlalchemy import Engine
@@ -27,6 +27,9 @@ from kpi_engine.organisation import (
     load_organisation,
 )
 from kpi_engine.rollups import Rollups
+
+if TYPE_CHECKING:
+    from bot.chat.local import ConsoleChat
 
 app = typer.Typer(
     help="kpibot — KPI targets, progress, alerts and appeals for e-commerce teams in chat.",
@@ -298,6 +301,81 @@ def demo(
     create_workspace(
         directory, reset=reset, days=days, seed=seed, end=date.today(), echo=typer.echo
     )
+
+
+def _console(
+    person: str,
+    channel: str | None,
+    engine: Engine,
+    organisation: Organisation,
+    write: Callable[[str], None],
+) -> ConsoleChat:
+    from bot.chat.local import ConsoleChat
+
+    try:
+        return ConsoleChat(organisation, engine, person, channel=channel, write=write)
+    except KeyError:
+        typer.echo(f"Unknown person {person!r} (see people.yaml)", err=True)
+        raise typer.Exit(2) from None
+    except LookupError:
+        typer.echo(f"Unknown team {channel!r} for --channel", err=True)
+        raise typer.Exit(2) from None
+
+
+AsOption = Annotated[str, typer.Option("--as", help="The person id to speak as")]
+ChannelOption = Annotated[
+    str | None,
+    typer.Option("--channel", help="Speak in this team's group channel (default: a direct chat)"),
+]
+
+
+@app.command("ask")
+def ask(
+    text: Annotated[str, typer.Argument(help="What to ask, in Chinese or English")],
+    person: AsOption,
+    channel: ChannelOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON")] = False,
+) -> None:
+    """Ask the bot one question through the chat pipeline, as a person (for scripts)."""
+    from bot.chat.messages import to_json
+
+    with _database() as (organisation, engine):
+        chat = _console(
+            person, channel, engine, organisation, typer.echo if not as_json else lambda _: None
+        )
+        chat.say(text)
+        if as_json:
+            reply, target = chat.adapter.sent[0]
+            typer.echo(
+                json.dumps(
+                    {"private": target.private, **to_json(reply)}, ensure_ascii=False, indent=2
+                )
+            )
+
+
+@app.command("chat")
+def chat(person: AsOption, channel: ChannelOption = None) -> None:
+    """Chat with the bot in this terminal, as a person; a number presses a button."""
+    with _database() as (organisation, engine):
+        _chat_loop(
+            _console(person, channel, engine, organisation, typer.echo), organisation, person
+        )
+
+
+def _chat_loop(session: ConsoleChat, organisation: Organisation, person: str) -> None:
+    language = organisation.language_of(organisation.people[person])
+    typer.echo(
+        "输入问题（如「今天GMV多少」「帮助」），空行退出。"
+        if language == "zh"
+        else "Ask a question (e.g. “my GMV today”, “help”); an empty line quits."
+    )
+    session.run(_stdin_lines(), prompt=lambda: typer.echo("> ", nl=False))
+
+
+def _stdin_lines() -> Iterator[str]:
+    import sys
+
+    yield from sys.stdin
 
 
 @app.command("serve")

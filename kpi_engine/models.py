@@ -285,3 +285,35 @@ class LiveHost(SQLModel, table=True):
     shop_id: str
     start_time: int = Field(sa_type=BigInteger)
     end_time: int = Field(sa_type=BigInteger)
+
+
+# -- conversation ----------------------------------------------------------------------------
+
+
+class InboundEvent(SQLModel, table=True):
+    """A chat delivery the bot has accepted: its unique key stops duplicate deliveries."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("platform", "workspace", "event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    workspace: str
+    event_id: str
+    sender: str
+    channel: str
+    received_at: int = Field(sa_type=BigInteger)
+
+
+class Annotation(SQLModel, table=True):
+    """A dated note on an entity's numbers ("TikTok algorithm change", "11.11")."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (Index(None, "entity", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    entity: str  # "company", "team:<id>", "shop:<id>" or "person:<id>"
+    day: dt.date
+    text: str = Field(sa_type=Text)
+    author: str  # person id
+    created_at: int = Field(sa_type=BigInteger)

@@ -112,6 +112,9 @@ class OrganisationSettings(ConfigModel):
     currency: str | None = None  # company-wide figures; the first team's currency when unset
     settlement_lag_days: SettlementLags = SettlementLags()
     attribution: AttributionSettings = AttributionSettings()
+    # What members see of other people in rankings: places and names, their values too, or
+    # only their own line. Managers and admins always see values.
+    ranking_for_members: Literal["names", "values", "own"] = "names"
 
     @field_validator("currency")
     @classmethod

@@ -1,0 +1,223 @@
+"""Dialogs with the bot through the real pipeline, router and engine, in Chinese and English."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, text
+
+from bot.chat.intents import Subject, parse
+from bot.chat.router import Router
+from kpi_engine.demo_data import FILE_KINDS, generate
+from kpi_engine.figures import Figures, Scope, format_value
+from kpi_engine.ingest.formats import KINDS
+from kpi_engine.ingest.importer import import_file
+from kpi_engine.organisation import Organisation
+from kpi_engine.periods import day_of, week_of
+from tests.conftest import EXAMPLE_CONFIG
+from tests.fakechat import Dialog
+
+END = date(2026, 11, 12)
+# 15:00 on 12 November in Shanghai: sz-live's "today" is the 12th.
+NOW = int(datetime(2026, 11, 12, 15, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp())
+GROUP = "C0SZLIVE"
+
+
+@pytest.fixture
+def dialog(engine: Engine, organisation: Organisation, tmp_path: Path) -> Dialog:
+    data = generate(organisation, EXAMPLE_CONFIG, tmp_path, days=10, end=END, seed=21)
+    for label, path in data.files.items():
+        assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
+    return Dialog(engine, organisation, NOW)
+
+
+def money(engine: Engine, organisation: Organisation, scope: Scope, period: object) -> str:
+    figure = Figures(engine, organisation).figure("gmv", scope, period, now=NOW)  # type: ignore[arg-type]
+    return format_value(figure.value, figure.unit, figure.currency)
+
+
+def test_progress_in_chinese_and_english(
+    dialog: Dialog, engine: Engine, organisation: Organisation
+) -> None:
+    today = day_of(END, "Asia/Shanghai")
+    expected = money(engine, organisation, Scope("person", "li.na"), today)
+    zh = dialog.answer("li.na", "今天GMV多少")
+    assert zh.language == "zh" and expected in zh.text and "目标" in zh.text
+    assert "完成" in zh.text and "进度" in zh.text and "组内第" in zh.text
+    assert zh.progress and zh.context and "暂定" in zh.context
+    en = dialog.answer("li.na", "what's my GMV today?")
+    assert en.language == "en" and expected in en.text and "target" in en.text
+    assert "pace" in en.text and "in the team" in en.text
+    # The command syntax says the same.
+    assert dialog.answer("li.na", "/kpi gmv today").text == en.text
+
+
+def test_personal_numbers_asked_in_a_group_are_answered_privately(
+    engine: Engine, organisation: Organisation, dialog: Dialog
+) -> None:
+    sent = dialog.say("li.na", "今天GMV多少", channel=GROUP)
+    assert len(sent) == 1 and sent[0][1].private and sent[0][1].user == "U07LINA0001"
+    # A platform without in-channel private messages: a direct message, and a note in the group.
+    other = Dialog(engine, organisation, NOW, platform="slack", private_in_place=False)
+    sent = other.say("li.na", "my GMV today", channel=GROUP)
+    assert [t.private for _, t in sent] == [True, False]
+    assert sent[1][0].text == "I've answered you privately." and "GMV" not in sent[1][0].text
+
+
+def test_team_ranking_shows_members_names_but_managers_values(
+    dialog: Dialog, engine: Engine, organisation: Organisation
+) -> None:
+    member = dialog.answer("li.na", "本周排名")
+    assert member.table is not None and len(member.table.rows) == 4  # the team's streamers
+    mine = [row for row in member.table.rows if "（你）" in row[1]]
+    assert len(mine) == 1 and "CNY" in mine[0][2]
+    assert all(row[2] == "·" for row in member.table.rows if row not in mine)
+    week = week_of(END, "Asia/Shanghai")
+    zhang = money(engine, organisation, Scope("person", "zhang.wei"), week)
+    manager = dialog.answer("wang.fang", "team ranking this week")
+    assert manager.language == "en" and manager.table is not None
+    assert any(row[2] == zhang for row in manager.table.rows)
+
+
+def test_a_member_cannot_see_a_colleague_but_a_manager_can(
+    dialog: Dialog, engine: Engine, organisation: Organisation
+) -> None:
+    refused = dialog.answer("li.na", "张伟今天GMV多少")
+    assert refused.text == "你没有权限查看这些数据。" and "张伟" not in refused.text
+    assert dialog.answer("li.na", "zhang.wei gmv today").text == (
+        "You don't have access to those numbers."
+    )
+    today = day_of(END, "Asia/Shanghai")
+    allowed = dialog.answer("wang.fang", "张伟今天GMV多少")
+    assert money(engine, organisation, Scope("person", "zhang.wei"), today) in allowed.text
+    assert dialog.answer("emily.carter", "张伟今天GMV多少").text == "你没有权限查看这些数据。"
+
+
+def test_why_compare_breakdown_and_score(dialog: Dialog) -> None:
+    why = dialog.answer("wang.fang", "为什么GMV下降了")
+    assert why.language == "zh" and why.table is not None
+    assert {row[0] for row in why.table.rows} == {"流量", "转化率", "客单价"}
+    assert "主要原因" in why.text
+    assert dialog.answer("wang.fang", "why did GMV drop yesterday").table is not None
+    compare = dialog.answer("li.na", "本周GMV环比")
+    assert "→" in compare.text and "对比" in compare.text
+    assert "vs" in dialog.answer("li.na", "compare my GMV this week").text
+    daily = dialog.answer("li.na", "本周GMV按天")
+    assert daily.table is not None and daily.table.rows[0][0] == "2026-11-09"
+    shops = dialog.answer("wang.fang", "GMV by shop this week")
+    team_shops = {s.name for s in dialog.organisation.shops.values() if s.team == "sz-live"}
+    assert shops.table is not None and {row[0] for row in shops.table.rows} == team_shops
+    assert dialog.answer("li.na", "GMV by person this week").text == (
+        "You don't have access to those numbers."
+    )
+    score = dialog.answer("li.na", "我的绩效")
+    assert "评分卡" in score.text and "奖金" in score.text and score.table is not None
+    assert "Score" in dialog.answer("li.na", "my bonus this month").text
+
+
+def test_notes_alerts_help_and_unknown_text(dialog: Dialog) -> None:
+    noted = dialog.answer("li.na", "加备注 TikTok算法调整 昨天")
+    assert "2026-11-11" in noted.text and "TikTok算法调整" in noted.text
+    listed = dialog.answer("wang.fang", "本月备注")
+    assert listed.table is not None and listed.table.rows[0][1] == "TikTok算法调整 昨天"
+    assert "algorithm" in dialog.answer("emily.carter", "add note algorithm change").text
+    assert "No notes." not in dialog.answer("emily.carter", "notes this month").text
+    assert "告警" in dialog.answer("li.na", "告警").text
+    assert "alert" in dialog.answer("li.na", "alerts").text
+    help_zh = dialog.answer("li.na", "帮助")
+    assert help_zh.table is not None and len(help_zh.table.rows) == 10
+    assert "ranking" in dialog.answer("jessica.lee", "help").text
+    unknown = dialog.answer("jessica.lee", "rnking plz")
+    assert unknown.text.startswith("Sorry, I didn't understand that. Did you mean")
+    assert "“ranking”" in unknown.text and "You can ask me:" in unknown.text
+    assert dialog.answer("li.na", "天气怎么样呀").text.startswith("没听懂")
+
+
+def test_an_unknown_user_is_told_whom_to_ask(dialog: Dialog) -> None:
+    reply = dialog.answer("li.na", "今天GMV多少", user_id="U0STRANGER")
+    assert reply.text.startswith("你还没有在 kpibot 登记") and "slack:U0STRANGER" in reply.text
+    english = dialog.answer("li.na", "my gmv", user_id="U0STRANGER")
+    assert "not registered" in english.text
+
+
+def test_a_duplicate_delivery_is_answered_once(dialog: Dialog) -> None:
+    message = dialog.message("li.na", "今天GMV多少", event_id="Ev-dup")
+    assert dialog.pipeline.accept(message)
+    assert not dialog.pipeline.accept(message)
+    assert len(dialog.chat.sent) == 1
+    # Concurrent deliveries of one event: exactly one wins.
+    racing = dialog.message("li.na", "my gmv", event_id="Ev-race")
+    results: list[bool] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(dialog.pipeline.accept(racing)))
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 5 + [True] and len(dialog.chat.sent) == 2
+
+
+def test_a_failing_handler_gives_a_friendly_reply(dialog: Dialog, engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE rollups"))
+    reply = dialog.answer("li.na", "今天GMV多少")
+    assert reply.text.startswith("抱歉，出了点问题") and "Traceback" not in reply.text
+
+
+def test_the_parser_reads_periods_metrics_and_subjects(organisation: Organisation) -> None:
+    router = Router(organisation, None, None)  # type: ignore[arg-type]
+    names = router.names("slack")
+
+    def ask(words: str) -> tuple[str, str | None, str | None, Subject]:
+        found = parse(
+            words,
+            aliases=router.aliases,
+            catalogue=organisation.catalogue,
+            names=names,
+            today=END,
+            fallback="zh",
+        )
+        return found.intent, found.metric, found.period, found.subject
+
+    assert ask("今天GMV多少") == ("progress", "gmv", "today", Subject("me"))
+    assert ask("我的进度") == ("progress", None, None, Subject("me"))
+    assert ask("本周排名") == ("ranking", None, "this_week", Subject("me"))
+    assert ask("上周ROAS") == ("progress", "roas", "last_week", Subject("me"))
+    assert ask("11月的退货率") == ("progress", "refund_rate", "2026-11", Subject("me"))
+    assert ask("10月的退货率")[2] == "2026-10" and ask("12月客单价")[2] == "2025-12"
+    assert ask("为什么GMV下降了")[0] == "why"
+    assert ask("how am I doing this week") == ("progress", None, "this_week", Subject("me"))
+    assert ask("team ranking yesterday") == ("ranking", None, "yesterday", Subject("team"))
+    assert ask("why did GMV drop") == ("why", "gmv", None, Subject("me"))
+    assert ask("我们组最近7天成交额") == ("progress", "gmv", "last_7_days", Subject("team"))
+    assert ask("2026-11-20 转化率")[1:3] == ("click_to_order_rate", "2026-11-20")
+    assert ask("11月20日 客单价")[2] == "2025-11-20"  # after END: last year's
+    assert ask("<@U07ZHANGWEI> gmv today")[3] == Subject("person", "zhang.wei")
+    assert ask("李娜本月业绩")[3] == Subject("person", "li.na")
+    assert ask("tts-us-01 gmv last month")[3] == Subject("shop", "tts-us-01")
+    assert ask("net gmv november")[1:3] == ("net_gmv", "2026-11")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list("今天GMV多少我的进度排名为什么 abcxyz?/kpi12-本周上月备注帮助@<>")
+        ),
+        max_size=30,
+    )
+)
+def test_any_text_gets_a_reply(dialog: Dialog, words: str) -> None:
+    message = dialog.message("li.na", words)
+    reply = dialog.router.route(message, now=NOW)
+    assert reply.text.strip() and not reply.text.startswith("抱歉，出了点问题")
