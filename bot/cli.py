@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -282,8 +283,11 @@ def demo(
     out: Annotated[Path | None, typer.Option(help="Output folder for --generate-only")] = None,
     days: Annotated[int, typer.Option(min=1, help="Days of data, ending today")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed")] = 42,
+    chat: Annotated[
+        bool, typer.Option(help="End in the console chat (when run in a terminal)")
+    ] = True,
 ) -> None:
-    """Create a demo workspace (config, SQLite, 90 days of data) and print how to use it."""
+    """Create a demo workspace (config, SQLite, 90 days of data), then chat with it."""
     from bot.demo import create_workspace, generate_files
 
     if scale not in ("small", "large"):
@@ -298,9 +302,24 @@ def demo(
     if scale != "small":
         typer.echo("--scale applies to --generate-only; the demo workspace is small", err=True)
         raise typer.Exit(2)
-    create_workspace(
+    workspace = create_workspace(
         directory, reset=reset, days=days, seed=seed, end=date.today(), echo=typer.echo
     )
+    if chat and sys.stdin.isatty():
+        # The demo ends in the console chat, as the first streamer, on the workspace just made.
+        from bot.chat.local import ConsoleChat
+        from kpi_engine.db import make_engine
+        from kpi_engine.organisation import load_organisation
+
+        organisation = load_organisation(workspace / "config")
+        engine = make_engine(f"sqlite:///{workspace / 'kpibot.db'}")
+        person = next(p.id for p in organisation.people.values() if p.role == "streamer")
+        typer.echo(f"\nChatting as {organisation.people[person].name} ({person}):")
+        try:
+            session = ConsoleChat(organisation, engine, person, write=typer.echo)
+            _chat_loop(session, organisation, person)
+        finally:
+            engine.dispose()
 
 
 def _console(
@@ -373,8 +392,6 @@ def _chat_loop(session: ConsoleChat, organisation: Organisation, person: str) ->
 
 
 def _stdin_lines() -> Iterator[str]:
-    import sys
-
     yield from sys.stdin
 
 

@@ -15,6 +15,7 @@ from kpi_engine.demo_data import FILE_KINDS, generate, write_large_config
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import load_organisation
+from kpi_engine.rollups import Rollups
 
 Echo = Callable[[str], object]
 
@@ -52,6 +53,7 @@ def create_workspace(
                 echo(f"  {report.render()}")
                 if not report.ok:
                     raise SystemExit(f"demo data failed to import: {path}")
+            Rollups(engine, organisation).ensure_current(now=int(time.time()))
         finally:
             engine.dispose()
         echo(f"Created the demo workspace {directory} in {time.perf_counter() - started:.1f} s:")
@@ -69,7 +71,8 @@ def create_workspace(
     echo("  kpibot report gmv --entity person:li.na --period today")
     echo("  kpibot scorecard li.na")
     echo("  kpibot import orders my-orders.csv")
-    echo("The local console chat arrives with the chat core; until then the demo ends here.")
+    echo('  kpibot ask --as li.na "今天GMV多少"      # a streamer, privately')
+    echo("  kpibot chat --as wang.fang --channel sz-live   # the team manager, in the group")
     return directory
 
 

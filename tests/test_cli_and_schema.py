@@ -25,7 +25,17 @@ runner = CliRunner()
 def test_help_lists_every_subcommand() -> None:
     kpibot = Path(sys.executable).parent / "kpibot"
     result = subprocess.run([str(kpibot), "--help"], capture_output=True, text=True, check=True)
-    for command in ("config", "db", "import", "demo", "serve"):
+    for command in (
+        "config",
+        "db",
+        "import",
+        "report",
+        "scorecard",
+        "ask",
+        "chat",
+        "demo",
+        "serve",
+    ):
         assert f" {command} " in result.stdout, result.stdout
 
 

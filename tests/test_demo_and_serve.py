@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import socket
 import sqlite3
 import subprocess
@@ -20,7 +21,12 @@ KPIBOT = str(Path(sys.executable).parent / "kpibot")
 
 def test_demo_creates_a_workspace_and_reuses_it(tmp_path: Path) -> None:
     result = subprocess.run(
-        [KPIBOT, "demo", "--days", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [KPIBOT, "demo", "--days", "5"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,  # not a terminal: no console chat at the end
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     workspace = tmp_path / "kpibot-demo"
@@ -45,10 +51,50 @@ def test_demo_creates_a_workspace_and_reuses_it(tmp_path: Path) -> None:
     assert check.returncode == 0 and "People (17)" in check.stdout
 
     again = subprocess.run(
-        [KPIBOT, "demo", "--days", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [KPIBOT, "demo", "--days", "5"],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,  # not a terminal: no console chat at the end
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert again.returncode == 0
     assert "Using the existing demo workspace" in again.stdout
+
+
+def test_the_demo_ends_in_the_console_chat(tmp_path: Path) -> None:
+    # A terminal on stdin, as when a person runs it: the demo then chats as the first streamer.
+    master, slave = pty.openpty()
+    os.write(master, "今天GMV多少\nhelp\n\n".encode())
+    result = subprocess.run(
+        [KPIBOT, "demo", "--days", "3"],
+        cwd=tmp_path,
+        stdin=slave,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    os.close(slave)
+    os.close(master)
+    assert result.returncode == 0, result.stderr
+    assert "Chatting as 李娜 (li.na):" in result.stdout
+    assert "李娜 · 今天" in result.stdout and "成交额" in result.stdout and "目标" in result.stdout
+    assert "You can ask me:" in result.stdout  # "help" asked in English, answered in English
+    ask = subprocess.run(
+        [KPIBOT, "ask", "--as", "li.na", "--json", "my GMV today"],
+        env={
+            **os.environ,
+            "KPIBOT_CONFIG_DIR": str(tmp_path / "kpibot-demo" / "config"),
+            "KPIBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'kpibot-demo' / 'kpibot.db'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ask.returncode == 0, ask.stderr
+    reply = json.loads(ask.stdout)
+    assert reply["language"] == "en" and reply["private"] is False  # a direct chat
+    assert reply["fields"][0]["label"] == "Actual" and reply["fields"][0]["value"].endswith("CNY")
 
 
 def test_generate_only_writes_large_config_and_data(tmp_path: Path) -> None:
