@@ -33,6 +33,10 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            # Reads through a memory map and a 64 MB page cache: rollup refreshes and raw
+            # figures read big index ranges, which otherwise cost a system call per page.
+            cursor.execute("PRAGMA mmap_size=17179869184")
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
         return engine

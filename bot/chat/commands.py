@@ -834,6 +834,19 @@ def handle_alerts(ctx: Context, request: Request) -> Reply:
 
 
 @command(
+    "ping",
+    "ping",
+    zh=("在吗", "在不在"),
+    en=("ping",),
+    usage=("在吗", "ping"),
+    summary=("确认机器人在线", "check that the bot is there"),
+)
+def handle_ping(ctx: Context, request: Request) -> Reply:
+    """An answer that needs no numbers: shows the bot is up (and is the benchmarks' echo)."""
+    return Reply(ctx.t("在的！", "pong"), ctx.language)
+
+
+@command(
     "help",
     "help",
     zh=("帮助", "怎么用", "命令", "使用说明"),

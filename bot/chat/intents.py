@@ -29,6 +29,7 @@ Intent = Literal[
     "annotate",
     "annotations",
     "help",
+    "ping",
     "unknown",
 ]
 SubjectKind = Literal["me", "team", "person", "shop", "company"]
@@ -267,12 +268,10 @@ def _subject(body: str, lowered: str, words: set[str], names: Names) -> Subject:
     for user_id, person in names.mentions.items():
         if user_id in body:
             return Subject("person", person)
-    for name in sorted(names.people, key=len, reverse=True):
-        if _mentions_name(lowered, words, name):
-            return Subject("person", names.people[name])
-    for name in sorted(names.shops, key=len, reverse=True):
-        if _mentions_name(lowered, words, name):
-            return Subject("shop", names.shops[name])
+    if person := _named(lowered, names.people):
+        return Subject("person", person)
+    if shop := _named(lowered, names.shops):
+        return Subject("shop", shop)
     if _has(lowered, words, *_COMPANY):
         return Subject("company")
     if _has(lowered, words, *_TEAM):
@@ -280,10 +279,25 @@ def _subject(body: str, lowered: str, words: set[str], names: Names) -> Subject:
     return Subject("me")
 
 
-def _mentions_name(lowered: str, words: set[str], name: str) -> bool:
-    if not name.isascii():
-        return name in lowered
-    return bool(re.search(rf"(?<![a-z0-9_.-]){re.escape(name)}(?![a-z0-9_-])", lowered))
+def _named(lowered: str, table: dict[str, str]) -> str | None:
+    """The entity whose name or id the text contains, longest first, by dictionary lookups.
+
+    Latin names are runs of up to three words ("jessica lee", "li.na", "tts-us-01"); Chinese
+    ones are 2–6 character pieces of each run of Chinese characters ("李娜" in "李娜本月业绩").
+    """
+    tokens = [t.strip(".-") for t in re.findall(r"[a-z0-9_.\-]+", lowered)]
+    for size in (3, 2, 1):
+        for i in range(len(tokens) - size + 1):
+            found = table.get(" ".join(tokens[i : i + size]))
+            if found:
+                return found
+    for run in re.findall(r"[\u3400-\u9fff]+", lowered):
+        for size in range(min(len(run), 6), 1, -1):
+            for i in range(len(run) - size + 1):
+                found = table.get(run[i : i + size])
+                if found:
+                    return found
+    return None
 
 
 def _after_keyword(body: str, keywords: tuple[str, ...]) -> str | None:

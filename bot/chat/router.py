@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Which intent wins when a message has keywords of several: specific before general.
 PRECEDENCE = (
+    "ping",
     "help",
     "annotate",
     "annotations",
