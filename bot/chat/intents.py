@@ -268,10 +268,10 @@ def _subject(body: str, lowered: str, words: set[str], names: Names) -> Subject:
     for user_id, person in names.mentions.items():
         if user_id in body:
             return Subject("person", person)
-    if person := _named(lowered, names.people):
-        return Subject("person", person)
-    if shop := _named(lowered, names.shops):
-        return Subject("shop", shop)
+    if named_person := _named(lowered, names.people):
+        return Subject("person", named_person)
+    if named_shop := _named(lowered, names.shops):
+        return Subject("shop", named_shop)
     if _has(lowered, words, *_COMPANY):
         return Subject("company")
     if _has(lowered, words, *_TEAM):
