@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +14,9 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from bot.chat.intents import Subject, parse
+from bot.chat.local import ConsoleChat
+from bot.chat.notifier import Notifier
+from bot.chat.pipeline import Pipeline
 from bot.chat.router import Router
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures, Scope, format_value
@@ -21,7 +25,7 @@ from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import Organisation
 from kpi_engine.periods import day_of, week_of
 from tests.conftest import EXAMPLE_CONFIG
-from tests.fakechat import Dialog
+from tests.fakechat import Dialog, FakeChat
 
 END = date(2026, 11, 12)
 # 15:00 on 12 November in Shanghai: sz-live's "today" is the 12th.
@@ -223,3 +227,31 @@ def test_any_text_gets_a_reply(dialog: Dialog, words: str) -> None:
     message = dialog.message("li.na", words)
     reply = dialog.router.route(message, now=NOW)
     assert reply.text.strip() and not reply.text.startswith("抱歉，出了点问题")
+
+
+def test_the_console_chat_renders_and_presses_buttons(
+    dialog: Dialog, engine: Engine, organisation: Organisation
+) -> None:
+    printed: list[str] = []
+    console = ConsoleChat(organisation, engine, "li.na", write=printed.append, clock=lambda: NOW)
+    console.run(iter(["今天GMV多少", "1", "9", ""]))
+    first = printed[0]
+    assert "李娜 · 今天 (2026-11-12) · 成交额" in first and "[██" in first
+    assert "[1] 团队排名" in first and "[3] 本月绩效" in first
+    assert "名次" in printed[1] and "李娜（你）" in printed[1]  # button 1 asked "本周排名"
+    assert len(printed) == 3  # "9" is no button: it was asked as text
+    assert printed[2].startswith("没听懂")
+
+
+def test_replies_can_be_worked_out_by_a_worker(
+    dialog: Dialog, engine: Engine, organisation: Organisation
+) -> None:
+    chat = FakeChat()
+    router = Router(organisation, engine, Figures(engine, organisation))
+    with ThreadPoolExecutor(max_workers=2) as workers:
+        pipeline = Pipeline(
+            engine, router, Notifier({"slack": chat}), workers=workers, clock=lambda: NOW
+        )
+        assert pipeline.accept(dialog.message("li.na", "今天GMV多少"))
+        assert pipeline.accept(dialog.message("jessica.lee", "my GMV today"))
+    assert sorted(reply.language for reply, _ in chat.sent) == ["en", "zh"]

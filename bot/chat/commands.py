@@ -16,7 +16,15 @@ from sqlalchemy import Engine
 
 from bot.chat.access import Access
 from bot.chat.intents import Intent, Request, Subject
-from bot.chat.messages import InboundMessage, KeyValue, Language, ProgressBar, Reply, Table
+from bot.chat.messages import (
+    Button,
+    InboundMessage,
+    KeyValue,
+    Language,
+    ProgressBar,
+    Reply,
+    Table,
+)
 from kpi_engine.annotations import add_note, notes
 from kpi_engine.compare import Delta
 from kpi_engine.figures import Figure, Figures, format_value
@@ -28,6 +36,7 @@ from kpi_engine.scoring import scorecard
 from kpi_engine.targets import Plans, Progress
 
 Permission = str  # "member", "manager" or "admin"
+ASK = "ask"  # the action of a button whose value is a question to ask
 
 
 @dataclass(frozen=True)
@@ -317,12 +326,21 @@ def handle_progress(ctx: Context, request: Request) -> Reply:
     if progress.achievement is not None:
         bars = (ProgressBar(metric_name(ctx, metric), progress.achievement, f"{value} / {target}"),)
     context = context_line(ctx, [figure])
+    # Follow-up questions one click away (a button's value is the question it asks).
+    buttons = (
+        Button(ctx.t("团队排名", "Team ranking"), ASK, ctx.t("本周排名", "team ranking this week")),
+        Button(
+            ctx.t("为什么变了", "Why it moved"), ASK, ctx.t("为什么GMV变了", "why did GMV move")
+        ),
+        Button(ctx.t("本月绩效", "My score"), ASK, ctx.t("我的绩效", "my score this month")),
+    )
     return Reply(
         "\n".join(lines),
         ctx.language,
         headline=headline,
         fields=tuple(fields),
         progress=bars,
+        buttons=buttons if scope == Scope("person", ctx.asker.id) else (),
         context=context or None,
         private=personal(ctx, scope),
     )
@@ -876,6 +894,8 @@ def help_reply(ctx: Context, prefix: str = "") -> Reply:
         + [headline]
         + [f"• {name} — {summary}: {usage}" for name, summary, usage in rows]
     )
+    if prefix:  # the headline is what renderers show above the table: keep the prefix
+        headline = ctx.t(prefix + headline, f"{prefix} {headline}")
     return Reply(
         "\n".join(lines),
         ctx.language,

@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
+from bot.chat.commands import ASK
 from bot.chat.messages import Action, InboundMessage, Reply, Target
 from bot.chat.notifier import Notifier
 from bot.chat.router import Router
@@ -19,8 +20,6 @@ from kpi_engine.models import InboundEvent
 
 log = logging.getLogger(__name__)
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
-# A button whose value is a question: clicking it asks the question.
-ASK_ACTION = "ask"
 
 
 def record_delivery(
@@ -90,7 +89,7 @@ class Pipeline:
 
     def accept_action(self, action: Action) -> bool:
         """Take a button click in; a question button asks its question."""
-        if action.action != ASK_ACTION:
+        if action.action != ASK:
             log.info("no handler for %s action %r", action.platform, action.action)
             return False
         message = InboundMessage(
