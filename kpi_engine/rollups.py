@@ -278,30 +278,56 @@ def marker(
     return None
 
 
-def write_marks(conn: Connection, marks: set[Mark]) -> None:
-    """Store marks as runs of consecutive hours, in the caller's transaction."""
-    by_shop: dict[tuple[str, bool], list[int]] = defaultdict(list)
-    rows: list[dict[str, Any]] = []
-    for shop, where, credit in marks:
-        if isinstance(where, str):
-            rows.append(
-                {
-                    "shop_id": shop,
-                    "first_hour": 0,
-                    "end_hour": 0,
-                    "credit": False,
-                    "order_id": where,
-                }
-            )
+class Marks:
+    """The marks of one import, kept as runs of hours so a year of rows stays small."""
+
+    def __init__(self) -> None:
+        self._hours: dict[tuple[str, bool], set[int]] = defaultdict(set)
+        self._runs: dict[tuple[str, bool], list[tuple[int, int]]] = {}
+        self._orders: set[tuple[str, str]] = set()
+
+    def update(self, marks: Iterable[Mark]) -> None:
+        """Add marks."""
+        for shop, where, credit in marks:
+            if isinstance(where, str):
+                self._orders.add((shop, where))
+            else:
+                self._hours[(shop, credit)].add(where)
+
+    def fold(self, *, above: int = 0) -> None:
+        """Merge the hours added since the last fold into runs, once there are over `above`."""
+        if sum(len(hours) for hours in self._hours.values()) <= above:
+            return
+        for key, hours in self._hours.items():
+            self._runs[key] = _union(self._runs.get(key, []), list(_runs(hours, gap=1)))
+        self._hours.clear()
+
+    def write(self, conn: Connection) -> None:
+        """Store the marks in `rollup_dirty`, in the caller's transaction."""
+        self.fold()
+        rows: list[dict[str, Any]] = [
+            {"shop_id": shop, "first_hour": 0, "end_hour": 0, "credit": False, "order_id": order}
+            for shop, order in sorted(self._orders)
+        ]
+        rows += [
+            {"shop_id": shop, "first_hour": a, "end_hour": b, "credit": credit, "order_id": None}
+            for (shop, credit), runs in self._runs.items()
+            for a, b in runs
+        ]
+        if rows:
+            conn.execute(insert(_DIRTY), rows)
+
+
+def _union(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The union of two lists of [first, end) runs, as sorted runs that neither touch nor
+    overlap."""
+    merged: list[tuple[int, int]] = []
+    for first, end in sorted(a + b):
+        if merged and first <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
-            by_shop[(shop, credit)].append(where)
-    rows += [
-        {"shop_id": shop, "first_hour": first, "end_hour": end, "credit": credit, "order_id": None}
-        for (shop, credit), hours in by_shop.items()
-        for first, end in _runs(hours, gap=1)
-    ]
-    if rows:
-        conn.execute(insert(_DIRTY), rows)
+            merged.append((first, end))
+    return merged
 
 
 def _runs(hours: Iterable[int], *, gap: int) -> Iterator[tuple[int, int]]:

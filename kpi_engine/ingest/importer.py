@@ -408,7 +408,7 @@ class _Writer:
         self.value_columns = [c.stored_as for c in kind.columns]
         # The rollup hours each written row (its old and new values) makes stale.
         self._marks_of = rollups.marker(kind.name, self.value_columns, tail_minutes)
-        self.marks: set[rollups.Mark] = set()
+        self.marks = rollups.Marks()
         names = [c.name for c in kind.columns]
         self.key_positions = [names.index(k) for k in kind.key]
         self.version_position = names.index(kind.version) if kind.version else None
@@ -527,6 +527,7 @@ class _Writer:
                 marks.update(marks_of(row[1]))
             for row, _ in updates.values():
                 marks.update(marks_of(row[1]))
+            marks.fold(above=200_000)  # bounded memory on a year of rows
         pending_keys = {key_of(row[1]) for row, _ in pending_history}
         need_ids = {key for key in pending_keys if stored[key].id is None}
         self._insert(inserts, stored, need_ids)
@@ -643,7 +644,7 @@ class _Writer:
     def finish(self) -> None:
         """Record the outcome counts on the import batch, and what rollups it made stale."""
         report = self.report
-        rollups.write_marks(self.conn, self.marks)
+        self.marks.write(self.conn)
         self.conn.execute(
             _BATCHES.update()
             .where(_BATCHES.c.id == self.batch_id)
