@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy import Engine
 
 from kpi_engine.figures import Figures
 from kpi_engine.organisation import Organisation
-from kpi_engine.periods import Period, PeriodError, parse_period, today
+from kpi_engine.periods import Period, PeriodError, earlier_period, parse_period
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
 
@@ -29,17 +28,11 @@ class FigureQuery:
         """The period to compare with: "previous", "year_ago" or "none"."""
         if compare == "none":
             return None
-        if compare not in ("previous", "year_ago"):
-            raise PeriodError(f"compare must be previous, year_ago or none, not {compare!r}")
-        earlier = self.period.previous() if compare == "previous" else self.period.year_ago()
-        # A week or month still under way is compared with as many days of the earlier one
-        # (month-to-date against last month's same days), not with all of it.
-        current = today(self.now, self.period.timezone)
-        if self.period.kind != "day" and self.period.contains(current):
-            elapsed = (current - self.period.first).days
-            last = min(earlier.first + timedelta(days=elapsed), earlier.last)
-            return Period("custom", earlier.first, last, earlier.timezone)
-        return earlier
+        if compare == "previous":
+            return earlier_period(self.period, "previous", self.now)
+        if compare == "year_ago":
+            return earlier_period(self.period, "year_ago", self.now)
+        raise PeriodError(f"compare must be previous, year_ago or none, not {compare!r}")
 
     @property
     def currency(self) -> str:

@@ -136,6 +136,21 @@ _MONTH = re.compile(r"(\d{4})-(\d{2})")
 _WEEK = re.compile(r"(\d{4})-W(\d{2})")
 
 
+def earlier_period(period: Period, compare: Literal["previous", "year_ago"], now: int) -> Period:
+    """The period to compare `period` with: the previous one, or the same one a year ago.
+
+    A week or month still under way is compared with as many days of the earlier one
+    (month-to-date against last month's same days), not with all of it.
+    """
+    earlier = period.previous() if compare == "previous" else period.year_ago()
+    current = today(now, period.timezone)
+    if period.kind != "day" and period.contains(current):
+        elapsed = (current - period.first).days
+        last = min(earlier.first + timedelta(days=elapsed), earlier.last)
+        return Period("custom", earlier.first, last, earlier.timezone)
+    return earlier
+
+
 def parse_period(text: str, *, now: int, timezone: str, week_start: WeekStart = "monday") -> Period:
     """A period from its canonical name, relative to `now` in `timezone`.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine
@@ -30,7 +30,7 @@ from kpi_engine.compare import Delta
 from kpi_engine.figures import Figure, Figures, format_value
 from kpi_engine.instants import zone
 from kpi_engine.organisation import Organisation, PersonConfig
-from kpi_engine.periods import Period, PeriodError, day_of, parse_period, today
+from kpi_engine.periods import Period, PeriodError, day_of, earlier_period, parse_period
 from kpi_engine.scopes import Scope
 from kpi_engine.scoring import scorecard
 from kpi_engine.targets import Plans, Progress
@@ -523,16 +523,7 @@ def handle_compare(ctx: Context, request: Request) -> Reply:
     metric = request.metric or "gmv"
     period = period_of(ctx, request.period, scope, "this_week")
     year_ago = "同比" in request.words or "year" in request.words
-    earlier = period.year_ago() if year_ago else period.previous()
-    current = today(ctx.now, period.timezone)
-    if period.kind != "day" and period.contains(current):  # to date against as many days
-        elapsed = (current - period.first).days
-        earlier = Period(
-            "custom",
-            earlier.first,
-            min(earlier.first + timedelta(days=elapsed), earlier.last),
-            earlier.timezone,
-        )
+    earlier = earlier_period(period, "year_ago" if year_ago else "previous", ctx.now)
     now_figure = ctx.figures.figure(metric, scope, period, now=ctx.now)
     then_figure = ctx.figures.figure(metric, scope, earlier, now=ctx.now)
     delta = Delta(then_figure.value, now_figure.value)
@@ -604,12 +595,12 @@ def handle_breakdown(ctx: Context, request: Request) -> Reply:
             or (scope.kind == "team" and s.team == scope.id)
             or (scope.kind == "shop" and s.id == scope.id)
         ]
-        # Each shop in the scope's currency and period, so the lines add up.
+        # Each shop in its own currency, over the team's days.
         for shop in shops:
             figure = figures.figure(
                 metric,
                 shop,
-                Period(period.kind, period.first, period.last, period.timezone),
+                period,
                 now=ctx.now,
             )
             found.append(figure)
