@@ -829,15 +829,11 @@ def handle_annotations(ctx: Context, request: Request) -> Reply:
     summary=("当前的告警", "open alerts"),
 )
 def handle_alerts(ctx: Context, request: Request) -> Reply:
-    """Open alerts for the asker (alert rules arrive with the alerts issue)."""
-    rules = getattr(ctx.organisation, "alert_rules", ())
-    text = (
-        ctx.t("没有未处理的告警。", "No open alerts.")
-        if rules
-        else ctx.t(
-            "还没有配置告警规则，请管理员在配置中添加。",
-            "No alert rules are configured yet; ask your admin to add some.",
-        )
+    """Open alerts for the asker. Alert rules arrive with the alerts issue; until then there
+    are none to list, and the answer says why."""
+    text = ctx.t(
+        "还没有配置告警规则，所以没有告警。请管理员在配置中添加。",
+        "No alert rules are configured yet, so there are no alerts; ask your admin to add some.",
     )
     return Reply(text, ctx.language, private=not ctx.message.is_direct)
 
