@@ -350,7 +350,7 @@ class Figures:
             if not raw_keys:
                 continue
             shops = self._shops(scope)
-            credit = self._credit(scope.id) if scope.kind == "person" else None
+            credit = self._credit(conn, scope.id) if scope.kind == "person" else None
             for key in raw_keys:
                 found[scope][key] = self._base(conn, key, scope, shops, period, credit)
         shop_ids = {scope: [shop.id for shop in self._shops(scope)] for scope in totals}
@@ -492,15 +492,20 @@ class Figures:
             return [scope.id]
         return None
 
-    def _credit(self, person_id: str) -> _Credit:
+    def _credit(self, conn: Any, person_id: str) -> _Credit:
         """SQL conditions for a person's credited orders and hosted live sessions."""
         settings = self.organisation.settings.attribution
         o, tail = _ORDERS, settings.live_tail_minutes * 60
+        # No session covers an order created later than its longest span after it starts:
+        # that bound turns "some session started before the order" into a short index range.
+        longest = conn.execute(select(func.max(_LIVES.c.end_time - _LIVES.c.start_time))).scalar()
+        reach = int(longest or 0) + tail
         covering = _LIVES.alias("covering")
         session: Select[Any] = select(literal_column("1")).where(
             covering.c.platform == o.c.platform,
             covering.c.shop_id == o.c.shop_id,
             o.c.create_time >= covering.c.start_time,
+            covering.c.start_time > o.c.create_time - reach,
             o.c.create_time < covering.c.end_time + tail,
         )
         unattributed = o.c.attributed_to.is_(None)
