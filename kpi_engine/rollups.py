@@ -299,7 +299,10 @@ class Marks:
         if sum(len(hours) for hours in self._hours.values()) <= above:
             return
         for key, hours in self._hours.items():
-            self._runs[key] = _union(self._runs.get(key, []), list(_runs(hours, gap=1)))
+            # Hours less than a day apart share a run: the refresh recomputes whole days anyway,
+            # and a shop's quiet night hours would otherwise split every day into runs.
+            runs = list(_runs(hours, gap=24))
+            self._runs[key] = _union(self._runs.get(key, []), runs)
         self._hours.clear()
 
     def write(self, conn: Connection) -> None:
