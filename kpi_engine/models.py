@@ -317,3 +317,14 @@ class Annotation(SQLModel, table=True):
     text: str = Field(sa_type=Text)
     author: str  # person id
     created_at: int = Field(sa_type=BigInteger)
+
+
+class RollupCredit(SQLModel, table=True):
+    """Scratch for a rollup refresh: who is credited with each order it recomputes."""
+
+    __tablename__ = "rollup_credits"
+
+    order_pk: int = Field(
+        primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
+    )
+    person: str = Field(primary_key=True)

@@ -39,6 +39,7 @@ from kpi_engine.models import (
     LiveHost,
     LiveSession,
     Rollup,
+    RollupCredit,
     RollupCreditWindow,
     RollupDirty,
     RollupState,
@@ -60,6 +61,7 @@ _ZONES = RollupZone.__table__  # type: ignore[attr-defined]
 _WINDOWS = RollupCreditWindow.__table__  # type: ignore[attr-defined]
 _HOSTS = LiveHost.__table__  # type: ignore[attr-defined]
 _LIVES = LiveSession.__table__  # type: ignore[attr-defined]
+_CREDITS = RollupCredit.__table__  # type: ignore[attr-defined]
 
 
 # A refund's order, for axes that read refunds with their order (alias `o`).
@@ -564,15 +566,19 @@ def _recompute(
                         conn.execute(segment.shop_rows(), {"zone": z, "shops": totals})
             if not people_zones:
                 continue
-            # People's rows for every zone at once: attribution is worked out once.
+            # People's rows for every zone at once; each order's credit is worked out once.
             start = min(windows[z][0] for z in people_zones)
             end = max(windows[z][1] for z in people_zones)
+            conn.execute(delete(_CREDITS))
+            conn.execute(_credits_sql(start, end, tail, reach), {"shops": members})
+            if conn.dialect.name == "postgresql":  # it was empty when last planned with
+                conn.execute(text("ANALYZE rollup_credits"))
             for a, b, offsets in _segments([*sorted(people_zones), shop_tz], start, end):
                 for axis in AXES.values():
                     segment = _Segment(
                         axis, a, b, {z: windows[z] for z in sorted(people_zones)}, offsets, shop_tz
                     )
-                    conn.execute(segment.person_rows(tail, reach), {"shops": members})
+                    conn.execute(segment.person_rows(), {"shops": members})
 
 
 def _refresh_hosts(conn: Connection, shops: list[str], lo: int, hi: int) -> None:
@@ -664,45 +670,71 @@ class _Segment:
         sql = self._insert("''", source, "t.shop_id IN :shops", "")
         return text(sql).bindparams(bindparam("shops", expanding=True))
 
-    def person_rows(self, tail: int, reach: int) -> Any:
-        """Each credited person's rows (kept in their team's zone)."""
+    def person_rows(self) -> Any:
+        """Each credited person's rows (kept in their team's zone), from `rollup_credits`."""
         axis = self.axis
-        person_zone = "z.kind = 'person' AND z.id = {p}"
+        person_zone = "JOIN rollup_zones z ON z.kind = 'person' AND z.id = {p}"
         if axis.table == "live_sessions":  # sessions count for their hosts
-            source = (
-                "live_sessions t JOIN live_hosts h ON h.session = t.id "
-                f"JOIN rollup_zones z ON {person_zone.format(p='h.person')}"
+            source = "live_sessions t JOIN live_hosts h ON h.session = t.id " + person_zone.format(
+                p="h.person"
             )
             sql = self._insert("h.person", source, "t.shop_id IN :shops", "h.person, z.zone, ")
             return text(sql).bindparams(bindparam("shops", expanding=True))
-        # Orders are credited by the attribution rules; refunds as their order is.
-        order, joins = ("t", "") if axis.table == "orders" else ("o", _ORDER_OF_REFUND)
-        base = (
-            f"SELECT t.id AS unit, {order}.platform, {order}.shop_id, {order}.create_time, "
-            f"{order}.attributed_to FROM {axis.table} t {joins}"
+        # Orders count for the people credited with them; refunds as their order does. CROSS
+        # JOIN with the conditions in WHERE: SQLite then joins in the order written (the rows
+        # of the stretch first, each probing its credits by key), PostgreSQL as it sees fit.
+        credited = (
+            "c.order_pk = {o}.id AND z.kind = 'person' AND z.id = c.person "
+            "AND {o}.shop_id IN :shops"
         )
-        covering = (
-            "{l}.platform = b.platform AND {l}.shop_id = b.shop_id "
-            "AND {l}.start_time <= b.create_time AND {l}.start_time > b.create_time - "
-            f"{reach} AND b.create_time < {{l}}.end_time + {tail}"
-        )
-        credit = (
-            f"WITH base AS ({base} WHERE t.shop_id IN :shops AND {self._within()}), "
-            "credit AS ("
-            "SELECT unit, attributed_to AS person FROM base WHERE attributed_to IS NOT NULL "
-            "UNION SELECT b.unit, h.person FROM base b "
-            f"JOIN live_hosts h ON {covering.format(l='h')} WHERE b.attributed_to IS NULL "
-            "UNION SELECT b.unit, w.person FROM base b JOIN rollup_credit_windows w "
-            "ON w.shop_id = b.shop_id AND b.create_time >= w.start_time "
-            "AND b.create_time < w.end_time WHERE b.attributed_to IS NULL AND NOT EXISTS "
-            f"(SELECT 1 FROM live_sessions l WHERE {covering.format(l='l')})) "
-        )
-        source = (
-            f"credit c JOIN {axis.table} t ON t.id = c.unit {joins} "
-            f"JOIN rollup_zones z ON {person_zone.format(p='c.person')}"
-        )
-        sql = credit + self._insert("c.person", source, "1 = 1", "c.person, z.zone, ")
+        tables = "rollup_credits c CROSS JOIN rollup_zones z"
+        if axis.table == "orders":
+            source, where = f"orders t CROSS JOIN {tables}", credited.format(o="t")
+        else:
+            of_refund = (
+                "o.platform = t.platform AND o.shop_id = t.shop_id AND o.order_id = t.order_id"
+            )
+            # Refunds of the stretch first, or, for the cohort view, the orders paid in it.
+            first = (
+                "orders o CROSS JOIN refunds t"
+                if axis.time.startswith("o.")
+                else ("refunds t CROSS JOIN orders o")
+            )
+            source = f"{first} CROSS JOIN {tables}"
+            where = f"{of_refund} AND {credited.format(o='o')}"
+        sql = self._insert("c.person", source, where, "c.person, z.zone, ")
         return text(sql).bindparams(bindparam("shops", expanding=True))
+
+
+def _credits_sql(start: int, end: int, tail: int, reach: int) -> Any:
+    """Fill `rollup_credits` for every order a recompute of [start, end) reads: created or paid
+    then, or refunded then. The attribution chain (docs/metrics.md): `attributed_to`, else the
+    hosts of a live session covering the order's creation (plus the tail), else the shop's
+    fallback-role people assigned then — only when no session covers it."""
+    covering = (
+        "{l}.platform = b.platform AND {l}.shop_id = b.shop_id "
+        "AND {l}.start_time <= b.create_time AND {l}.start_time > b.create_time - "
+        f"{reach} AND b.create_time < {{l}}.end_time + {tail}"
+    )
+    order = "o.id AS unit, o.platform, o.shop_id, o.create_time, o.attributed_to"
+    sql = (
+        "INSERT INTO rollup_credits (order_pk, person) "
+        f"WITH base AS (SELECT {order} FROM orders o WHERE o.shop_id IN :shops "
+        f"AND o.create_time >= {start} AND o.create_time < {end} "
+        f"UNION SELECT {order} FROM orders o WHERE o.shop_id IN :shops "
+        f"AND o.paid_time >= {start} AND o.paid_time < {end} "
+        f"UNION SELECT {order} FROM refunds r JOIN orders o ON o.platform = r.platform "
+        "AND o.shop_id = r.shop_id AND o.order_id = r.order_id "
+        f"WHERE r.shop_id IN :shops AND r.update_time >= {start} AND r.update_time < {end}) "
+        "SELECT unit, attributed_to FROM base WHERE attributed_to IS NOT NULL "
+        "UNION SELECT b.unit, h.person FROM base b "
+        f"JOIN live_hosts h ON {covering.format(l='h')} WHERE b.attributed_to IS NULL "
+        "UNION SELECT b.unit, w.person FROM base b JOIN rollup_credit_windows w "
+        "ON w.shop_id = b.shop_id AND b.create_time >= w.start_time "
+        "AND b.create_time < w.end_time WHERE b.attributed_to IS NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM live_sessions l WHERE {covering.format(l='l')})"
+    )
+    return text(sql).bindparams(bindparam("shops", expanding=True))
 
 
 def _offset(tz: Any, instant: int) -> int:
