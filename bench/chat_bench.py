@@ -64,12 +64,12 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def bench(backend: str, data: Path, count: int) -> None:
+def bench(backend: str, data: Path, count: int, pg_name: str = PG_NAME) -> None:
     if backend == "sqlite":
         url = f"sqlite:///{data / 'engine_bench.db'}"
     else:
         url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-        url = f"{url}/{PG_NAME}"
+        url = f"{url}/{pg_name}"
     ensure_schema(url)  # a database filled by an older kpibot gets the newer tables
     organisation = load_organisation(data / "config")
     engine = make_engine(url)
@@ -113,9 +113,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--count", type=int, default=300)
+    parser.add_argument("--pg-name", default=PG_NAME, help="the PostgreSQL database to use")
     options = parser.parse_args()
     for backend in options.backends.split(","):
-        bench(backend, options.data, options.count)
+        bench(backend, options.data, options.count, options.pg_name)
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ IMPORT_ORDER = (
 )
 
 
-def database(backend: str, data: Path, reuse: bool) -> tuple[str, bool]:
+def database(backend: str, data: Path, reuse: bool, pg_name: str = PG_NAME) -> tuple[str, bool]:
     """The URL of the backend's bench database, and whether it must be filled."""
     if backend == "sqlite":
         path = data / "engine_bench.db"
@@ -71,12 +71,12 @@ def database(backend: str, data: Path, reuse: bool) -> tuple[str, bool]:
             "SELECT 1 FROM pg_database WHERE datname = %s", (PG_NAME,)
         ).fetchone()
         if exists and not reuse:
-            admin.execute(f'DROP DATABASE "{PG_NAME}" WITH (FORCE)')
+            admin.execute(f'DROP DATABASE "{pg_name}" WITH (FORCE)')
             exists = None
         if not exists:
-            admin.execute(f'CREATE DATABASE "{PG_NAME}"')
+            admin.execute(f'CREATE DATABASE "{pg_name}"')
     url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{url}/{PG_NAME}", not exists
+    return f"{url}/{pg_name}", not exists
 
 
 def fill(url: str, data: Path) -> None:
@@ -118,8 +118,10 @@ def report(label: str, fast: list[float], slow: list[float], target: float) -> N
     )
 
 
-def bench(backend: str, data: Path, reuse: bool, repeat: int, fill_only: bool) -> None:
-    url, empty = database(backend, data, reuse)
+def bench(
+    backend: str, data: Path, reuse: bool, repeat: int, fill_only: bool, pg_name: str = PG_NAME
+) -> None:
+    url, empty = database(backend, data, reuse, pg_name)
     print(f"{backend}:")
     if empty:
         fill(url, data)
@@ -208,9 +210,12 @@ def main() -> None:
     parser.add_argument(
         "--fill-only", action="store_true", help="fill the databases, measure nothing"
     )
+    parser.add_argument("--pg-name", default=PG_NAME, help="the PostgreSQL database to use")
     options = parser.parse_args()
     for backend in options.backends.split(","):
-        bench(backend, options.data, options.reuse, options.repeat, options.fill_only)
+        bench(
+            backend, options.data, options.reuse, options.repeat, options.fill_only, options.pg_name
+        )
     print(
         "Medians. Rollup figures: every sampled person/team, each the median of --repeat runs; "
         "raw SQL: the first 5 people; 5 people of the first team × 20; one team's digest × "
