@@ -427,6 +427,7 @@ def refresh(conn: Connection, org: Organisation, *, now: int, expected: str | No
             _DIRTY.c.order_id,
         )
     ).all()
+    claimed = [mark for mark in claimed if mark[0]]  # not the empty lock mark
     if not claimed:
         return False
     hours: dict[str, set[int]] = defaultdict(set)
