@@ -539,6 +539,10 @@ def _recompute(
     reach = int(span_max or 0) + tail  # no session covers an order created later than this
     for (lo, hi), shops in groups.items():
         _refresh_hosts(conn, shops, lo, hi)
+    if conn.dialect.name == "postgresql":
+        # Tables rewritten in this transaction have no statistics yet; without them the
+        # planner takes rollup_zones for one row and loops over every refund for each person.
+        conn.execute(text("ANALYZE live_hosts, rollup_zones, rollup_credit_windows"))
     for (lo, hi), shops in groups.items():
         windows: dict[str, tuple[int, int]] = {}  # each zone's whole days around [lo, hi)
         for z in all_zones:
