@@ -406,6 +406,8 @@ def refresh(conn: Connection, org: Organisation, *, now: int, expected: str | No
     """Bring the rollups up to date inside the caller's transaction; True if work was done."""
     if conn.dialect.name == "postgresql":  # one refresher at a time across replicas
         conn.execute(text("SELECT pg_advisory_xact_lock(7312001)"))
+        # Attribution deduplicates every order of the stretch: keep that hash in memory.
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))
     else:
         # SQLite: write first, so this transaction holds the write lock before it reads what
         # is stale (a reader that writes later fails on a changed snapshot). The empty mark is
