@@ -354,31 +354,12 @@ class Figures:
             for key in raw_keys:
                 found[scope][key] = self._base(conn, key, scope, shops, period, credit)
         shop_ids = {scope: [shop.id for shop in self._shops(scope)] for scope in totals}
+        person_ids = [s.id for s in people]
+        shop_list = sorted({i for ids in shop_ids.values() for i in ids})
         for axis in {AXIS_OF[key] for key in rolled}:
-            by_person = (
-                read_rollups(
-                    conn,
-                    axis,
-                    period.timezone,
-                    period.first,
-                    period.last,
-                    people=[s.id for s in people],
-                )
-                if people
-                else {}
-            )
-            by_shop = (
-                read_rollups(
-                    conn,
-                    axis,
-                    period.timezone,
-                    period.first,
-                    period.last,
-                    shops=sorted({i for ids in shop_ids.values() for i in ids}),
-                )
-                if totals
-                else {}
-            )
+            where = (axis, period.timezone, period.first, period.last)
+            by_person = read_rollups(conn, *where, people=person_ids) if people else {}
+            by_shop = read_rollups(conn, *where, shops=shop_list) if totals else {}
             for scope in people + totals:
                 parts = (
                     [by_person.get(scope.id, {})]
