@@ -145,6 +145,13 @@ def test_notes_alerts_help_and_unknown_text(dialog: Dialog) -> None:
     assert dialog.answer("li.na", "天气怎么样呀").text.startswith("没听懂")
 
 
+def test_a_period_that_makes_no_sense_is_explained_in_the_askers_language(dialog: Dialog) -> None:
+    zh = dialog.answer("li.na", "2026-13的GMV")
+    assert zh.text.startswith("时间没看懂") and "month" not in zh.text
+    en = dialog.answer("li.na", "gmv 2026-13")
+    assert en.text.startswith("I couldn't read the period") and "not a month" in en.text
+
+
 def test_an_unknown_user_is_told_whom_to_ask(dialog: Dialog) -> None:
     reply = dialog.answer("li.na", "今天GMV多少", user_id="U0STRANGER")
     assert reply.text.startswith("你还没有在 kpibot 登记") and "slack:U0STRANGER" in reply.text

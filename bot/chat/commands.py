@@ -764,7 +764,9 @@ def handle_annotate(ctx: Context, request: Request) -> Reply:
     ):
         return refuse(ctx)
     if not request.note:
-        usage = ctx.t(COMMAND_USAGE["annotate"][0], COMMAND_USAGE["annotate"][1])
+        annotate = command_for("annotate")
+        assert annotate is not None  # registered above
+        usage = ctx.t(annotate.usage_zh, annotate.usage_en)
         return Reply(
             ctx.t(f"请写上备注内容：{usage}", f"Please add the note's text: {usage}"), ctx.language
         )
@@ -937,10 +939,12 @@ def error_reply(language: Language) -> Reply:
 
 
 def period_error_reply(ctx: Context, error: PeriodError) -> Reply:
-    """A period that could not be understood."""
+    """A period that could not be understood (the engine's explanation is in English)."""
     return Reply(
-        ctx.t(f"时间没看懂：{error}", f"I couldn't read the period: {error}"), ctx.language
+        ctx.t(
+            "时间没看懂。可以这样说：今天、昨天、本周、上周、本月、上月、最近7天、11月、"
+            "11月20日、2026-11-20。",
+            f"I couldn't read the period: {error}",
+        ),
+        ctx.language,
     )
-
-
-COMMAND_USAGE = {c.intent: (c.usage_zh, c.usage_en) for c in COMMANDS}

@@ -117,7 +117,7 @@ _COMMAND_PREFIX = re.compile(r"^\s*/?(?:kpi|kpibot)\b[\s:：,，]*", re.IGNORECA
 _DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _MONTH_DAY_ZH = re.compile(r"(\d{1,2})月(\d{1,2})[日号]")
 _MONTH_ZH = re.compile(r"(\d{1,2})月份?")
-_YEAR_MONTH = re.compile(r"\b(\d{4})-(\d{1,2})\b")
+_YEAR_MONTH = re.compile(r"(?<!\d)(\d{4})-(\d{1,2})(?!\d)")  # also before 的, 月…
 _MONTHS_EN = (
     "january", "february", "march", "april", "may", "june", "july", "august", "september",
     "october", "november", "december",
