@@ -3,34 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from adapters import connect_platforms
 from bot import api, metrics_api
+from bot.chat.service import ChatService
 from bot.runtime import Runtime, build_runtime
 from config.settings import Settings
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
-    """Wire the runtime into a FastAPI app with the health and API routes.
+    """Wire the runtime into a FastAPI app with the health, API and chat webhook routes.
 
-    A runtime built here is closed (its database pool disposed) when the app shuts down; one
-    passed in belongs to the caller.
+    Every chat platform whose credentials are set is connected: its webhook routes are mounted
+    here and its long connection (if configured) runs while the app does. A runtime built here
+    is closed (its database pool disposed) when the app shuts down; one passed in belongs to
+    the caller.
     """
     owned = runtime is None
     runtime = runtime or build_runtime(settings or Settings())
+    connections = connect_platforms(runtime.settings)
+    # Chat work runs after the platform's acknowledgement, in these threads.
+    workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chat")
+    chat = ChatService(
+        runtime, {name: c.adapter for name, c in connections.items()}, workers=workers
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            runtime.engine.dispose()
+        for connection in connections.values():
+            connection.start(chat.pipeline)
+        try:
+            yield
+        finally:
+            for connection in connections.values():
+                connection.stop()
+            workers.shutdown(wait=True)
+            if owned:
+                runtime.engine.dispose()
 
     app = FastAPI(title="kpibot", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.chat = chat
     app.include_router(api.router)
     app.include_router(metrics_api.router)
+    for connection in connections.values():
+        connection.mount(app, chat.pipeline)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -28,7 +28,7 @@ class FakeChat:
     def render(self, reply: Reply, target: Target) -> object:
         return reply
 
-    def send(self, reply: Reply, target: Target) -> Sent:
+    def send(self, reply: Reply, target: Target, *, key: str | None = None) -> Sent:
         self.sent.append((reply, target))
         return Sent(self.platform, target.channel, str(len(self.sent)), reply)
 

@@ -75,7 +75,7 @@ class ConsoleAdapter:
         """The terminal text of `reply`."""
         return render_text(reply, private=target.private)
 
-    def send(self, reply: Reply, target: Target) -> Sent:
+    def send(self, reply: Reply, target: Target, *, key: str | None = None) -> Sent:
         """Print the reply."""
         self.sent.append((reply, target))
         text = self.render(reply, target)

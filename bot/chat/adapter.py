@@ -20,8 +20,12 @@ class ChatAdapter(Protocol):
         """The platform's payload for `reply` (Block Kit, a Feishu card, DingTalk markdown…)."""
         ...
 
-    def send(self, reply: Reply, target: Target) -> Sent:
-        """Deliver `reply`; raises a `ChatError` subclass on failure."""
+    def send(self, reply: Reply, target: Target, *, key: str | None = None) -> Sent:
+        """Deliver `reply`; raises a `ChatError` subclass on failure.
+
+        `key` is the outbox's idempotency key for this message: where the platform
+        deduplicates sends (Feishu's `uuid`), a retried send with the same key posts once.
+        """
         ...
 
     def update(self, sent: Sent, reply: Reply) -> Sent:
