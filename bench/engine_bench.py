@@ -68,7 +68,7 @@ def database(backend: str, data: Path, reuse: bool, pg_name: str = PG_NAME) -> t
         return f"sqlite:///{path}", not path.exists()
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
         exists = admin.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (PG_NAME,)
+            "SELECT 1 FROM pg_database WHERE datname = %s", (pg_name,)
         ).fetchone()
         if exists and not reuse:
             admin.execute(f'DROP DATABASE "{pg_name}" WITH (FORCE)')

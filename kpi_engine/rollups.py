@@ -53,6 +53,9 @@ HOUR = 3600
 DAY = 86400
 EPOCH = date(1970, 1, 1)
 _MERGE_GAP_HOURS = 48  # dirty ranges closer than this are recomputed together
+# Longer stretches are recomputed a week at a time: each statement's attribution then fits in
+# memory (PostgreSQL's hash over a year of orders spilled to disk and never finished).
+_CHUNK = 7 * 24 * HOUR
 
 _ROLLUPS = Rollup.__table__  # type: ignore[attr-defined]
 _DIRTY = RollupDirty.__table__  # type: ignore[attr-defined]
@@ -531,8 +534,9 @@ def _recompute(
     """Delete and recompute every rollup day that meets `ranges` (instants, per shop)."""
     groups: dict[tuple[int, int], list[str]] = defaultdict(list)
     for shop, spans in ranges.items():
-        for span in spans:
-            groups[span].append(shop)
+        for lo, hi in spans:
+            for start in range(lo, hi, _CHUNK):
+                groups[start, min(start + _CHUNK, hi)].append(shop)
     kept = shop_zones(org)
     people_zones = set(person_zones(org).values())
     all_zones = sorted(people_zones.union(*kept.values()))
