@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        chat.start()
         for connection in connections.values():
             connection.start(chat.pipeline)
         try:
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             for connection in connections.values():
                 connection.stop()
             workers.shutdown(wait=True)
+            chat.stop()
             if owned:
                 runtime.engine.dispose()
 

@@ -328,3 +328,69 @@ class RollupCredit(SQLModel, table=True):
         primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
     )
     person: str = Field(primary_key=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message on its way out: written before it is sent, so nothing is lost in a crash.
+
+    `state`: pending (due at `due_at`), sending (claimed until `lease_until`), sent, dead (a
+    permanent failure, `error` says why) or dropped (by an admin). A `sending` row whose lease
+    ran out was claimed by a process that died: it is due again.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index(None, "state", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # idempotency key: one message per key, ever
+    kind: str  # reply, digest, alert, notice, revision
+    platform: str
+    workspace: str
+    channel: str
+    user: str | None = None
+    thread: str | None = None
+    private: bool = False
+    payload: str = Field(sa_type=Text)  # the Reply as JSON
+    state: str = "pending"
+    attempts: int = 0
+    due_at: float = 0.0  # epoch seconds
+    lease_until: float | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    message_id: str | None = None  # the platform's id of the sent message
+    created_at: int = Field(sa_type=BigInteger)
+    sent_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class ScheduledRun(SQLModel, table=True):
+    """One firing of a scheduled job: the unique (job, scheduled_for) makes it happen once."""
+
+    __tablename__ = "scheduled_runs"
+    __table_args__ = (UniqueConstraint("job", "scheduled_for"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job: str
+    scheduled_for: int = Field(sa_type=BigInteger)  # the nominal firing, epoch seconds
+    state: str  # running, done, failed, skipped
+    started_at: int = Field(sa_type=BigInteger)
+    finished_at: int | None = Field(default=None, sa_type=BigInteger)
+    delayed: bool = False
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class PostedFigure(SQLModel, table=True):
+    """A number the bot posted in a digest, kept to notice when it is later revised."""
+
+    __tablename__ = "posted_figures"
+    __table_args__ = (Index(None, "posted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_key: str  # the message it appeared in
+    scope: str  # "team:<id>" or "person:<id>"
+    metric: str
+    first_day: dt.date
+    last_day: dt.date
+    timezone: str
+    value: str | None  # exact decimal as text; None for "no value"
+    posted_at: int = Field(sa_type=BigInteger)
+    revised_value: str | None = None  # the value of the last revision notice
+    revised_at: int | None = Field(default=None, sa_type=BigInteger)

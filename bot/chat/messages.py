@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 Language = Literal["zh", "en"]
 ButtonStyle = Literal["default", "primary", "danger"]
@@ -121,6 +121,12 @@ class Target:
     thread: str | None = None
     private: bool = False
 
+    @classmethod
+    def direct(cls, platform: str, workspace: str, user: str) -> Target:
+        """A direct message to `user` where no chat with them is known yet (the adapter
+        opens or finds the one-to-one chat): `channel` is empty, `user` set, private."""
+        return cls(platform, workspace, "", user=user, private=True)
+
 
 @dataclass(frozen=True)
 class Sent:
@@ -149,3 +155,29 @@ def to_json(reply: Reply) -> dict[str, object]:
     data = plain(asdict(reply))
     assert isinstance(data, dict)
     return data
+
+
+def reply_from_json(data: dict[str, Any]) -> Reply:
+    """The `Reply` that `to_json` turned into `data`."""
+    chart = data.get("chart")
+    table = data.get("table")
+    return Reply(
+        text=data["text"],
+        language=data["language"],
+        headline=data.get("headline"),
+        fields=tuple(KeyValue(**f) for f in data.get("fields", ())),
+        table=Table(tuple(table["columns"]), tuple(tuple(r) for r in table["rows"]))
+        if table
+        else None,
+        progress=tuple(
+            ProgressBar(p["label"], Decimal(p["ratio"]), p["caption"])
+            for p in data.get("progress", ())
+        ),
+        chart=Chart(chart["title"], base64.b64decode(chart["png"]), chart["alt"])
+        if chart
+        else None,
+        buttons=tuple(Button(**b) for b in data.get("buttons", ())),
+        context=data.get("context"),
+        private=bool(data.get("private", False)),
+        thread=data.get("thread"),
+    )

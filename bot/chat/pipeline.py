@@ -116,7 +116,9 @@ class Pipeline:
             thread=reply.thread,
             private=reply.private and not message.is_direct,
         )
-        self.notifier.deliver(reply, target)
+        # One reply per delivery, even if this handling is repeated after a crash.
+        key = f"reply:{message.platform}:{message.workspace}:{message.event_id}"
+        self.notifier.deliver(reply, target, key=key)
         if target.private and not adapter.private_in_place:
             note = Reply(
                 "已私信回复你。" if reply.language == "zh" else "I've answered you privately.",
@@ -126,6 +128,7 @@ class Pipeline:
             self.notifier.deliver(
                 note,
                 Target(message.platform, message.workspace, message.channel, thread=reply.thread),
+                key=f"{key}:note",
             )
         return reply
 
