@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -31,6 +31,7 @@ from kpi_engine.rollups import Rollups
 
 if TYPE_CHECKING:
     from bot.chat.local import ConsoleChat
+    from bot.scheduler import Scheduler
 
 app = typer.Typer(
     help="kpibot — KPI targets, progress, alerts and appeals for e-commerce teams in chat.",
@@ -39,8 +40,15 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the organisation configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database schema.", no_args_is_help=True)
+schedule_app = typer.Typer(help="The digest schedule and its run ledger.", no_args_is_help=True)
+outbox_app = typer.Typer(
+    help="Messages waiting, failed or dead-lettered; retry or drop one.",
+    invoke_without_command=True,
+)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(outbox_app, name="outbox")
 
 
 def _settings() -> Settings:
@@ -393,6 +401,166 @@ def _chat_loop(session: ConsoleChat, organisation: Organisation, person: str) ->
 
 def _stdin_lines() -> Iterator[str]:
     yield from sys.stdin
+
+
+def _scheduler(organisation: Organisation, engine: Engine) -> Scheduler:
+    from bot.chat.notifier import Notifier
+    from bot.scheduler import Scheduler
+
+    return Scheduler(organisation, engine, Notifier({}), ())
+
+
+def _local(instant: int, timezone: str) -> str:
+    from kpi_engine.instants import zone
+
+    return datetime.fromtimestamp(instant, zone(timezone)).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+@schedule_app.command("list")
+def schedule_list(
+    count: Annotated[int, typer.Option(help="Firings to show per job")] = 2,
+) -> None:
+    """Each job's next firings, in its team's local time (jitter included)."""
+    with _database() as (organisation, engine):
+        scheduler = _scheduler(organisation, engine)
+        upcoming = scheduler.next_firings(int(time.time()), count)
+        for job in scheduler.jobs.values():
+            when = ", ".join(_local(t, job.timezone) for t in upcoming[job.id]) or "never"
+            typer.echo(f"{job.id:<28} {when}")
+
+
+@schedule_app.command("runs")
+def schedule_runs(
+    job: Annotated[str | None, typer.Option(help="Only this job, e.g. morning:sz-live")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs")] = 20,
+) -> None:
+    """The run ledger: each firing, once, with what it did."""
+    with _database() as (organisation, engine):
+        scheduler = _scheduler(organisation, engine)
+        rows = scheduler.ledger(job, limit)
+        if not rows:
+            typer.echo("No runs yet.")
+        for row in rows:
+            found = scheduler.jobs.get(row["job"])
+            tz = found.timezone if found else "UTC"
+            mark = " (delayed)" if row["delayed"] else ""
+            detail = (row["detail"] or "").strip().splitlines()
+            typer.echo(
+                f"{row['job']:<28} {_local(row['scheduled_for'], tz)}  {row['state']}{mark}"
+                f"  {detail[-1] if detail else ''}"
+            )
+
+
+@app.command("digest")
+def digest(
+    team: Annotated[str, typer.Option("--team", help="The team id")],
+    kind: Annotated[
+        Literal["morning", "evening", "weekly"], typer.Option(help="Which digest")
+    ] = "morning",
+    at: Annotated[
+        str | None,
+        typer.Option(help="As if sent at this time (ISO, e.g. 2026-11-23T09:00; team's zone)"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Render to the terminal and send nothing")
+    ] = False,
+    chart: Annotated[
+        Path | None, typer.Option(help="Also write the chart PNG here (with --dry-run)")
+    ] = None,
+) -> None:
+    """Show a team's digest as it would be posted (only --dry-run: the scheduler sends)."""
+    from adapters.console import render_text
+    from kpi_engine.instants import zone
+
+    if not dry_run:
+        typer.echo("Digests are sent by the scheduler in `kpibot serve`; use --dry-run.", err=True)
+        raise typer.Exit(2)
+    with _database() as (organisation, engine):
+        if team not in organisation.teams:
+            known = ", ".join(organisation.teams)
+            typer.echo(f"Unknown team {team!r}; teams: {known}", err=True)
+            raise typer.Exit(2)
+        scheduler = _scheduler(organisation, engine)
+        job = scheduler.jobs.get(f"{kind}:{team}")
+        if job is None:
+            typer.echo(f"Team {team!r} has no {kind} digest scheduled.", err=True)
+            raise typer.Exit(2)
+        tz = zone(organisation.teams[team].timezone)
+        if at is None:
+            moment = int(time.time())
+        else:
+            try:
+                parsed = datetime.fromisoformat(at)
+            except ValueError:
+                typer.echo(f"--at {at!r} is not an ISO date and time", err=True)
+                raise typer.Exit(2) from None
+            moment = int((parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).timestamp())
+        posts = scheduler.posts(job, moment)
+        for post in posts:
+            where = (
+                f"→ {organisation.people[post.person].name} (private)"
+                if post.person
+                else f"→ {organisation.teams[team].name} channel"
+            )
+            typer.echo(f"\n{where}\n{render_text(post.reply)}")
+        first = posts[0].reply.chart if posts else None
+        if chart is not None and first is not None:
+            chart.write_bytes(first.png)
+            typer.echo(f"\nChart written to {chart} ({len(first.png):,} bytes).")
+
+
+@outbox_app.callback()
+def outbox(
+    ctx: typer.Context,
+    show: Annotated[
+        str, typer.Option(help="States to list, comma-separated")
+    ] = "pending,sending,dead",
+) -> None:
+    """List the outbox: counts by state, then the messages in the chosen states."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bot.outbox import STATES, Outbox
+
+    states = [s.strip() for s in show.split(",") if s.strip()]
+    if not set(states) <= set(STATES):
+        typer.echo(f"--show takes {', '.join(STATES)}", err=True)
+        raise typer.Exit(2)
+    with _database() as (_organisation, engine):
+        box = Outbox(engine)
+        counts = box.counts()
+        typer.echo("  ".join(f"{state} {counts.get(state, 0)}" for state in STATES))
+        for entry in box.entries(states):
+            text = entry.text.splitlines()[0][:50] if entry.text else ""
+            typer.echo(
+                f"#{entry.id:<6} {entry.state:<8} {entry.kind:<8} {entry.platform}:{entry.channel}"
+                f"  tries {entry.attempts}  {text}"
+            )
+            if entry.error:
+                typer.echo(f"        {entry.error}")
+
+
+@outbox_app.command("retry")
+def outbox_retry(message: Annotated[int, typer.Argument(help="The outbox id")]) -> None:
+    """Send a dead-lettered (or waiting) message again, now."""
+    from bot.outbox import Outbox
+
+    with _database() as (_organisation, engine):
+        if not Outbox(engine).retry(message):
+            typer.echo(f"Outbox #{message} is not dead, waiting or dropped.", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"Outbox #{message} will be sent again by the running bot.")
+
+
+@outbox_app.command("drop")
+def outbox_drop(message: Annotated[int, typer.Argument(help="The outbox id")]) -> None:
+    """Give up on a dead-lettered or waiting message."""
+    from bot.outbox import Outbox
+
+    with _database() as (_organisation, engine):
+        if not Outbox(engine).drop(message):
+            typer.echo(f"Outbox #{message} is not dead or waiting.", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"Outbox #{message} dropped.")
 
 
 @app.command("serve")

@@ -8,12 +8,14 @@ people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from decimal import Decimal
 
 from kpi_engine.compare import Delta, Explanation, Ranked, explain_gmv, movers, rank
 from kpi_engine.figures import Figure, Figures
-from kpi_engine.periods import Period, day_of, today
+from kpi_engine.instants import day_bounds, zone
+from kpi_engine.periods import Period, day_of, earlier_period, month_of, today, week_of
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans, Progress
 
@@ -34,6 +36,8 @@ class TeamDigest:
     risers: list[tuple[str, Delta]]
     fallers: list[tuple[str, Delta]]
     explanation: Explanation | None  # why the team's GMV moved from the day before
+    people_yesterday: dict[str, Progress]  # each person's GMV yesterday against their target
+    people_month: dict[str, Progress]  # and month to date
 
 
 def team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> TeamDigest:
@@ -50,17 +54,27 @@ def team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> Te
     before_figures = figures.figures_of(TEAM_METRICS, [team], day_before, now=now)[team]
     mtd = figures.figures_of(["gmv"], [team], month, now=now)[team]["gmv"]
     after_people = figures.figures_of(["gmv"], people, yesterday, now=now)
+    month_people = figures.figures_of(["gmv"], people, month, now=now)
     before_people = figures.figures_of(["gmv"], people, day_before, now=now)
     deltas = {
         p.id: Delta(before_people[p]["gmv"].value, after_people[p]["gmv"].value) for p in people
     }
     risers, fallers = movers(deltas)
+    # Month to date is measured through yesterday, against the whole month's target: the pace
+    # is against what was expected by last midnight, the projection is to the month's end.
+    whole_month = month_of(yesterday.first, timezone)
+    midnight = day_bounds(yesterday.last, zone(timezone))[1]
+
+    def month_progress(figure: Figure) -> Progress:
+        progress = plans.progress(replace(figure, period=whole_month), midnight)
+        return replace(progress, figure=figure)
+
     return TeamDigest(
         team=team_id,
         day=yesterday,
         yesterday={m: plans.progress(f, now) for m, f in now_figures.items()},
         day_before=before_figures,
-        month_to_date=plans.progress(mtd, now),
+        month_to_date=month_progress(mtd),
         ranking=rank({p.id: after_people[p]["gmv"].value for p in people}),
         risers=risers,
         fallers=fallers,
@@ -68,9 +82,90 @@ def team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> Te
             {k: before_figures[k].value for k in ("gmv", "orders", "views")},
             {k: now_figures[k].value for k in ("gmv", "orders", "views")},
         ),
+        people_yesterday={p.id: plans.progress(after_people[p]["gmv"], now) for p in people},
+        people_month={p.id: month_progress(month_people[p]["gmv"]) for p in people},
     )
 
 
 def digest_round(figures: Figures, plans: Plans, *, now: int) -> list[TeamDigest]:
     """Every team's digest: the data of a whole organisation's morning round."""
     return [team_digest(figures, plans, team, now=now) for team in figures.organisation.teams]
+
+
+@dataclass(frozen=True)
+class Recap:
+    """A team's period in review (the day-end recap, the weekly report): the period against
+    its targets, against the period before (day or week) and the month so far against the
+    same days of last month, with the best people and shops."""
+
+    team: str
+    period: Period
+    progress: dict[str, Progress]  # TEAM_METRICS against their targets
+    previous: Period  # the same weekday a week before (a day), or the week before (a week)
+    before: dict[str, Figure]
+    month: Period  # the month to the period's end
+    month_before: Period  # the same days of the month before
+    month_gmv: Progress
+    month_gmv_before: Figure
+    top_people: list[Ranked]  # by GMV over the period, best first
+    top_shops: list[Ranked]
+
+
+def recap(figures: Figures, plans: Plans, team_id: str, period: Period, *, now: int) -> Recap:
+    """The recap of `period` (a day or a week) for one team."""
+    team = Scope("team", team_id)
+    org = figures.organisation
+    if period.kind == "day":
+        previous = day_of(period.first - timedelta(days=7), period.timezone)
+    else:
+        previous = period.previous()
+    month = Period("custom", period.last.replace(day=1), period.last, period.timezone)
+    month_before = earlier_period(month_of(period.last, period.timezone), "previous", now)
+    if month.last < month_of(period.last, period.timezone).last:  # the same days, not all
+        last = min(month_before.first + (month.last - month.first), month_before.last)
+        month_before = Period("custom", month_before.first, last, period.timezone)
+    people = [Scope("person", p.id) for p in org.people.values() if p.team == team_id]
+    shops = [Scope("shop", s.id) for s in org.shops.values() if s.team == team_id]
+    now_figures = figures.figures_of(TEAM_METRICS, [team], period, now=now)[team]
+    return Recap(
+        team=team_id,
+        period=period,
+        progress={m: plans.progress(f, now) for m, f in now_figures.items()},
+        previous=previous,
+        before=figures.figures_of(TEAM_METRICS, [team], previous, now=now)[team],
+        month=month,
+        month_before=month_before,
+        month_gmv=plans.progress(figures.figure("gmv", team, month, now=now), now),
+        month_gmv_before=figures.figure("gmv", team, month_before, now=now),
+        top_people=figures.ranking("gmv", people, period, now=now),
+        top_shops=figures.ranking("gmv", shops, period, now=now),
+    )
+
+
+def last_week(now: int, timezone: str, week_start: str = "monday") -> Period:
+    """The last whole week before `now`'s, in `timezone`."""
+    this_week = week_of(today(now, timezone), timezone, week_start)  # type: ignore[arg-type]
+    return this_week.previous()
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    """One day of the month-to-date chart."""
+
+    day: date
+    actual: Decimal | None
+    target: Decimal | None
+
+
+def month_series(
+    figures: Figures, plans: Plans, scope: Scope, last: date, *, now: int
+) -> list[DayPoint]:
+    """Each day's GMV and daily target from the first of `last`'s month to `last`."""
+    timezone = figures.timezone(scope)
+    points = []
+    day = last.replace(day=1)
+    while day <= last:
+        progress = plans.progress(figures.figure("gmv", scope, day_of(day, timezone), now=now), now)
+        points.append(DayPoint(day, progress.figure.value, progress.target))
+        day += timedelta(days=1)
+    return points

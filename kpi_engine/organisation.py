@@ -103,6 +103,50 @@ class AttributionSettings(ConfigModel):
     fallback_roles: tuple[Role, ...] = ("operator",)
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
+
+
+def _check_clock(value: str) -> str:
+    hours, _, minutes = value.partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+        raise ValueError(f"a time of day is HH:MM, got {value!r}")
+    return f"{int(hours):02d}:{int(minutes):02d}"
+
+
+class DigestTime(ConfigModel):
+    """When one kind of digest goes out, in the team's own time zone."""
+
+    at: str
+    days: tuple[Weekday, ...] = WEEKDAYS  # type: ignore[assignment]
+    # Spread over a few minutes after `at`: Feishu asks bots not to send on the exact hour.
+    jitter_minutes: int = Field(3, ge=0, le=30)
+
+    _at = field_validator("at")(_check_clock)
+
+
+class ScheduleSettings(ConfigModel):
+    """The digests a team gets, and what happens on its holidays."""
+
+    morning: DigestTime | None = DigestTime(at="09:00")
+    evening: DigestTime | None = DigestTime(at="22:30")
+    weekly: DigestTime | None = DigestTime(at="09:30", days=("mon",))
+    # A firing missed while the bot was down is sent late, once, within this; later, skipped.
+    misfire_grace_minutes: int = Field(120, ge=1, le=24 * 60)
+    on_holiday: Literal["skip", "shift"] = "skip"  # shift: the next day that is no holiday
+    personal: bool = True  # the morning round also tells each person their own numbers
+
+
+class FreshnessSettings(ConfigModel):
+    """Hours a source may stay silent (no import) before the admins are told."""
+
+    orders: int = Field(6, ge=1)
+    refunds: int = Field(24, ge=1)
+    live_sessions: int = Field(24, ge=1)
+    ad_spend: int = Field(48, ge=1)
+    metric_values: int = Field(48, ge=1)
+
+
 class OrganisationSettings(ConfigModel):
     """Organisation-wide defaults."""
 
@@ -115,6 +159,11 @@ class OrganisationSettings(ConfigModel):
     # What members see of other people in rankings: places and names, their values too, or
     # only their own line. Managers and admins always see values.
     ranking_for_members: Literal["names", "values", "own"] = "names"
+    schedules: ScheduleSettings = ScheduleSettings()
+    holidays: tuple[date, ...] = ()  # days without digests (or shifted), for every team
+    freshness_hours: FreshnessSettings = FreshnessSettings()
+    # A posted figure that later moves by more than this gets a "revised" notice.
+    restatement_percent: Decimal = Field(Decimal(1), ge=0)
 
     @field_validator("currency")
     @classmethod
@@ -132,6 +181,8 @@ class TeamConfig(ConfigModel):
     language: Language
     manager: str | None = None
     channels: ChatIds = ChatIds()
+    schedules: ScheduleSettings | None = None  # replaces the organisation's, when given
+    holidays: tuple[date, ...] = ()  # the team's own, besides the organisation's
 
     _zone = field_validator("timezone")(_check_zone)
     _currency = field_validator("currency")(_check_currency)
