@@ -213,7 +213,7 @@ class Scheduler:
     ) -> list[Outcome]:
         """Run every firing now due that has not run; skip (and record) those too late."""
         now = int(self.clock()) if now is None else now
-        outcomes = []
+        outcomes: list[Outcome | None] = []
         for job in self.jobs.values():
             if only is not None and job.id not in only:
                 continue
@@ -221,17 +221,23 @@ class Scheduler:
             due = [n for n in job.firings(now - lookback, now + 1) if n + job.jitter(n) <= now]
             fresh = [n for n in due if now - (n + job.jitter(n)) <= job.grace]
             late = [n for n in due if n not in fresh]
-            # Only the latest firing still in time runs; earlier ones are superseded by it.
             if fresh:
-                late += fresh[:-1]
+                # Only the latest firing still in time runs; earlier ones are superseded by it.
                 nominal = fresh[-1]
                 delayed = now - (nominal + job.jitter(nominal)) > DELAYED_AFTER
                 outcomes.append(self._run(job, nominal, now, delayed))
+            if job.every is not None:
+                continue  # a check's missed runs are made good by its next one: nothing to log
             for nominal in late:
-                outcome = self._skip(job, nominal, now)
-                if outcome is not None:
-                    outcomes.append(outcome)
-        return outcomes
+                detail = (
+                    f"missed by {(now - nominal) // 60} min, beyond the {job.grace // 60} min grace"
+                )
+                outcomes.append(self._skip(job, nominal, now, detail))
+            for nominal in fresh[:-1]:
+                outcomes.append(
+                    self._skip(job, nominal, now, f"superseded by {_stamp(fresh[-1], job)}")
+                )
+        return [o for o in outcomes if o is not None]
 
     # -- the ledger -------------------------------------------------------------------------
 
@@ -273,11 +279,9 @@ class Scheduler:
                 .values(state=state, finished_at=int(self.clock()), detail=detail)
             )
 
-    def _skip(self, job: Job, nominal: int, now: int) -> Outcome | None:
+    def _skip(self, job: Job, nominal: int, now: int, detail: str) -> Outcome | None:
         if not self._claim(job, nominal, now, "skipped", False):
             return None
-        late = now - nominal
-        detail = f"missed by {late // 60} min, beyond the {job.grace // 60} min grace"
         log.warning("%s firing at %s skipped: %s", job.id, _stamp(nominal, job), detail)
         self._finish(job, nominal, "skipped", detail)
         return Outcome(job.id, nominal, "skipped", detail=detail)
