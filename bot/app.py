@@ -12,6 +12,7 @@ from adapters import connect_platforms
 from bot import api, metrics_api
 from bot.chat.service import ChatService
 from bot.runtime import Runtime, build_runtime
+from bot.scheduler import Scheduler
 from config.settings import Settings
 
 
@@ -32,14 +33,22 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         runtime, {name: c.adapter for name, c in connections.items()}, workers=workers
     )
 
+    scheduler = None
+    if connections and runtime.settings.scheduler:
+        scheduler = Scheduler(runtime.organisation, runtime.engine, chat.notifier, connections)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         chat.start()
         for connection in connections.values():
             connection.start(chat.pipeline)
+        if scheduler is not None:
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             for connection in connections.values():
                 connection.stop()
             workers.shutdown(wait=True)
@@ -50,6 +59,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app = FastAPI(title="kpibot", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
     app.state.chat = chat
+    app.state.scheduler = scheduler
     app.include_router(api.router)
     app.include_router(metrics_api.router)
     for connection in connections.values():

@@ -381,8 +381,8 @@ class Scheduler:
 
     def start(self) -> None:
         """Catch up on missed firings, then let APScheduler wake each job at its times."""
-        self.run_due()
         scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.add_job(self.run_due, id="catch-up")  # once, at start, off the caller's thread
         for job in self.jobs.values():
             scheduler.add_job(
                 self.run_due,

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, validation_alias="KPIBOT_API_KEY")
     auto_migrate: bool = Field(True, validation_alias="KPIBOT_AUTO_MIGRATE")
     log_level: str = Field("INFO", validation_alias="KPIBOT_LOG_LEVEL")
+    # Digests and checks run in `kpibot serve` when a chat platform is connected; every
+    # replica may run them (each firing happens once), or set this false on all but some.
+    scheduler: bool = Field(True, validation_alias="KPIBOT_SCHEDULER")
 
     # Slack
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")

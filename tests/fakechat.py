@@ -13,6 +13,7 @@ from bot.chat.messages import InboundMessage, Reply, Sent, Target
 from bot.chat.notifier import Notifier
 from bot.chat.pipeline import Pipeline
 from bot.chat.router import Router
+from bot.outbox import Outbox, Sender
 from kpi_engine.figures import Figures
 from kpi_engine.organisation import Organisation
 
@@ -52,9 +53,12 @@ class Dialog:
         self.organisation = organisation
         self.chat = FakeChat(platform, private_in_place)
         self.router = Router(organisation, engine, Figures(engine, organisation))
-        self.pipeline = Pipeline(
-            engine, self.router, Notifier({platform: self.chat}), clock=lambda: now
-        )
+        # Replies go through the outbox, as in `kpibot serve` (without send pacing: the
+        # dialog's clock stands still).
+        outbox = Outbox(engine, clock=lambda: now)
+        sender = Sender(outbox, {platform: self.chat}, limits={})
+        notifier = Notifier({platform: self.chat}, outbox=outbox, sender=sender)
+        self.pipeline = Pipeline(engine, self.router, notifier, clock=lambda: now)
         self.now = now
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]  # two dialogs on one database never share ids
