@@ -111,7 +111,10 @@ class Digests:
         label = self._t(language, "数据更新", "data updated")
         return f"{parts[0]} · {label}: " + ", ".join(parts[1:]) if parts[1:] else parts[0]
 
-    def _notes(self, language: Language, team: str, first: date, last: date) -> list[str]:
+    def _notes(
+        self, language: Language, team: str, first: date, last: date, fields: list[KeyValue]
+    ) -> list[str]:
+        """The period's notes on the team, its people and shops: text lines, and a field."""
         people = [p.id for p in self.organisation.people.values() if p.team == team]
         shops = [s.id for s in self.organisation.shops.values() if s.team == team]
         entities = ["company", f"team:{team}", *(f"person:{p}" for p in people)]
@@ -119,8 +122,10 @@ class Digests:
         found = notes(self.engine, entities, first, last)
         if not found:
             return []
-        heading = self._t(language, "备注：", "Notes:")
-        return [heading] + [f"· {n.day:%m-%d} {n.text}" for n in found]
+        heading = self._t(language, "备注", "Notes")
+        items = [f"{n.day:%m-%d} {n.text}" for n in found]
+        fields.append(KeyValue(heading, "; ".join(items)))
+        return [f"{heading}:"] + [f"· {item}" for item in items]
 
     def _delta(self, language: Language, delta: Delta) -> str:
         ratio = delta.ratio
@@ -225,26 +230,26 @@ class Digests:
                 f"{t(*_DRIVERS[d.name])} {self._money(d.contribution, currency)}"
                 for d in explanation.drivers
             )
-            lines.append(
-                t(
-                    f"GMV 较前一天 {self._money(explanation.change, currency)}：{parts}；"
-                    f"主要原因：{t(*_DRIVERS[explanation.biggest.name])}",
-                    f"GMV vs the day before {self._money(explanation.change, currency)}: {parts}; "
-                    f"biggest driver: {t(*_DRIVERS[explanation.biggest.name])}",
-                )
+            why = t(
+                f"较前一天 {self._money(explanation.change, currency)}：{parts}；"
+                f"主要原因：{t(*_DRIVERS[explanation.biggest.name])}",
+                f"{self._money(explanation.change, currency)} vs the day before: {parts}; "
+                f"biggest driver: {t(*_DRIVERS[explanation.biggest.name])}",
             )
+            fields.append(KeyValue(t("GMV 为什么变了", "Why GMV moved"), why))
+            lines.append(f"GMV {why}")
         shown = org.settings.ranking_for_members
         if shown != "own" and (digest.risers or digest.fallers):
             up = "、".join(self._name(p) for p, _ in digest.risers) or "—"
             down = "、".join(self._name(p) for p, _ in digest.fallers) or "—"
-            lines.append(
-                t(f"进步最多：{up}；下滑最多：{down}", f"Up most: {up}; down most: {down}")
-            )
+            moved = t(f"进步最多：{up}；下滑最多：{down}", f"up most: {up}; down most: {down}")
+            fields.append(KeyValue(t("变化最大", "Movers"), moved))
+            lines.append(moved)
         table = self._people_table(language, digest.ranking, digest.people_yesterday, currency)
         if table is not None:
             lines.append(t("昨日排名：", "Yesterday's ranking:"))
             lines += ["  " + "  ".join(row) for row in table.rows]
-        lines += self._notes(language, digest.team, day.first.replace(day=1), day.last)
+        lines += self._notes(language, digest.team, day.first.replace(day=1), day.last, fields)
         context = self._freshness(language, [gmv.figure, mtd.figure], team.timezone)
         lines.append(context)
         points = month_series(
@@ -441,10 +446,10 @@ class Digests:
         if shops:
             lines.append(t("店铺前三：", "Top shops:"))
             names = {r.entity: self.organisation.shops[r.entity].name for r in shops}
-            lines += [
-                f"  {r.rank}. {names[r.entity]} {self._money(r.value, currency)}" for r in shops
-            ]
-        lines += self._notes(language, recap.team, recap.period.first, recap.period.last)
+            best = [f"{r.rank}. {names[r.entity]} {self._money(r.value, currency)}" for r in shops]
+            lines += [f"  {line}" for line in best]
+            fields.append(KeyValue(t("店铺前三", "Top shops"), " · ".join(best)))
+        lines += self._notes(language, recap.team, recap.period.first, recap.period.last, fields)
         context = self._freshness(language, [gmv.figure], team.timezone)
         lines.append(context)
         return Post(
