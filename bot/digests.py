@@ -8,6 +8,7 @@ Each posted number is returned beside the reply, so a later revision can be noti
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -110,6 +111,18 @@ class Digests:
             parts.append(f"{self._t(language, *_SOURCE_NAMES[source])} {stamp}")
         label = self._t(language, "数据更新", "data updated")
         return f"{parts[0]} · {label}: " + ", ".join(parts[1:]) if parts[1:] else parts[0]
+
+    def _bars(
+        self, pairs: Iterable[tuple[str, Progress]], currency: str
+    ) -> tuple[ProgressBar, ...]:
+        """Achievement bars ("actual / target") for the progresses that have a target."""
+        return tuple(
+            ProgressBar(
+                label, p.achievement, f"{self._value(p.figure)} / {self._money(p.target, currency)}"
+            )
+            for label, p in pairs
+            if p.achievement is not None
+        )
 
     def _notes(
         self, language: Language, team: str, first: date, last: date, fields: list[KeyValue]
@@ -264,13 +277,7 @@ class Digests:
             currency,
             language,
         )
-        bars = tuple(
-            ProgressBar(
-                label, p.achievement, f"{self._value(p.figure)} / {self._money(p.target, currency)}"
-            )
-            for label, p in ((t("昨日", "Yesterday"), gmv), (t("本月", "Month"), mtd))
-            if p.achievement is not None
-        )
+        bars = self._bars(((t("昨日", "Yesterday"), gmv), (t("本月", "Month"), mtd)), currency)
         buttons = (
             Button(
                 t("为什么变了", "Why it moved"),
@@ -353,14 +360,8 @@ class Digests:
                 ),
             ]
             context = self._freshness(language, [yesterday.figure, month.figure], team.timezone)
-            bars = tuple(
-                ProgressBar(
-                    label,
-                    p.achievement,
-                    f"{self._value(p.figure)} / {self._money(p.target, team.currency)}",
-                )
-                for label, p in ((t("昨日", "Yesterday"), yesterday), (t("本月", "Month"), month))
-                if p.achievement is not None
+            bars = self._bars(
+                ((t("昨日", "Yesterday"), yesterday), (t("本月", "Month"), month)), team.currency
             )
             scope = Scope("person", person_id)
             posts.append(
@@ -459,17 +460,7 @@ class Digests:
                 headline=headline,
                 fields=tuple(fields),
                 table=people,
-                progress=(
-                    (
-                        ProgressBar(
-                            "GMV",
-                            gmv.achievement,
-                            f"{self._value(gmv.figure)} / {self._money(gmv.target, currency)}",
-                        ),
-                    )
-                    if gmv.achievement is not None
-                    else ()
-                ),
+                progress=self._bars((("GMV", gmv),), currency),
                 context=context,
             ),
             None,
