@@ -109,6 +109,8 @@ class Job:
 
     def next_due(self, after: int) -> int | None:
         """The first due time (nominal + jitter) later than `after`."""
+        if self.every is not None:
+            return (after // self.every + 1) * self.every
         horizon = 40 * 86400
         for nominal in self.firings(after - 3600, after + horizon):
             if nominal + self.jitter(nominal) > after:

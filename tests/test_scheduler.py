@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,7 +17,7 @@ from sqlalchemy import Engine, text, update
 from bot.charts import ChartFontError, missing_glyphs, render_month_chart
 from bot.chat.notifier import Notifier
 from bot.outbox import Outbox, Sender
-from bot.scheduler import STALE_RUN, Job, Scheduler, jobs_of
+from bot.scheduler import STALE_RUN, FiringTrigger, Job, Scheduler, jobs_of
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.digest import DayPoint
 from kpi_engine.ingest.formats import KINDS
@@ -299,3 +300,33 @@ def test_the_chart_draws_chinese_labels_with_no_missing_glyph() -> None:
         assert missing_glyphs(text_) == set()
     with pytest.raises(ChartFontError, match="lacks"):
         render_month_chart("𝄞 GMV", points, "CNY", "zh")
+
+
+# -- APScheduler wiring -----------------------------------------------------------------------
+
+
+def test_apscheduler_wakes_each_job_at_its_due_time(
+    engine: Engine, organisation: Organisation
+) -> None:
+    chat = FakeChat("feishu", private_in_place=False)
+    outbox = Outbox(engine)
+    notifier = Notifier({"feishu": chat}, outbox=outbox, sender=Sender(outbox, {}, limits={}))
+    scheduler = Scheduler(organisation, engine, notifier, ["feishu"])
+    job = digest_job("Asia/Shanghai")
+    trigger = FiringTrigger(job)
+    now = datetime(2026, 11, 12, 8, 59, tzinfo=ZoneInfo("UTC")).astimezone(SHANGHAI)
+    assert trigger.get_next_fire_time(None, now) == datetime(2026, 11, 13, 9, 0, tzinfo=SHANGHAI)
+    # A check every second, on the real clock: APScheduler runs it, the ledger records it.
+    scheduler.jobs = {"freshness": Job("freshness", "freshness", None, "UTC", 60, every=1)}
+    scheduler.start()
+    try:
+        aps = scheduler._apscheduler
+        assert aps is not None and aps.get_job("freshness").misfire_grace_time == 60
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(scheduler.ledger("freshness")) < 2:
+            time.sleep(0.1)
+    finally:
+        scheduler.stop()
+    runs = scheduler.ledger("freshness")
+    assert len(runs) >= 2 and {r["state"] for r in runs} == {"done"}
+    assert len({r["scheduled_for"] for r in runs}) == len(runs)
