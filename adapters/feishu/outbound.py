@@ -1,0 +1,258 @@
+"""Sending to Feishu/Lark through lark-oapi: messages, thread replies, in-place card updates,
+only-visible-to-you cards, image uploads; Open API errors mapped to the shared hierarchy.
+
+Every send carries a `uuid` derived from the outbox key, so a send retried after a crash or a
+timeout posts once (Feishu deduplicates a uuid for about an hour). The tenant access token is
+fetched and cached by the SDK; when Feishu says it is invalid, the cached one is dropped and
+the call is made once more with a fresh token.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import lark_oapi as lark
+import requests
+from lark_oapi.api.im.v1 import (
+    CreateImageRequest,
+    CreateImageRequestBody,
+    CreateMessageRequest,
+    CreateMessageRequestBody,
+    PatchMessageRequest,
+    PatchMessageRequestBody,
+    ReplyMessageRequest,
+    ReplyMessageRequestBody,
+)
+from lark_oapi.core.exception import ObtainAccessTokenException
+from lark_oapi.core.token.manager import TokenManager
+
+from adapters.feishu.cards import card, content
+from bot.chat.adapter import (
+    AuthRevoked,
+    RateLimited,
+    TargetNotFound,
+    Unavailable,
+    Unsupported,
+)
+from bot.chat.messages import Reply, Sent, Target
+
+log = logging.getLogger(__name__)
+
+# Open API error codes (Feishu's error-code tables and lark_oapi/channel/errors.py).
+RATE_LIMITED = {99991400, 99991402, 11020, 11021, 11232, 11233, 230020}
+TOKEN_INVALID = {99991661, 99991663, 99991664, 99991665, 99991666, 99991668}
+AUTH = {10003, 10014, 99991401, 99991543, 99991672, 99991679, 230006, 230027}
+TARGET = {230002, 230005, 230011, 230013, 230017, 230035, 230053, 230110, 231001, 231003}
+CONTENT = {230001, 230021, 230022, 230025, 230099, 230028}
+# A uuid namespace of our own: the same outbox key gives the same send uuid everywhere.
+_UUID_NS = uuid.UUID("8f4d7a2e-3c61-4b7e-9a0d-5e2f1c6b9d40")
+
+
+def send_uuid(key: str) -> str:
+    """Feishu's idempotency `uuid` (at most 50 characters) for an outbox key."""
+    return str(uuid.uuid5(_UUID_NS, key))
+
+
+def raise_for(code: int, msg: str, status: int, headers: dict[str, str]) -> None:
+    """Raise the shared error for a failed Open API answer (`code` non-zero or HTTP error)."""
+    what = f"Feishu error {code}: {msg}" if code else f"Feishu HTTP {status}"
+    if status == 429 or code in RATE_LIMITED:
+        reset = {k.lower(): v for k, v in headers.items()}.get("x-ogw-ratelimit-reset", "1")
+        try:
+            wait = max(0.0, float(reset))
+        except ValueError:
+            wait = 1.0
+        raise RateLimited(wait, what)
+    if code in AUTH:
+        raise AuthRevoked(what)
+    if code in TARGET:
+        raise TargetNotFound(what)
+    if code in CONTENT:
+        raise Unsupported(what)
+    if status >= 500 or code >= 500000 or code in TOKEN_INVALID:
+        raise Unavailable(what)
+    # A code we do not know: retrying will not change Feishu's mind.
+    raise Unsupported(what)
+
+
+class FeishuAdapter:
+    """The outbound side of Feishu/Lark."""
+
+    platform = "feishu"
+    # Personal numbers asked in a group come back as an only-visible-to-you card there.
+    private_in_place = True
+
+    def __init__(self, app_id: str, app_secret: str, domain: str, *, timeout: float = 10) -> None:
+        self.app_id = app_id
+        self.client = (
+            lark.Client.builder()
+            .app_id(app_id)
+            .app_secret(app_secret)
+            .domain(domain.rstrip("/"))
+            .timeout(timeout)
+            .log_level(lark.LogLevel.WARNING)
+            .build()
+        )
+        self._bot_open_id: str | None = None
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def _call(self, call: Callable[[], Any]) -> Any:
+        """Make an SDK call; retry once with a fresh token if Feishu says the token is bad."""
+        for attempt in (1, 2):
+            try:
+                response = call()
+            except ObtainAccessTokenException as exc:
+                if exc.code in AUTH or exc.code in (10014, 10003):
+                    raise AuthRevoked(f"Feishu refused the app credentials: {exc}") from exc
+                raise Unavailable(f"Feishu tenant token: {exc}") from exc
+            except (requests.RequestException, OSError) as exc:
+                raise Unavailable(f"Feishu did not answer: {exc}") from exc
+            if response.success():
+                return response
+            raw = response.raw
+            status = raw.status_code if raw is not None else 0
+            headers = dict(raw.headers) if raw is not None and raw.headers else {}
+            if response.code in TOKEN_INVALID and attempt == 1:
+                # Drop the SDK's cached token (same key as lark_oapi's TokenManager).
+                TokenManager.cache.set(f"self_tenant_token:{self.app_id}", "", 0)
+                continue
+            raise_for(response.code or 0, response.msg or "", status, headers)
+        raise AssertionError("unreachable")
+
+    def _raw(self, method: lark.HttpMethod, uri: str, body: dict[str, Any] | None) -> Any:
+        """An Open API call the SDK has no typed request for; the answer's JSON."""
+        builder = (
+            lark.BaseRequest.builder()
+            .http_method(method)
+            .uri(uri)
+            .token_types({lark.AccessTokenType.TENANT})
+        )
+        if body is not None:
+            builder = builder.body(body)
+        response = self._call(lambda: self.client.request(builder.build()))
+        return json.loads(response.raw.content or b"{}")
+
+    def bot_open_id(self) -> str:
+        """The bot's own open_id (to tell a message that @mentions it), fetched once."""
+        if self._bot_open_id is None:
+            answer = self._raw(lark.HttpMethod.GET, "/open-apis/bot/v3/info", None)
+            self._bot_open_id = str(answer.get("bot", {}).get("open_id", ""))
+        return self._bot_open_id
+
+    def upload_image(self, png: bytes) -> str:
+        """Upload a chart; its image_key."""
+        request = (
+            CreateImageRequest.builder()
+            .request_body(
+                CreateImageRequestBody.builder()
+                .image_type("message")
+                .image(io.BytesIO(png))
+                .build()
+            )
+            .build()
+        )
+        response = self._call(lambda: self.client.im.v1.image.create(request))
+        return str(response.data.image_key)
+
+    # -- ChatAdapter -------------------------------------------------------------------------
+
+    def render(self, reply: Reply, target: Target) -> object:
+        """The card (or text) payload for `reply`, without uploading its chart."""
+        msg_type, body = content(reply)
+        return {"msg_type": msg_type, "content": json.loads(body)}
+
+    def send(self, reply: Reply, target: Target, *, key: str | None = None) -> Sent:
+        """Post `reply`: in a thread, privately in a group, to a chat, or to a user."""
+        image_key = self.upload_image(reply.chart.png) if reply.chart else None
+        msg_type, body = content(reply, image_key=image_key)
+        idempotency = send_uuid(key) if key else None
+        if target.private and target.channel and target.user:
+            try:
+                return self._ephemeral(reply, target, image_key)
+            except (TargetNotFound, Unsupported) as exc:
+                # Topic groups and some clients cannot show it: a direct message instead.
+                log.info("ephemeral card refused (%s); sending a direct message", exc)
+                target = Target.direct(self.platform, target.workspace, target.user)
+        thread = target.thread or reply.thread
+        if thread and target.channel:
+            reply_request = (
+                ReplyMessageRequest.builder()
+                .message_id(thread)
+                .request_body(
+                    self._reply_body(msg_type, body, idempotency),
+                )
+                .build()
+            )
+            response = self._call(lambda: self.client.im.v1.message.reply(reply_request))
+        else:
+            id_type, receive_id = ("chat_id", target.channel)
+            if not target.channel:
+                if not target.user:
+                    raise TargetNotFound("a Feishu target needs a chat id or a user's open_id")
+                id_type, receive_id = ("open_id", target.user)
+            builder = (
+                CreateMessageRequestBody.builder()
+                .receive_id(receive_id)
+                .msg_type(msg_type)
+                .content(body)
+            )
+            if idempotency:
+                builder = builder.uuid(idempotency)
+            create_request = (
+                CreateMessageRequest.builder()
+                .receive_id_type(id_type)
+                .request_body(builder.build())
+                .build()
+            )
+            response = self._call(lambda: self.client.im.v1.message.create(create_request))
+        data = response.data
+        return Sent(
+            self.platform,
+            str(data.chat_id or target.channel),
+            str(data.message_id),
+            {"msg_type": msg_type, "content": json.loads(body)},
+        )
+
+    @staticmethod
+    def _reply_body(msg_type: str, body: str, idempotency: str | None) -> ReplyMessageRequestBody:
+        builder = (
+            ReplyMessageRequestBody.builder().msg_type(msg_type).content(body).reply_in_thread(True)
+        )
+        if idempotency:
+            builder = builder.uuid(idempotency)
+        return builder.build()
+
+    def _ephemeral(self, reply: Reply, target: Target, image_key: str | None) -> Sent:
+        assert target.user
+        payload = card(reply, image_key=image_key)
+        answer = self._raw(
+            lark.HttpMethod.POST,
+            "/open-apis/ephemeral/v1/send",
+            {
+                "chat_id": target.channel,
+                "open_id": target.user,
+                "msg_type": "interactive",
+                "card": payload,
+            },
+        )
+        message_id = str(answer.get("data", {}).get("message_id", ""))
+        return Sent(self.platform, target.channel, message_id, {"ephemeral": payload})
+
+    def update(self, sent: Sent, reply: Reply) -> Sent:
+        """Replace a card the bot sent (after a button click); text messages cannot be."""
+        image_key = self.upload_image(reply.chart.png) if reply.chart else None
+        payload = json.dumps(card(reply, image_key=image_key), ensure_ascii=False)
+        request = (
+            PatchMessageRequest.builder()
+            .message_id(sent.message_id)
+            .request_body(PatchMessageRequestBody.builder().content(payload).build())
+            .build()
+        )
+        self._call(lambda: self.client.im.v1.message.patch(request))
+        return Sent(self.platform, sent.channel, sent.message_id, json.loads(payload))
