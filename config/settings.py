@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     # Digests and checks run in `kpibot serve` when a chat platform is connected; every
     # replica may run them (each firing happens once), or set this false on all but some.
     scheduler: bool = Field(True, validation_alias="KPIBOT_SCHEDULER")
+    # How long a sender may hold a claimed outbox message before another process (or this one,
+    # restarted after a crash) may deliver it again.
+    outbox_lease_seconds: float = Field(60.0, gt=0, validation_alias="KPIBOT_OUTBOX_LEASE_SECONDS")
 
     # Slack
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")

@@ -57,9 +57,19 @@ class Failure:
 class FakeFeishu:
     """Start with `with FakeFeishu() as fake:`; point the SDK at `fake.url`."""
 
-    def __init__(self, *, per_chat: float | None = None, per_app: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        per_chat: float | None = None,
+        per_app: float | None = None,
+        latency: float = 0.0,
+        port: int = 0,
+    ) -> None:
         self.per_chat = per_chat
         self.per_app = per_app
+        # Seconds between accepting a message and answering: the window in which a sender that
+        # dies has had its message posted without hearing so.
+        self.latency = latency
         self.lock = threading.Lock()
         self.messages: list[Posted] = []
         self.by_uuid: dict[str, Posted] = {}
@@ -73,7 +83,7 @@ class FakeFeishu:
         self._ids = itertools.count(1)
         self._window: dict[str, deque[float]] = defaultdict(deque)
         self.ws_url: str | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
 
@@ -248,6 +258,8 @@ class FakeFeishu:
             self.messages.append(message)
             if uuid:
                 self.by_uuid[uuid] = message
+        if self.latency:
+            time.sleep(self.latency)
         return 200, self._message_answer(message), {}
 
     @staticmethod

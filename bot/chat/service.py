@@ -52,6 +52,7 @@ class ChatService:
             self.outbox,
             adapters,
             limits=limits,
+            lease=runtime.settings.outbox_lease_seconds,
             on_dead=notice_admins(self.outbox, admin_targets(organisation, adapters)),
         )
         self.notifier = Notifier(adapters, outbox=self.outbox, sender=self.sender)
