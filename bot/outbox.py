@@ -60,6 +60,9 @@ class Limit:
     per_target: float | None
     per_app: float | None = None
     burst: int = 1  # messages a quiet target may take at once
+    # The sender paces a little under the platform's rate: the platform counts arrivals in its
+    # window, and network jitter bunches sends spaced exactly at the limit into 429s.
+    headroom: float = 0.96
 
 
 # Slack: about one message a second per channel. Feishu: 5/s per group or user, 50/s per app.
@@ -356,9 +359,13 @@ class Sender:
         keys: dict[str, tuple[float, int]] = {}
         if limit.per_target:
             who = target.user if target.private and target.user else target.channel
-            keys[f"{target.platform}:{target.workspace}:{who}"] = (limit.per_target, limit.burst)
+            rate = limit.per_target * limit.headroom
+            keys[f"{target.platform}:{target.workspace}:{who}"] = (rate, limit.burst)
         if limit.per_app:
-            keys[f"{target.platform}:{target.workspace}"] = (limit.per_app, limit.burst)
+            keys[f"{target.platform}:{target.workspace}"] = (
+                limit.per_app * limit.headroom,
+                limit.burst,
+            )
         return keys
 
     def deliver(self, pending: Pending) -> Sent | None:

@@ -196,7 +196,7 @@ def test_sends_are_paced_per_target_and_per_app(engine: Engine) -> None:
 
 def test_a_target_far_behind_gives_its_claim_back_until_its_turn(engine: Engine) -> None:
     clock, platform = Clock(), Platform()
-    limits = {"feishu": Limit(per_target=1 / 60)}  # one a minute
+    limits = {"feishu": Limit(per_target=1 / 60, headroom=1.0)}  # one a minute, exactly
     outbox, sender = make(engine, clock, platform, limits=limits, max_wait=5.0)
     outbox.put(Reply("one", "en"), target(), key="one")
     outbox.put(Reply("two", "en"), target(), key="two")
