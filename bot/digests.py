@@ -66,8 +66,9 @@ _METRIC_NAMES = {
     "refund_rate": ("退款率", "Refund rate"),
     "views": ("观看人数", "Views"),
 }
+# Without live traffic the split is orders × order value (kpi_engine.compare.explain_gmv).
 _DRIVERS = {"traffic": ("流量", "traffic"), "conversion": ("转化率", "conversion")}
-_DRIVERS["aov"] = ("客单价", "order value")
+_DRIVERS.update(aov=("客单价", "order value"), orders=("订单数", "orders"))
 
 
 class Digests:

@@ -28,6 +28,9 @@ from adapters.feishu.outbound import FeishuAdapter, send_uuid
 from bot.app import create_app
 from bot.chat.adapter import AuthRevoked, RateLimited, TargetNotFound
 from bot.chat.messages import Button, Chart, KeyValue, ProgressBar, Reply, Sent, Table, Target
+from bot.chat.notifier import Notifier
+from bot.outbox import Outbox, Sender
+from bot.scheduler import Scheduler, jobs_of
 from config.settings import Settings
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures, Scope, format_value
@@ -498,3 +501,26 @@ def test_errors_map_to_the_shared_hierarchy(fake: FakeFeishu) -> None:
     fake.tokens.clear()
     adapter.send(Reply("x", "zh"), target, key="e4")
     assert fake.messages[-1].uuid == send_uuid("e4")
+
+
+def test_the_morning_digest_reaches_the_group_as_a_card_with_its_chart(
+    loaded: Engine, organisation: Organisation, fake: FakeFeishu
+) -> None:
+    adapter = adapter_for(fake)
+    outbox = Outbox(loaded)
+    sender = Sender(outbox, {"feishu": adapter}, limits={})
+    notifier = Notifier({"feishu": adapter}, outbox=outbox, sender=sender)
+    scheduler = Scheduler(organisation, loaded, notifier, ["feishu"])
+    job = next(j for j in jobs_of(organisation) if j.id == "morning:sz-live")
+    nominal = job.firings(int(time.time()) - 86400, int(time.time()))[-1]
+    scheduler.execute(job, nominal)
+    sender.drain()
+    [group] = [m for m in fake.messages if m.receive_id == GROUP]
+    assert group.msg_type == "interactive" and len(fake.images) == 1
+    elements = _elements(group.content)
+    assert any(e["tag"] == "img" and e["img_key"] == "img_v3_0001" for e in elements)
+    assert "header" in group.content and "早" in group.content["header"]["title"]["content"]
+    # Each streamer with numbers also gets their own, privately, by open_id.
+    personal = [m for m in fake.messages if m.receive_id_type == "open_id"]
+    assert personal and open_id(organisation, "li.na") in {m.receive_id for m in personal}
+    assert outbox.counts().get("sent") == len(fake.messages)
