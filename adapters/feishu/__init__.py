@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from adapters.feishu.inbound import FeishuEvents, LongConnection, mount_webhooks
-from adapters.feishu.outbound import FeishuAdapter
-
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from adapters.feishu.inbound import FeishuEvents, LongConnection
+    from adapters.feishu.outbound import FeishuAdapter
     from bot.chat.pipeline import Pipeline
     from config.settings import Settings
 
@@ -27,7 +26,15 @@ DOMAINS = {"feishu": "https://open.feishu.cn", "lark": "https://open.larksuite.c
 class FeishuConnection:
     """The configured Feishu app: outbound adapter, webhooks, optional long connection."""
 
+    adapter: FeishuAdapter
+    events: FeishuEvents
+    long: LongConnection | None
+
     def __init__(self, settings: Settings) -> None:
+        # lark-oapi takes seconds to import: only a configured Feishu pays for it.
+        from adapters.feishu.inbound import FeishuEvents, LongConnection
+        from adapters.feishu.outbound import FeishuAdapter
+
         assert settings.feishu_app_id
         assert settings.feishu_app_secret
         domain = DOMAINS.get(settings.feishu_domain.lower(), settings.feishu_domain)
@@ -50,6 +57,8 @@ class FeishuConnection:
 
     def mount(self, app: FastAPI, pipeline: Pipeline) -> None:
         """The webhooks (always mounted: the long connection does not carry old-style cards)."""
+        from adapters.feishu.inbound import mount_webhooks
+
         self.events.pipeline = pipeline
         mount_webhooks(app, self.events)
 
