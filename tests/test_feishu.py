@@ -322,6 +322,17 @@ def test_a_card_button_click_is_processed_once(
     assert "本周" in json.dumps(fake.messages[0].content, ensure_ascii=False)
 
 
+def test_events_kpibot_does_not_use_are_acknowledged_and_dropped(
+    client: TestClient, loaded: Engine, fake: FakeFeishu
+) -> None:
+    read = message_event("ou_x", "x")
+    read["header"]["event_type"] = "im.message.message_read_v1"
+    body = encrypt(read)
+    answer = client.post("/feishu/events", content=body, headers=signed(body))
+    assert answer.status_code == 200 and answer.json() == {"msg": "ignored"}
+    assert deliveries(loaded) == 0
+
+
 def test_the_bot_greets_a_group_it_is_added_to(client: TestClient, fake: FakeFeishu) -> None:
     added = {
         "schema": "2.0",

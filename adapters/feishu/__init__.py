@@ -9,6 +9,7 @@ events over lark-oapi's WebSocket (no public URL needed); otherwise Feishu posts
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -65,8 +66,19 @@ class FeishuConnection:
     def start(self, pipeline: Pipeline) -> None:
         """Open the long connection when configured."""
         self.events.pipeline = pipeline
+        # The bot's own open_id tells group messages that @mention it; fetch it now rather
+        # than while Feishu waits for an answer.
+        threading.Thread(target=self._prefetch, name="feishu-bot-info", daemon=True).start()
         if self.long is not None:
             self.long.start()
+
+    def _prefetch(self) -> None:
+        from bot.chat.adapter import ChatError
+
+        try:
+            self.adapter.bot_open_id()
+        except ChatError as exc:
+            log.warning("cannot read the Feishu bot's info yet: %s", exc)
 
     def stop(self) -> None:
         """Close the long connection."""

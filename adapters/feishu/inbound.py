@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 # lark-oapi reads these with exact capitalisation; Starlette gives them lower-cased.
 HEADERS = ("X-Lark-Request-Timestamp", "X-Lark-Request-Nonce", "X-Lark-Signature")
 WINDOW_SECONDS = 300
+HANDLED = {
+    "im.message.receive_v1",
+    "card.action.trigger",
+    "im.chat.member.bot.added_v1",
+    "im.chat.member.bot.deleted_v1",
+}
 WELCOME = (
     "大家好，我是 KPI 助手：@我 问「今天GMV多少」「本月排名」，或发「帮助」看全部命令。\n"
     'Hi, I\'m the KPI bot: @mention me with "GMV today", "ranking this month", or "help".'
@@ -94,8 +100,9 @@ class FeishuEvents:
 
     # -- authenticity ------------------------------------------------------------------------
 
-    def verify(self, headers: dict[str, str], body: bytes) -> None:
-        """Raise `Refused` unless the request is Feishu's own and fresh."""
+    def verify(self, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        """The request's (decrypted) payload; raises `Refused` unless it is Feishu's own and
+        fresh."""
         try:
             outer = json.loads(body)
         except ValueError as exc:
@@ -110,9 +117,11 @@ class FeishuEvents:
                 inner = json.loads(AESCipher(self.encrypt_key).decrypt_str(encrypted))
             except Exception as exc:  # bad base64, padding or JSON: not ours
                 raise Refused("the body does not decrypt with the Encrypt Key") from exc
-            if isinstance(inner, dict) and inner.get("type") == "url_verification":
+            if not isinstance(inner, dict):
+                raise Refused("the decrypted body is not a JSON object")
+            if inner.get("type") == "url_verification":
                 self._check_token(inner.get("token"))
-                return
+                return inner
             timestamp = headers.get("x-lark-request-timestamp", "")
             nonce = headers.get("x-lark-request-nonce", "")
             given = headers.get("x-lark-signature", "")
@@ -126,10 +135,21 @@ class FeishuEvents:
                 raise Refused(f"the request is {age:.0f} s old (a replay?)")
             if not _same(given, signature(timestamp, nonce, self.encrypt_key, body)):
                 raise Refused("the signature does not match")
-            return
+            return inner
         header = outer.get("header")
         token = header.get("token") if isinstance(header, dict) else outer.get("token")
         self._check_token(token)
+        return outer
+
+    def handles(self, payload: dict[str, Any]) -> bool:
+        """Whether the dispatcher has a handler for this payload (else it is acknowledged and
+        dropped: an event the app is subscribed to but kpibot does not use, or a schema 1.0
+        event of an old app)."""
+        if payload.get("type") == "url_verification":
+            return True
+        header = payload.get("header")
+        kind = header.get("event_type") if isinstance(header, dict) else None
+        return kind in HANDLED
 
     def _check_token(self, token: object) -> None:
         if self.verification_token and not _same(token, self.verification_token):
@@ -285,12 +305,16 @@ def mount_webhooks(app: FastAPI, events: FeishuEvents) -> None:
         body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
-            events.verify(headers, body)
+            payload = events.verify(headers, body)
         except Refused as exc:
             log.warning("refused a Feishu request: %s", exc)
             return Response(
                 json.dumps({"msg": "unauthorised"}), status_code=401, media_type="application/json"
             )
+        if not events.handles(payload):
+            # Answered, so Feishu does not push it again and again.
+            log.info("ignored a Feishu %s delivery", payload.get("header", {}).get("event_type"))
+            return Response(json.dumps({"msg": "ignored"}), media_type="application/json")
         raw = lark.RawRequest()
         raw.uri = request.url.path
         raw.body = body
