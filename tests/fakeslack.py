@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 BOT_TOKEN = "xoxb-1234-5678-fakebottoken"
@@ -278,10 +279,13 @@ class FakeSlack:
                 }
             )
         )
-        for message in connection:
-            with self._lock:
-                self.socket_acks.append(json.loads(message))
-                self._lock.notify_all()
+        try:
+            for message in connection:
+                with self._lock:
+                    self.socket_acks.append(json.loads(message))
+                    self._lock.notify_all()
+        except ConnectionClosed:
+            pass  # the bot closed the socket without a closing handshake (it is stopping)
 
     def wait_for_socket(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout

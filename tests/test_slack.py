@@ -510,6 +510,15 @@ def test_threads_direct_messages_and_private_replies_go_where_they_should(
     # An ephemeral message cannot carry a file: the chart's text stands in for it.
     assert "GMV rising, 72% of target" in texts(ephemeral["blocks"])
     assert fake.calls_to("files.getUploadURLExternal") == []
+    # A private answer in a channel the bot is not in (a /kpi typed anywhere) reaches its
+    # reader in the direct chat instead.
+    fake.fail("chat.postEphemeral", error="not_in_channel")
+    moved = adapter.send(
+        Reply("your numbers", "en", private=True),
+        Target("slack", TEAM, "C0ELSEWHERE", user=LI_NA, private=True),
+    )
+    assert moved.channel == "D07LINA0001"
+    assert fake.calls_to("chat.postMessage")[-1]["channel"] == "D07LINA0001"
 
 
 def test_slack_errors_map_to_the_shared_hierarchy(fake: FakeSlack) -> None:
@@ -523,9 +532,6 @@ def test_slack_errors_map_to_the_shared_hierarchy(fake: FakeSlack) -> None:
     fake.fail("chat.postMessage", error="channel_not_found")
     with pytest.raises(TargetNotFound):
         adapter.send(card(), target)
-    fake.fail("chat.postEphemeral", error="not_in_channel")
-    with pytest.raises(TargetNotFound):
-        adapter.send(card(), Target("slack", TEAM, SZ_LIVE, user=LI_NA, private=True))
     fake.fail("conversations.open", error="user_not_found")
     with pytest.raises(TargetNotFound):
         adapter.send(card(), Target.direct("slack", TEAM, "U0GONE"))

@@ -61,15 +61,23 @@ class SlackAdapter:
         thread = {"thread_ts": target.thread} if target.thread else {}
         if self._ephemeral(target):
             assert target.user is not None
-            response = self._post(
-                "chat.postEphemeral",
-                self.client.chat_postEphemeral,
-                reply,
-                channel=target.channel,
-                user=target.user,
-                **payload,
-                **thread,
-            )
+            try:
+                response = self._post(
+                    "chat.postEphemeral",
+                    self.client.chat_postEphemeral,
+                    reply,
+                    channel=target.channel,
+                    user=target.user,
+                    **payload,
+                    **thread,
+                )
+            except TargetNotFound as exc:
+                # Not in that channel (a /kpi typed where the bot was never invited): the
+                # private answer still reaches its reader, in their direct chat.
+                log.info("%s; answering %s in their direct chat instead", exc, target.user)
+                return self.send(
+                    reply, Target.direct(target.platform, target.workspace, target.user)
+                )
             return Sent(self.platform, target.channel, str(response["message_ts"]), payload)
         channel = target.channel or self._direct_chat(target)
         response = self._post(
