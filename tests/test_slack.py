@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from adapters.slack import connect
+from adapters.slack import EVENTS_PATH, connect
 from adapters.slack.client import SlackAdapter, make_web_client
 from adapters.slack.inbound import parse_actions
 from adapters.slack.render import MAX_BLOCKS, action_of, render_blocks
@@ -44,7 +46,7 @@ from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import Organisation
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.fakeslack import (
     APP_ID,
     BOT_TOKEN,
@@ -687,3 +689,28 @@ def test_socket_mode_receives_events_commands_and_retries_over_the_socket(
         [pong] = fake.wait_for("chat.postMessage")
         assert pong["channel"] == "D0LINA0001" and pong["text"] == "pong"
     assert len(fake.calls_to("chat.postEphemeral")) == 1  # the retry was not answered again
+
+
+def test_the_app_manifest_matches_what_the_adapter_serves_and_calls() -> None:
+    manifest = yaml.safe_load((ROOT / "adapters" / "slack" / "manifest.yaml").read_text())
+    settings = manifest["settings"]
+    [command] = manifest["features"]["slash_commands"]
+    urls = [
+        settings["event_subscriptions"]["request_url"],
+        settings["interactivity"]["request_url"],
+        command["url"],
+    ]
+    assert all(urlsplit(url).path == EVENTS_PATH for url in urls)
+    assert command["command"] == "/kpi" and command["should_escape"] is True
+    assert settings["event_subscriptions"]["bot_events"] == ["app_mention", "message.im"]
+    assert settings["interactivity"]["is_enabled"] is True
+    assert settings["socket_mode_enabled"] is False
+    # A scope for every Web API method the adapter calls (and the events it reads).
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "app_mentions:read",
+        "chat:write",
+        "commands",
+        "files:write",
+        "im:history",
+        "im:write",
+    }
