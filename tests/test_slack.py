@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from adapters.slack import EVENTS_PATH, connect
 from adapters.slack.client import SlackAdapter, make_web_client
-from adapters.slack.inbound import parse_actions
+from adapters.slack.inbound import parse_actions, parse_event
 from adapters.slack.render import MAX_BLOCKS, action_of, render_blocks
 from bot.app import create_app
 from bot.chat.adapter import AuthRevoked, RateLimited, TargetNotFound, Unavailable, Unsupported
@@ -714,3 +714,20 @@ def test_the_app_manifest_matches_what_the_adapter_serves_and_calls() -> None:
         "im:history",
         "im:write",
     }
+
+
+def test_the_bots_mention_is_removed_and_other_mentions_kept_as_ids() -> None:
+    body = json.loads(
+        event_body(
+            mention(f"<@{BOT_USER}> <@U07ZHANGWEI|zhang.wei> 今天GMV &amp; 订单 &lt;3"),
+            "Ev0MENTIONS",
+            event_time=1731400000,
+        )
+    )
+    message = parse_event(body, BOT_USER)
+    assert message is not None
+    assert message.text == "<@U07ZHANGWEI> 今天GMV & 订单 <3"
+    assert message.mentions == ("U07ZHANGWEI",) and message.event_id == "Ev0MENTIONS"
+    assert (message.workspace, message.channel, message.sender) == (TEAM, SZ_LIVE, LI_NA)
+    assert message.received_at == 1731400000 and not message.is_direct
+    assert parse_event(json.loads(event_body(direct("hi"), "Ev0DM")), BOT_USER).is_direct  # type: ignore[union-attr]

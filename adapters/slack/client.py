@@ -60,7 +60,8 @@ class SlackAdapter:
         payload = self.render(reply, target)
         thread = {"thread_ts": target.thread} if target.thread else {}
         if self._ephemeral(target):
-            assert target.user is not None
+            if not target.user:
+                raise TargetNotFound("a private Slack reply in a channel needs its reader")
             try:
                 response = self._post(
                     "chat.postEphemeral",

@@ -118,6 +118,8 @@ def _context(text: str) -> Block:
 
 
 def _text_sections(text: str) -> list[Block]:
+    if not text.strip():
+        return []  # Slack refuses an empty section
     return [_section("\n".join(group)) for group in _chunks(escape(text).split("\n"), MAX_SECTION)]
 
 
@@ -149,8 +151,9 @@ def _buttons(buttons: tuple[Button, ...]) -> list[Block]:
                     "emoji": True,
                 },
                 "action_id": action_id[:MAX_ACTION_ID],
-                "value": button.value[:MAX_BUTTON_VALUE],
             }
+            if button.value:  # Slack refuses an empty value
+                element["value"] = button.value[:MAX_BUTTON_VALUE]
             if button.style != "default":  # Slack knows only primary and danger
                 element["style"] = button.style
             elements.append(element)
