@@ -1,0 +1,122 @@
+"""Slack, on slack-bolt and slack-sdk: Events API, interactivity and the `/kpi` command over HTTP
+(`POST /slack/events`) or Socket Mode, and Block Kit replies through the Web API.
+
+`connect(settings)` gives the connection when `SLACK_BOT_TOKEN` is set together with
+`SLACK_SIGNING_SECRET` (HTTP) and/or `SLACK_APP_TOKEN` (Socket Mode); otherwise None.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request, Response
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from starlette.concurrency import run_in_threadpool
+
+from adapters.slack.client import SlackAdapter, make_web_client
+from adapters.slack.inbound import build_bolt_app
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.chat.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+RECONNECT_WAIT = (1.0, 60.0)  # seconds: first and longest wait between Socket Mode attempts
+
+
+class SlackConnection:
+    """The Slack adapter plus its inbound edge: the HTTP route and the Socket Mode socket."""
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.slack_bot_token is not None
+        self.client = make_web_client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        )
+        self.adapter = SlackAdapter(self.client)
+        secret, app_token = settings.slack_signing_secret, settings.slack_app_token
+        self.signing_secret = secret.get_secret_value() if secret else None
+        self.app_token = app_token.get_secret_value() if app_token else None
+        self._bolt: tuple[Pipeline, App] | None = None
+        self._socket: SocketModeHandler | None = None
+        self._connecting: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def bolt_app(self, pipeline: Pipeline) -> App:
+        """The Bolt app feeding `pipeline` (one for both transports)."""
+        if self._bolt is None or self._bolt[0] is not pipeline:
+            self._bolt = (pipeline, build_bolt_app(self.client, self.signing_secret, pipeline))
+        return self._bolt[1]
+
+    def mount(self, app: FastAPI, pipeline: Pipeline) -> None:
+        """`POST /slack/events`: the one Request URL for events, interactivity and commands."""
+        if self.signing_secret is None:
+            return  # Socket Mode only: no request could be verified
+        bolt = self.bolt_app(pipeline)
+
+        @app.post(EVENTS_PATH, include_in_schema=False)
+        async def slack_events(request: Request) -> Response:
+            body = await request.body()
+            try:
+                bolt_request = to_bolt_request(request, body)
+            except UnicodeDecodeError:  # not text: no request Slack signed
+                return Response(status_code=401, content='{"error":"invalid request"}')
+            # Verification and the listeners touch the database: off the event loop.
+            return to_starlette_response(await run_in_threadpool(bolt.dispatch, bolt_request))
+
+    def start(self, pipeline: Pipeline) -> None:
+        """Open the Socket Mode connection (when `SLACK_APP_TOKEN` is set) in the background,
+        trying again with growing waits while Slack cannot be reached."""
+        if self.app_token is None or self._socket is not None:
+            return
+        handler = SocketModeHandler(self.bolt_app(pipeline), self.app_token)
+        self._socket = handler
+        self._stopping.clear()
+
+        def connect() -> None:
+            wait, longest = RECONNECT_WAIT
+            while not self._stopping.is_set():
+                try:
+                    handler.client.connect()  # the SDK keeps it open (and reconnects) from here on
+                    log.info("Slack Socket Mode connected")
+                    return
+                except Exception as exc:
+                    log.warning(
+                        "Slack Socket Mode: connecting failed (%s); again in %.0f s", exc, wait
+                    )
+                    self._stopping.wait(wait)
+                    wait = min(longest, wait * 2)
+
+        self._connecting = threading.Thread(target=connect, name="slack-socket-mode", daemon=True)
+        self._connecting.start()
+
+    def stop(self) -> None:
+        """Close the Socket Mode connection."""
+        self._stopping.set()
+        if self._connecting is not None:
+            self._connecting.join()
+            self._connecting = None
+        if self._socket is not None:
+            self._socket.client.close()
+            self._socket = None
+
+
+def connect(settings: Settings) -> SlackConnection | None:
+    """The Slack connection, or None when Slack is not configured."""
+    if settings.slack_bot_token is None:
+        return None
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        log.warning(
+            "SLACK_BOT_TOKEN is set but neither SLACK_SIGNING_SECRET (HTTP) nor "
+            "SLACK_APP_TOKEN (Socket Mode): Slack stays off"
+        )
+        return None
+    return SlackConnection(settings)
+
+
+__all__ = ["EVENTS_PATH", "SlackAdapter", "SlackConnection", "connect"]
