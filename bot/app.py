@@ -35,7 +35,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     scheduler = None
     if connections and runtime.settings.scheduler:
-        scheduler = Scheduler(runtime.organisation, runtime.engine, chat.notifier, connections)
+        scheduler = Scheduler(
+            runtime.organisation, runtime.engine, chat.notifier, connections, alerts=chat.alerts
+        )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

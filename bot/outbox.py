@@ -203,9 +203,16 @@ class Outbox:
         return result.rowcount == 1
 
     def done(self, id: int, sent: Sent) -> bool:
-        """Mark a delivered row sent, with the platform's message id (one statement)."""
+        """Mark a delivered row sent, with the platform's message id (one statement); a direct
+        message also keeps the chat the platform put it in, for later updates."""
+        values: dict[str, Any] = {"channel": sent.channel} if sent.channel else {}
         return self._settle(
-            id, state="sent", message_id=sent.message_id, sent_at=int(self.clock()), error=None
+            id,
+            state="sent",
+            message_id=sent.message_id,
+            sent_at=int(self.clock()),
+            error=None,
+            **values,
         )
 
     def later(self, id: int, due_at: float, error: str | None, *, attempt: bool = True) -> bool:

@@ -30,6 +30,7 @@ from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.alerts import AlertService
 from bot.chat.messages import Reply, Target
 from bot.chat.notifier import Notifier
 from bot.digests import Digests, Post
@@ -49,6 +50,7 @@ _RUNS = ScheduledRun.__table__  # type: ignore[attr-defined]
 # Checks that are not digests run at fixed intervals, organisation-wide.
 FRESHNESS_EVERY = 30 * 60
 RESTATEMENTS_EVERY = 60 * 60
+ALERTS_EVERY = 5 * 60  # alert rules are evaluated (and escalations checked) this often
 # A run still "running" this long after it started died with its process: run it again.
 STALE_RUN = 15 * 60
 # Later than this after its due time, a digest says it is delayed.
@@ -144,6 +146,9 @@ def jobs_of(organisation: Organisation) -> list[Job]:
     grace = settings.schedules.misfire_grace_minutes * 60
     found.append(Job("freshness", "freshness", None, "UTC", grace, every=FRESHNESS_EVERY))
     found.append(Job("restatements", "restatements", None, "UTC", grace, every=RESTATEMENTS_EVERY))
+    if organisation.alerts:
+        # A missed round is not worth catching up: the next one looks at the same figures.
+        found.append(Job("alerts", "alerts", None, "UTC", ALERTS_EVERY, every=ALERTS_EVERY))
     return found
 
 
@@ -183,6 +188,7 @@ class Scheduler:
         platforms: Iterable[str],
         *,
         figures: Figures | None = None,
+        alerts: AlertService | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.organisation = organisation
@@ -192,6 +198,9 @@ class Scheduler:
         self.figures = figures or Figures(engine, organisation)
         self.plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
         self.digests = Digests(organisation, engine, self.figures, self.plans)
+        self.alerts = alerts or AlertService(
+            organisation, engine, self.figures, self.plans, notifier, self.platforms
+        )
         self.clock = clock
         self.jobs = {job.id: job for job in jobs_of(organisation)}
         self._apscheduler: BackgroundScheduler | None = None
@@ -322,6 +331,8 @@ class Scheduler:
         """Do one firing's work; a line saying what was done."""
         if job.kind == "freshness":
             return self._check_freshness(nominal)
+        if job.kind == "alerts":
+            return self.alerts.run(nominal)
         if job.kind == "restatements":
             sent = check_restatements(
                 self.engine, self.organisation, self.figures, self.notifier, now=nominal

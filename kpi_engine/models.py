@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # Named constraints keep later migrations (and SQLite batch mode) deterministic.
@@ -394,3 +394,163 @@ class PostedFigure(SQLModel, table=True):
     posted_at: int = Field(sa_type=BigInteger)
     revised_value: str | None = None  # the value of the last revision notice
     revised_at: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Alert(SQLModel, table=True):
+    """An alert: a rule breached for a scope in a period.
+
+    `state`: firing, acknowledged, snoozed (until `snoozed_until`), resolved. At most one alert
+    that is not resolved exists per (rule, scope, period_key) (a partial unique index); after it
+    resolves, a new breach in the same period opens a new one (re-arm). Every change is a
+    conditional update on `version`, so concurrent acknowledgement, auto-resolve and escalation
+    leave one consistent state, and each is recorded in `alert_events`.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "uq_alerts_open",
+            "rule",
+            "scope",
+            "period_key",
+            unique=True,
+            sqlite_where=text("state <> 'resolved'"),
+            postgresql_where=text("state <> 'resolved'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str
+    scope: str  # "person:li.na", "team:sz-live"
+    period_key: str  # "2026-11-24" (a day), "2026-W48", "2026-11"
+    metric: str
+    state: str = "firing"
+    version: int = 1
+    value: str | None = None  # the figure when it fired (Decimal as text)
+    threshold: str | None = None  # what it was compared with
+    target: str | None = None
+    currency: str | None = None
+    reason: str  # a condition code: below_pace, below, above, change, stale
+    provisional: bool = False
+    level: int = 0  # escalation level: 0 owner, 1 their manager, 2 the next one…
+    notified: int = 0  # notifications sent (first one and repeats)
+    last_notified_at: int | None = Field(default=None, sa_type=BigInteger)
+    opened_at: int = Field(sa_type=BigInteger)
+    updated_at: int = Field(sa_type=BigInteger)
+    acked_by: str | None = None
+    acked_at: int | None = Field(default=None, sa_type=BigInteger)
+    note: str | None = Field(default=None, sa_type=Text)
+    snoozed_until: int | None = Field(default=None, sa_type=BigInteger)
+    resolved_at: int | None = Field(default=None, sa_type=BigInteger)
+    resolved_by: str | None = None
+    false_alarm: bool = False
+
+
+class AlertEvent(SQLModel, table=True):
+    """The append-only audit trail of alerts: fired, notified, acknowledged, snoozed,
+    escalated, resolved, false alarm, refused."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index(None, "alert_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int
+    at: int = Field(sa_type=BigInteger)
+    actor: str  # a person id, or "kpibot"
+    kind: str
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class AlertStreak(SQLModel, table=True):
+    """Consecutive evaluations in which a rule's condition held for a scope (noise control)."""
+
+    __tablename__ = "alert_streaks"
+
+    rule: str = Field(primary_key=True)
+    scope: str = Field(primary_key=True)
+    period_key: str
+    count: int = 0
+    updated_at: int = Field(sa_type=BigInteger)
+
+
+class AlertPost(SQLModel, table=True):
+    """A message that shows an alert's card (by its outbox key), for updating it in place."""
+
+    __tablename__ = "alert_posts"
+    __table_args__ = (Index(None, "alert_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int
+    outbox_key: str = Field(unique=True)
+    created_at: int = Field(sa_type=BigInteger)
+
+
+class Appeal(SQLModel, table=True):
+    """A disputed figure: what was reported (a snapshot), what the appellant claims, and why.
+
+    `state`: open → in_review → accepted / rejected, or withdrawn. Changes are conditional
+    updates on `version`, each recorded in `appeal_events`.
+    """
+
+    __tablename__ = "appeals"
+
+    id: int | None = Field(default=None, primary_key=True)
+    appellant: str  # person id
+    metric: str
+    scope: str
+    first_day: dt.date
+    last_day: dt.date
+    timezone: str
+    reported_value: str | None = None
+    reported_as_of: int | None = Field(default=None, sa_type=BigInteger)
+    currency: str | None = None
+    claimed_value: str
+    reason: str = Field(default="", sa_type=Text)
+    evidence: str = Field(default="[]", sa_type=Text)  # JSON list: order ids, links
+    state: str = "open"
+    version: int = 1
+    reviewer: str  # person id
+    escalated_to: str | None = None
+    platform: str
+    workspace: str = ""
+    channel: str = ""
+    thread: str | None = None  # the platform id of the thread's first message
+    created_at: int = Field(sa_type=BigInteger)
+    due_at: int = Field(sa_type=BigInteger)
+    reminded_at: int | None = Field(default=None, sa_type=BigInteger)
+    decided_at: int | None = Field(default=None, sa_type=BigInteger)
+    decided_by: str | None = None
+    decision_note: str | None = Field(default=None, sa_type=Text)
+
+
+class AppealEvent(SQLModel, table=True):
+    """The append-only audit trail of appeals."""
+
+    __tablename__ = "appeal_events"
+    __table_args__ = (Index(None, "appeal_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    appeal_id: int
+    at: int = Field(sa_type=BigInteger)
+    actor: str
+    kind: str  # opened, in_review, accepted, rejected, withdrawn, reminded, escalated
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class Correction(SQLModel, table=True):
+    """An accepted appeal's adjustment of a figure: `delta` is added to the metric for the
+    scope on `day` (and so to every aggregate containing it)."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (Index(None, "metric", "scope", "day"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    appeal_id: int | None = None
+    metric: str
+    scope: str
+    day: dt.date
+    delta: str  # Decimal as text, in `currency` for money
+    currency: str | None = None
+    created_by: str
+    created_at: int = Field(sa_type=BigInteger)
+    reason: str = Field(default="", sa_type=Text)

@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from kpi_engine.instants import is_zone, zone_names
@@ -365,6 +366,75 @@ class ScorecardConfig(ConfigModel):
     bonus: BonusConfig = BonusConfig()
 
 
+class AlertCondition(ConfigModel):
+    """When a rule is breached: exactly one of these."""
+
+    below_pace_percent: Decimal | None = Field(None, gt=0, le=100)  # behind expected-by-now
+    below: Decimal | None = None  # the figure under an absolute value
+    above: Decimal | None = None  # the figure over an absolute value
+    change_percent: Decimal | None = None  # against the previous period: -30 = a 30 % drop
+    stale_hours: int | None = Field(None, gt=0)  # no new data from `source` for this long
+    source: Literal["orders", "refunds", "live_sessions", "ad_spend", "metric_values"] = "orders"
+
+    @model_validator(mode="after")
+    def _one(self) -> AlertCondition:
+        given = [
+            name
+            for name in ("below_pace_percent", "below", "above", "change_percent", "stale_hours")
+            if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of below_pace_percent, below, above, change_percent, stale_hours"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """below_pace, below, above, change or stale."""
+        if self.below_pace_percent is not None:
+            return "below_pace"
+        if self.stale_hours is not None:
+            return "stale"
+        if self.change_percent is not None:
+            return "change"
+        return "below" if self.below is not None else "above"
+
+
+class MinSample(ConfigModel):
+    """Evaluate only when another metric (e.g. views) reached a minimum in the period."""
+
+    metric: str
+    at_least: Decimal
+
+
+class AlertRuleConfig(ConfigModel):
+    """An alert rule (docs in README "Alerts and appeals")."""
+
+    id: str
+    plan: str | None = None  # active while this KPI plan is in force (unset: always)
+    metric: str = "gmv"
+    scope: str  # person:<id>, team:<id>, shop:<id>, role:<role> (each person of it), company
+    period: Literal["today", "this_week", "this_month"] = "today"
+    condition: AlertCondition
+    min_sample: MinSample | None = None
+    hold: int = Field(1, ge=1)  # consecutive evaluations the condition must hold
+    settled_only: bool = False  # else a provisional breach fires, labelled provisional
+    quiet_hours: tuple[str, str] | None = None  # ("23:00", "08:00") in the team's time zone
+    repeat_minutes: int = Field(120, ge=1)
+    max_repeats: int = Field(2, ge=0)
+    escalate_after_minutes: int | None = Field(60, ge=1)  # unset: never escalate
+    notify: tuple[Literal["owner", "channel"], ...] = ("owner", "channel")
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: tuple[str, str] | None) -> tuple[str, str] | None:
+        if value is not None:
+            for clock in value:
+                _check_clock(clock)
+        return value
+
+
 _LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
     "teams": TeamConfig,
     "people": PersonConfig,
@@ -374,6 +444,7 @@ _LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
     "plans": PlanConfig,
     "targets": TargetConfig,
     "scorecards": ScorecardConfig,
+    "alerts": AlertRuleConfig,
 }
 _MAPPING_SECTIONS = {"organisation": OrganisationSettings}
 SECTIONS = (*_MAPPING_SECTIONS, *_LIST_SECTIONS)
@@ -424,6 +495,7 @@ class Organisation:
     plans: tuple[Plan, ...] = ()
     targets: tuple[Target, ...] = ()
     scorecards: tuple[ScorecardRule, ...] = ()
+    alerts: tuple[AlertRuleConfig, ...] = ()
     _by_chat: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def person_by_chat_id(self, platform: str, user_id: str) -> PersonConfig | None:
@@ -584,6 +656,11 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     catalogue = _check_metrics(checker, parsed_items["metrics"])
     plans = _check_plans(checker, parsed_items["plans"], people)
     scorecards = _check_scorecards(checker, parsed_items["scorecards"], catalogue)
+    # A rule naming a plan that is given but broken is not reported again.
+    plan_ids = {c.id for _, c in parsed_items["plans"]} | invalid_ids
+    alerts = _check_alerts(
+        checker, parsed_items["alerts"], catalogue, plan_ids, teams, shops, people
+    )
     targets = _check_targets(
         checker,
         parsed_items["targets"],
@@ -617,6 +694,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
         plans=plans,
         targets=targets,
         scorecards=scorecards,
+        alerts=alerts,
         _by_chat=by_chat,
     )
     return organisation, checker.problems
@@ -1084,6 +1162,55 @@ def _check_scorecards(
             ),
             gates=tuple(Gate(_key(catalogue, g.metric), g.min, g.max) for g in config.bonus.gates),
         )
+    return tuple(rules.values())
+
+
+def _check_alerts(
+    checker: _Checker,
+    entries: list[tuple[_Item, Any]],
+    catalogue: Catalogue,
+    plan_ids: set[str],
+    teams: Mapping[str, Any],
+    shops: Mapping[str, Any],
+    people: Mapping[str, Any],
+) -> tuple[AlertRuleConfig, ...]:
+    """Unique ids, known metrics, plans and scopes."""
+    rules: dict[str, AlertRuleConfig] = {}
+    roles = {p.role for _, p in people.values()}
+    for item, rule in entries:
+        assert isinstance(rule, AlertRuleConfig)
+        if rule.id in rules:
+            checker.add(
+                "error", item.doc, (*item.path, "id"), f"alert rule {rule.id!r} is defined twice"
+            )
+            continue
+        ok = True
+        for path, metric in (
+            (("metric",), rule.metric),
+            (("min_sample", "metric"), rule.min_sample.metric if rule.min_sample else None),
+        ):
+            if metric is not None and metric not in catalogue.metrics:
+                hint = _closest(metric, catalogue.metrics) or "see docs/metrics.md"
+                checker.add(
+                    "error", item.doc, (*item.path, *path), f"unknown metric {metric!r}", hint
+                )
+                ok = False
+        if rule.plan is not None and rule.plan not in plan_ids:
+            checker.add("error", item.doc, (*item.path, "plan"), f"unknown plan {rule.plan!r}")
+            ok = False
+        kind, _, ident = rule.scope.partition(":")
+        known = {"person": people, "team": teams, "shop": shops, "role": roles}
+        if not (rule.scope == "company" or (kind in known and ident in known[kind])):
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "scope"),
+                f"unknown scope {rule.scope!r}",
+                "use company, person:<id>, team:<id>, shop:<id> or role:<role>",
+            )
+            ok = False
+        if ok:
+            rules[rule.id] = rule
     return tuple(rules.values())
 
 

@@ -7,10 +7,12 @@ handlers take a parsed request and return a `Reply` — they never send anything
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -35,6 +37,9 @@ from kpi_engine.scopes import Scope
 from kpi_engine.scoring import scorecard
 from kpi_engine.targets import Plans, Progress
 
+if TYPE_CHECKING:
+    from bot.alerts import AlertService
+
 Permission = str  # "member", "manager" or "admin"
 ASK = "ask"  # the action of a button whose value is a question to ask
 
@@ -52,6 +57,7 @@ class Context:
     message: InboundMessage
     language: Language
     now: int
+    alerts: AlertService | None = None
 
     def t(self, zh: str, en: str) -> str:
         """The text in the asker's language."""
@@ -831,13 +837,57 @@ def handle_annotations(ctx: Context, request: Request) -> Reply:
     summary=("当前的告警", "open alerts"),
 )
 def handle_alerts(ctx: Context, request: Request) -> Reply:
-    """Open alerts for the asker. Alert rules arrive with the alerts issue; until then there
-    are none to list, and the answer says why."""
+    """The open alerts the asker may act on (or why there are none)."""
+    if ctx.alerts is not None and ctx.alerts.rules:
+        summary = ctx.alerts.summary(ctx.asker, ctx.language)
+        return replace(summary, private=not ctx.message.is_direct)
     text = ctx.t(
         "还没有配置告警规则，所以没有告警。请管理员在配置中添加。",
         "No alert rules are configured yet, so there are no alerts; ask your admin to add some.",
     )
     return Reply(text, ctx.language, private=not ctx.message.is_direct)
+
+
+_ALERT_VERBS = (
+    ("ack", ("确认", "收到"), ("ack", "acknowledge")),
+    ("snooze", ("暂停", "静音", "稍后提醒"), ("snooze", "mute")),
+    ("false_alarm", ("误报", "不是问题"), ("false alarm", "not a problem")),
+    ("resolve", ("解决", "已解决", "关闭"), ("resolve", "close")),
+)
+
+
+@command(
+    "alert_action",
+    "ack",
+    zh=tuple(w for _, zh, _ in _ALERT_VERBS for w in zh),
+    en=tuple(w for _, _, en in _ALERT_VERBS for w in en),
+    usage=(
+        "确认 <告警号> · 暂停 <告警号> 2小时/明天 · 误报 <告警号> · 解决 <告警号>",
+        "ack <alert> · snooze <alert> 2h/tomorrow · not a problem <alert> · resolve <alert>",
+    ),
+    summary=("处理告警", "act on an alert"),
+)
+def handle_alert_action(ctx: Context, request: Request) -> Reply:
+    """Acknowledge, snooze, mark not a problem, or resolve an alert by its number."""
+    text = ctx.message.text.strip()
+    verb = next(
+        (v for v, zh, en in _ALERT_VERBS if any(w in text.lower() for w in (*zh, *en))), None
+    )
+    number = re.search(r"#?(\d+)", text)
+    if ctx.alerts is None or verb is None or number is None:
+        usage = command_for("alert_action")
+        assert usage is not None
+        return Reply(ctx.t(f"用法：{usage.usage_zh}", f"Usage: {usage.usage_en}"), ctx.language)
+    rest = text[number.end() :].strip()
+    outcome = ctx.alerts.act(
+        ctx.asker,
+        int(number.group(1)),
+        verb,
+        ctx.now,
+        snooze=(rest or None) if verb == "snooze" else None,
+        note=(rest or None) if verb == "ack" else None,
+    )
+    return outcome.reply
 
 
 @command(

@@ -26,6 +26,7 @@ Intent = Literal[
     "why",
     "score",
     "alerts",
+    "alert_action",
     "annotate",
     "annotations",
     "help",

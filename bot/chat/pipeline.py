@@ -66,6 +66,9 @@ class Pipeline:
         self.notifier = notifier
         self.workers = workers
         self.clock = clock
+        # Button actions other than ASK, by action id: handler(action, now) → a reply for the
+        # person who clicked, or None (alert buttons, appeal buttons…).
+        self.actions: dict[str, Callable[[Action, int], Reply | None]] = {}
 
     def accept(self, message: InboundMessage) -> bool:
         """Take a message in; False (and nothing else happens) for a duplicate delivery."""
@@ -88,7 +91,26 @@ class Pipeline:
         return True
 
     def accept_action(self, action: Action) -> bool:
-        """Take a button click in; a question button asks its question."""
+        """Take a button click in, once: a question button asks its question; other buttons go
+        to their handler (in a worker), whose answer goes privately to whoever clicked."""
+        if action.action in self.actions:
+            fresh = record_delivery(
+                self.engine,
+                action.platform,
+                action.workspace,
+                f"action:{action.event_id}",
+                action.sender,
+                action.channel,
+                int(self.clock()),
+            )
+            if not fresh:
+                log.info("duplicate %s click %s ignored", action.platform, action.event_id)
+                return False
+            if self.workers is None:
+                self.handle_action(action)
+            else:
+                self.workers.submit(self._action_logged, action)
+            return True
         if action.action != ASK:
             log.info("no handler for %s action %r", action.platform, action.action)
             return False
@@ -131,6 +153,33 @@ class Pipeline:
                 key=f"{key}:note",
             )
         return reply
+
+    def handle_action(self, action: Action) -> Reply | None:
+        """Run a button's handler and answer the clicker privately."""
+        reply = self.actions[action.action](action, int(self.clock()))
+        if reply is None:
+            return None
+        adapter = self.notifier.adapter(action.platform)
+        if adapter.private_in_place and action.channel:
+            target = Target(
+                action.platform,
+                action.workspace,
+                action.channel,
+                user=action.sender,
+                thread=action.thread,
+                private=True,
+            )
+        else:
+            target = Target.direct(action.platform, action.workspace, action.sender)
+        key = f"action:{action.platform}:{action.workspace}:{action.event_id}"
+        self.notifier.deliver(reply, target, key=key)
+        return reply
+
+    def _action_logged(self, action: Action) -> None:
+        try:
+            self.handle_action(action)
+        except Exception:
+            log.exception("handling %s click %s failed", action.platform, action.event_id)
 
     def _handle_logged(self, message: InboundMessage) -> None:
         try:

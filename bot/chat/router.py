@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -28,10 +29,14 @@ from kpi_engine.periods import PeriodError, today
 from kpi_engine.scopes import ScopeError
 from kpi_engine.targets import Plans
 
+if TYPE_CHECKING:
+    from bot.alerts import AlertService
+
 log = logging.getLogger(__name__)
 
 # Which intent wins when a message has keywords of several: specific before general.
 PRECEDENCE = (
+    "alert_action",  # "确认 42" before anything else that "确认" might mean
     "ping",
     "help",
     "annotate",
@@ -55,6 +60,7 @@ class Router:
         self.figures = figures
         self.plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
         self.access = Access(organisation)
+        self.alerts: AlertService | None = None  # set by the chat service when rules exist
         by_intent = {c.intent: c for c in COMMANDS}
         self.aliases: Aliases = [
             (intent, by_intent[intent].aliases_zh, by_intent[intent].aliases_en)
@@ -116,6 +122,7 @@ class Router:
                 message,
                 language,
                 now,
+                self.alerts,
             )
             return self._answer(context, request)
         except Exception:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 
+from bot.alerts import ALERT_ACTIONS, AlertService
 from bot.chat.adapter import ChatAdapter
 from bot.chat.messages import Target
 from bot.chat.notifier import Notifier
@@ -59,6 +60,12 @@ class ChatService:
         self.pipeline = Pipeline(
             runtime.engine, self.router, self.notifier, workers=workers, clock=clock
         )
+        self.alerts = AlertService(
+            organisation, runtime.engine, figures, self.router.plans, self.notifier, list(adapters)
+        )
+        self.router.alerts = self.alerts
+        for action in ALERT_ACTIONS:
+            self.pipeline.actions[action] = self.alerts.on_action
 
     def start(self) -> None:
         """Start delivering what is (or will be) in the outbox."""
