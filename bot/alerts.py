@@ -481,9 +481,11 @@ class AlertService:
         version: int | None = None,
         snooze: str | None = None,
         note: str | None = None,
+        language: Language | None = None,
     ) -> Outcome:
-        """Apply an action for `person`; the card updates happen here too."""
-        language = self._language(person)
+        """Apply an action for `person` (answered in `language`, else theirs); the card
+        updates happen here too."""
+        language = language or self._language(person)
         zh = language == "zh"
         alert = self.store.get(alert_id)
         if alert is None:

@@ -347,7 +347,7 @@ class AlertStore:
                     OPEN_STATES,
                     now,
                     "kpibot",
-                    "resolve",
+                    "resolved",
                     {"state": "resolved", "resolved_at": now, "resolved_by": "kpibot"},
                     why="the period ended",
                 )
@@ -373,7 +373,7 @@ class AlertStore:
                 OPEN_STATES,
                 now,
                 "kpibot",
-                "resolve",
+                "resolved",
                 {"state": "resolved", "resolved_at": now, "resolved_by": "kpibot"},
                 why="the condition cleared",
             )

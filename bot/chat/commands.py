@@ -886,6 +886,7 @@ def handle_alert_action(ctx: Context, request: Request) -> Reply:
         ctx.now,
         snooze=(rest or None) if verb == "snooze" else None,
         note=(rest or None) if verb == "ack" else None,
+        language=ctx.language,
     )
     return outcome.reply
 

@@ -1,0 +1,394 @@
+"""Alerts: rules against real figures, the lifecycle with its audit trail, cards and buttons,
+text commands, escalation and quiet hours, with a moving clock; and concurrent actions on
+PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine
+
+from bot.alerts import ACK, FALSE_ALARM, SNOOZE, SNOOZE_TOMORROW, AlertService
+from bot.chat.messages import Action, InboundMessage, Reply, Target
+from bot.chat.notifier import Notifier
+from bot.chat.pipeline import Pipeline
+from bot.chat.router import Router
+from bot.outbox import Outbox, Sender
+from kpi_engine.alerts import AlertRow, AlertStore, Observation, observe
+from kpi_engine.demo_data import FILE_KINDS, generate
+from kpi_engine.figures import Figures, format_value
+from kpi_engine.ingest.formats import KINDS
+from kpi_engine.ingest.importer import import_file
+from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
+from kpi_engine.periods import day_of
+from kpi_engine.scopes import Scope
+from kpi_engine.targets import Plans
+from tests.conftest import EXAMPLE_CONFIG
+from tests.fakechat import FakeChat
+
+END = date(2026, 11, 12)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NOW = int(datetime(2026, 11, 12, 15, tzinfo=SHANGHAI).timestamp())
+LINA = "U07LINA0001"
+GROUP = "C07SZLIVE01"
+
+
+@dataclass
+class Clock:
+    now: int = NOW
+
+    def __call__(self) -> float:
+        return float(self.now)
+
+
+@dataclass
+class Bot:
+    """The chat side with alerts, on a fake Slack, at a moving time."""
+
+    engine: Engine
+    organisation: Organisation
+    clock: Clock = field(default_factory=Clock)
+
+    def __post_init__(self) -> None:
+        self.chat = FakeChat("slack", private_in_place=True)
+        self.outbox = Outbox(self.engine, clock=self.clock)
+        self.sender = Sender(self.outbox, {"slack": self.chat}, limits={})
+        self.notifier = Notifier({"slack": self.chat}, outbox=self.outbox, sender=self.sender)
+        self.figures = Figures(self.engine, self.organisation)
+        self.router = Router(self.organisation, self.engine, self.figures)
+        self.pipeline = Pipeline(self.engine, self.router, self.notifier, clock=self.clock)
+        self.alerts = AlertService(
+            self.organisation,
+            self.engine,
+            self.figures,
+            self.router.plans,
+            self.notifier,
+            ["slack"],
+        )
+        self.router.alerts = self.alerts
+        for action in (ACK, SNOOZE, SNOOZE_TOMORROW, FALSE_ALARM):
+            self.pipeline.actions[action] = self.alerts.on_action
+        self._events = 0
+
+    def run(self, minutes_later: int = 0) -> str:
+        self.clock.now += minutes_later * 60
+        done = self.alerts.run(self.clock.now)
+        self.sender.drain()
+        return done
+
+    def posts(self) -> list[tuple[Reply, Target]]:
+        return list(self.chat.sent)
+
+    def click(self, user: str, action: str, value: str, message_id: str = "1") -> Reply | None:
+        self._events += 1
+        before = len(self.chat.sent)
+        self.pipeline.accept_action(
+            Action(
+                "slack",
+                "T0001",
+                action,
+                value,
+                user,
+                GROUP,
+                message_id,
+                f"click{self._events}",
+                self.clock.now,
+            )
+        )
+        self.sender.drain()
+        sent = [r for r, t in self.chat.sent[before:] if t.private]
+        return sent[-1] if sent else None
+
+    def say(self, user: str, text: str) -> Reply:
+        self._events += 1
+        before = len(self.chat.sent)
+        self.pipeline.accept(
+            InboundMessage(
+                "slack",
+                "T0001",
+                f"D{user}",
+                user,
+                text,
+                f"msg{self._events}",
+                self.clock.now,
+                is_direct=True,
+            )
+        )
+        self.sender.drain()
+        [reply] = [r for r, t in self.chat.sent[before:] if t.channel == f"D{user}"]
+        return reply
+
+
+@pytest.fixture
+def loaded(engine: Engine, organisation: Organisation, tmp_path: Path) -> Engine:
+    data = generate(organisation, EXAMPLE_CONFIG, tmp_path, days=10, end=END, seed=21)
+    for label, path in data.files.items():
+        assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
+    return engine
+
+
+def lina_today(engine: Engine, organisation: Organisation) -> Decimal:
+    figure = Figures(engine, organisation).figure(
+        "gmv", Scope("person", "li.na"), day_of(END, "Asia/Shanghai"), now=NOW
+    )
+    assert figure.value is not None
+    return figure.value
+
+
+def rule(**changes: Any) -> AlertRuleConfig:
+    values: dict[str, Any] = {
+        "id": "lina-gmv",
+        "metric": "gmv",
+        "scope": "person:li.na",
+        "period": "today",
+        "condition": AlertCondition(below=Decimal(10**9)),
+        "hold": 1,
+        "repeat_minutes": 60,
+        "max_repeats": 1,
+        "escalate_after_minutes": 30,
+    }
+    values.update(changes)
+    return AlertRuleConfig(**values)
+
+
+def with_rules(organisation: Organisation, *rules: AlertRuleConfig) -> Organisation:
+    return replace(organisation, alerts=rules)
+
+
+# -- evaluation -----------------------------------------------------------------------------
+
+
+def test_the_example_rules_observe_real_figures(loaded: Engine, organisation: Organisation) -> None:
+    figures = Figures(loaded, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    [pace_rule] = [r for r in organisation.alerts if r.id == "streamer-behind-pace"]
+    found = observe(pace_rule, figures, plans, organisation, NOW)
+    streamers = {p.id for p in organisation.people.values() if p.role == "streamer"}
+    assert {o.scope.id for o in found} == streamers
+    lina = next(o for o in found if o.scope.id == "li.na")
+    # An independent computation of "behind pace": actual ÷ expected-by-now under 70 %.
+    progress = plans.progress(
+        figures.figure("gmv", Scope("person", "li.na"), day_of(END, "Asia/Shanghai"), now=NOW), NOW
+    )
+    assert progress.pace is not None and progress.expected is not None
+    if lina.evaluated:
+        assert lina.breached == (progress.pace < Decimal("0.7"))
+        assert lina.threshold == progress.expected and lina.target == progress.target
+
+
+def test_a_breach_fires_after_its_hold_once_per_period_and_resolves_and_rearms(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    breached = rule(hold=2, condition=AlertCondition(below=actual + 1))
+    bot = Bot(loaded, with_rules(organisation, breached))
+    assert bot.run().startswith("0 opened")  # the first evaluation starts the hold
+    assert bot.posts() == []
+    assert bot.run(5).startswith("1 opened")
+    assert bot.run(5).startswith("0 opened")  # still breached: the same alert
+    [alert] = bot.alerts.store.open_alerts()
+    assert alert.state == "firing" and alert.value == actual and alert.threshold == actual + 1
+    # The condition clears: resolved automatically, and the card says so.
+    bot.alerts.rules["lina-gmv"] = rule(condition=AlertCondition(below=actual - 1))
+    assert "1 resolved" in bot.run(5)
+    assert bot.alerts.store.get(alert.id).state == "resolved"  # type: ignore[union-attr]
+    # Breached again in the same period: a new alert (re-armed), not the old one reopened.
+    bot.alerts.rules["lina-gmv"] = rule(condition=AlertCondition(below=actual + 1))
+    bot.run(5)
+    [again] = bot.alerts.store.open_alerts()
+    assert again.id != alert.id
+    kinds = [k for k, _, _ in bot.alerts.store.events(alert.id)]
+    assert kinds[0] == "fired" and kinds[-1] == "resolved"
+
+
+def test_the_card_names_the_person_the_number_the_target_and_the_reason(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    bot = Bot(loaded, with_rules(organisation, rule(condition=AlertCondition(below=actual + 100))))
+    bot.run()
+    sent = bot.posts()
+    direct = [(r, t) for r, t in sent if t.user == LINA]
+    channel = [(r, t) for r, t in sent if t.channel == GROUP]
+    assert len(direct) == 1 and len(channel) == 1
+    card = direct[0][0]
+    money = format_value(actual, "money", "CNY")
+    assert "李娜" in card.text and money in card.text and "低于" in card.text
+    assert [b.action for b in card.buttons][:4] == [ACK, SNOOZE, SNOOZE_TOMORROW, FALSE_ALARM]
+    # The team channel sees who and what, not her number (members see names, not values).
+    group_card = channel[0][0]
+    assert "李娜" in group_card.text and money not in group_card.text
+
+
+def test_ack_from_the_card_updates_every_card_and_a_stale_card_changes_nothing(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    bot = Bot(loaded, with_rules(organisation, rule(condition=AlertCondition(below=actual + 1))))
+    bot.run()
+    [alert] = bot.alerts.store.open_alerts()
+    card_value = f"{alert.id}:{alert.version}"
+    before = len(bot.chat.sent)
+    answer = bot.click(LINA, ACK, card_value)
+    assert answer is not None and "已确认" in answer.text
+    acked = bot.alerts.store.get(alert.id)
+    assert acked is not None and acked.state == "acknowledged" and acked.acked_by == "li.na"
+    updates = [r for r, t in bot.chat.sent[before:] if not t.private]
+    assert len(updates) == 2 and all("已确认 by 李娜" in r.text for r in updates)
+    # The same card clicked again (a snooze): out of date, nothing changes.
+    stale = bot.click(LINA, SNOOZE, f"{card_value}:1h")
+    assert stale is not None and "过期" in stale.text
+    assert bot.alerts.store.get(alert.id).state == "acknowledged"  # type: ignore[union-attr]
+    # The same click delivered twice is handled once.
+    bot.pipeline.accept_action(
+        Action("slack", "T0001", ACK, card_value, LINA, GROUP, "1", "click1", bot.clock.now)
+    )
+    assert [k for k, _, _ in bot.alerts.store.events(alert.id)].count("acknowledged") == 1
+
+
+def test_only_the_owner_their_managers_and_admins_may_act(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    bot = Bot(loaded, with_rules(organisation, rule(condition=AlertCondition(below=actual + 1))))
+    bot.run()
+    [alert] = bot.alerts.store.open_alerts()
+    colleague = organisation.people["zhang.wei"].chat.slack
+    assert colleague
+    refused = bot.click(colleague, ACK, f"{alert.id}:{alert.version}")
+    assert refused is not None and "只有负责人" in refused.text
+    assert bot.alerts.store.get(alert.id).state == "firing"  # type: ignore[union-attr]
+    assert ("refused", "zhang.wei") in [(k, a) for k, a, _ in bot.alerts.store.events(alert.id)]
+    manager = organisation.people["wang.fang"].chat.slack
+    assert manager
+    reply = bot.say(manager, f"确认 {alert.id} 在跟进")
+    assert "已确认" in reply.text
+    acked = bot.alerts.store.get(alert.id)
+    assert acked is not None and acked.acked_by == "wang.fang" and acked.note == "在跟进"
+
+
+def test_text_commands_snooze_wake_and_false_alarm_rate(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    bot = Bot(loaded, with_rules(organisation, rule(condition=AlertCondition(below=actual + 1))))
+    bot.run()
+    [alert] = bot.alerts.store.open_alerts()
+    assert "已暂停" in bot.say(LINA, f"暂停 {alert.id} 2小时").text
+    snoozed = bot.alerts.store.get(alert.id)
+    assert snoozed is not None and snoozed.snoozed_until == bot.clock.now + 7200
+    bot.run(60)
+    assert bot.alerts.store.get(alert.id).state == "snoozed"  # type: ignore[union-attr]
+    bot.run(61)  # the snooze ran out: firing again, and told again
+    assert bot.alerts.store.get(alert.id).state == "firing"  # type: ignore[union-attr]
+    english = bot.say(LINA, f"not a problem {alert.id}")
+    assert english.language == "en" and "not a problem" in english.text
+    assert bot.alerts.store.false_alarm_rates() == {"lina-gmv": (1, 1)}
+    listing = bot.say(LINA, "告警")
+    assert "没有待处理的告警" in listing.text
+
+
+def test_unacknowledged_alerts_escalate_up_the_manager_chain(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    bot = Bot(
+        loaded,
+        with_rules(
+            organisation, rule(condition=AlertCondition(below=actual + 1), notify=("owner",))
+        ),
+    )
+    bot.run()
+    [alert] = bot.alerts.store.open_alerts()
+    manager = organisation.people["wang.fang"].chat.slack
+    assert [t.user for _, t in bot.posts()] == [LINA]
+    bot.run(31)
+    raised = bot.alerts.store.get(alert.id)
+    assert raised is not None and raised.level == 1
+    assert manager in [t.user for _, t in bot.posts()]
+    # Acknowledged: no further escalation.
+    bot.click(LINA, ACK, f"{raised.id}:{raised.version}")
+    bot.run(120)
+    assert bot.alerts.store.get(alert.id).level == 1  # type: ignore[union-attr]
+
+
+def test_quiet_hours_hold_notifications_until_they_end(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    quiet = rule(condition=AlertCondition(below=actual + 1), quiet_hours=("14:00", "16:00"))
+    bot = Bot(loaded, with_rules(organisation, quiet))
+    bot.run()  # 15:00 in Shanghai: opened, not told
+    assert bot.alerts.store.open_alerts() and bot.posts() == []
+    bot.run(61)  # 16:01
+    assert len(bot.posts()) == 2
+
+
+# -- concurrency ----------------------------------------------------------------------------
+
+
+def race(store: AlertStore, opened: AlertRow, clear: Observation) -> None:
+    """An acknowledgement, an auto-resolve and an escalation of `opened`, at once."""
+    barrier = threading.Barrier(3)
+
+    def ack() -> None:
+        barrier.wait()
+        store.act(opened.id, "ack", "li.na", NOW, version=opened.version)
+
+    def resolve() -> None:
+        barrier.wait()
+        store.record(clear, NOW)
+
+    def escalate() -> None:
+        barrier.wait()
+        store.escalate(opened, NOW, "wang.fang")
+
+    threads = [threading.Thread(target=f) for f in (ack, resolve, escalate)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_ack_auto_resolve_and_escalation_racing_leave_one_consistent_state(
+    loaded: Engine, organisation: Organisation, backend: str
+) -> None:
+    store = AlertStore(loaded)
+    actual = lina_today(loaded, organisation)
+    breached = rule(condition=AlertCondition(below=actual + 1))
+    cleared = rule(condition=AlertCondition(below=actual - 1))
+    figures = Figures(loaded, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    for round_ in range(12):
+        period_key = f"race-{round_}"
+        [seen] = observe(breached, figures, plans, organisation, NOW)
+        opened = store.record(replace(seen, period_key=period_key), NOW)[1]
+        assert opened is not None
+        [clear] = observe(cleared, figures, plans, organisation, NOW)
+        clear_now: Observation = replace(clear, period_key=period_key)
+        race(store, opened, clear_now)
+        final = store.get(opened.id)
+        assert final is not None
+        events = [k for k, _, _ in store.events(opened.id) if k != "refused"]
+        # Every change left exactly one event: the version counts them.
+        assert final.version == len(events), events
+        # Replayed in order, the trail is a valid path that ends in the stored state: an
+        # escalation only of a firing alert, an acknowledgement only of an open one.
+        state = "firing"
+        for kind in events[1:]:
+            if kind == "escalated":
+                assert state == "firing", events
+            elif kind == "acknowledged":
+                assert state in ("firing", "snoozed"), events
+                state = "acknowledged"
+            else:
+                assert kind == "resolved" and state != "resolved", events
+                state = "resolved"
+        assert final.state == state and len(events) >= 2
