@@ -563,6 +563,29 @@ def outbox_drop(message: Annotated[int, typer.Argument(help="The outbox id")]) -
         typer.echo(f"Outbox #{message} dropped.")
 
 
+@app.command("alerts")
+def alerts() -> None:
+    """Open alerts, and per rule how many alerts were marked "not a problem"."""
+    from kpi_engine.alerts import AlertStore
+
+    with _database() as (organisation, engine):
+        store = AlertStore(engine)
+        found = store.open_alerts()
+        typer.echo(f"{len(found)} open")
+        for alert in found:
+            typer.echo(
+                f"#{alert.id:<5} {alert.state:<12} {alert.rule:<24} {alert.scope:<20} "
+                f"{alert.metric} {alert.value if alert.value is not None else '—'}  "
+                f"level {alert.level}  {alert.period_key}"
+            )
+        rates = store.false_alarm_rates()
+        typer.echo("\nrule                      alerts  not a problem  false-alarm rate")
+        for rule in organisation.alerts:
+            marked, total = rates.get(rule.id, (0, 0))
+            rate = f"{marked / total:.0%}" if total else "—"
+            typer.echo(f"{rule.id:<25} {total:>6}  {marked:>13}  {rate:>16}")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",

@@ -392,3 +392,28 @@ def test_ack_auto_resolve_and_escalation_racing_leave_one_consistent_state(
                 assert kind == "resolved" and state != "resolved", events
                 state = "resolved"
         assert final.state == state and len(events) >= 2
+
+
+def test_kpibot_alerts_lists_open_alerts_and_false_alarm_rates(
+    loaded: Engine, organisation: Organisation, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    actual = lina_today(loaded, organisation)
+    example = rule(id="streamer-behind-pace", condition=AlertCondition(below=actual + 1))
+    bot = Bot(loaded, with_rules(organisation, example))
+    bot.run()
+    [alert] = bot.alerts.store.open_alerts()
+    monkeypatch.setenv("KPIBOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("KPIBOT_CONFIG_DIR", str(EXAMPLE_CONFIG))
+    shown = CliRunner().invoke(app, ["alerts"])
+    assert shown.exit_code == 0, shown.output
+    assert f"#{alert.id}" in shown.output and "person:li.na" in shown.output
+    bot.say(LINA, f"误报 {alert.id}")
+    rates = CliRunner().invoke(app, ["alerts"]).output
+    assert "0 open" in rates
+    assert [
+        line.split() for line in rates.splitlines() if line.startswith("streamer-behind-pace")
+    ] == [["streamer-behind-pace", "1", "1", "100%"]]
