@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -39,6 +39,7 @@ from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.metrics import Metric, Source, Unit
 from kpi_engine.models import (
     AdSpend,
+    Correction,
     FxRate,
     ImportBatch,
     LiveSession,
@@ -60,6 +61,7 @@ _ADS = AdSpend.__table__  # type: ignore[attr-defined]
 _FX = FxRate.__table__  # type: ignore[attr-defined]
 _BATCHES = ImportBatch.__table__  # type: ignore[attr-defined]
 _VALUES = MetricValue.__table__  # type: ignore[attr-defined]
+_CORRECTIONS = Correction.__table__  # type: ignore[attr-defined]
 
 
 class FigureError(ScopeError):
@@ -282,7 +284,56 @@ class Figures:
                 )
                 for scope in scopes
             }
+            self._correct(conn, found, wanted, period)
         return {scope: {name: found[scope][name] for name in wanted} for scope in scopes}
+
+    def _correct(
+        self, conn: Any, found: dict[Scope, dict[str, Figure]], wanted: list[str], period: Period
+    ) -> None:
+        """Add accepted appeals' corrections to the figures they adjust: a person's correction
+        counts for the person, their team and the company; a team's or shop's for itself and
+        the company. One in another currency than the figure's makes the figure incomplete
+        (named currency and day) rather than silently wrong."""
+        rows = conn.execute(
+            select(
+                _CORRECTIONS.c.metric,
+                _CORRECTIONS.c.scope,
+                _CORRECTIONS.c.day,
+                _CORRECTIONS.c.delta,
+                _CORRECTIONS.c.currency,
+            ).where(
+                _CORRECTIONS.c.metric.in_(wanted),
+                _CORRECTIONS.c.day >= period.first,
+                _CORRECTIONS.c.day <= period.last,
+            )
+        ).all()
+        if not rows:
+            return
+        people = self.organisation.people
+        for scope, figures in found.items():
+            for metric, target, day, delta, currency in rows:
+                figure = figures.get(metric)
+                if figure is None:
+                    continue
+                kind, _, ident = str(target).partition(":")
+                applies = (
+                    scope.kind == "company"
+                    or (scope.kind == kind and scope.id == ident)
+                    or (
+                        scope.kind == "team"
+                        and kind == "person"
+                        and ident in people
+                        and people[ident].team == scope.id
+                    )
+                )
+                if not applies:
+                    continue
+                if currency and figure.currency and currency != figure.currency:
+                    missing = (*figure.missing_rates, (currency, day))
+                    figures[metric] = replace(figure, missing_rates=missing)
+                    continue
+                base = figure.value or Decimal(0)
+                figures[metric] = replace(figure, value=base + Decimal(delta))
 
     def _scope_figures(
         self,

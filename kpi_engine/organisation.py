@@ -148,6 +148,13 @@ class FreshnessSettings(ConfigModel):
     metric_values: int = Field(48, ge=1)
 
 
+class AppealSettings(ConfigModel):
+    """Who reviews disputed numbers, and how soon."""
+
+    reviewer: Literal["manager", "admin"] = "manager"  # the appellant's manager, or an admin
+    sla_hours: int = Field(24, ge=1)  # then a reminder, and the reviewer's manager is told
+
+
 class OrganisationSettings(ConfigModel):
     """Organisation-wide defaults."""
 
@@ -165,6 +172,7 @@ class OrganisationSettings(ConfigModel):
     freshness_hours: FreshnessSettings = FreshnessSettings()
     # A posted figure that later moves by more than this gets a "revised" notice.
     restatement_percent: Decimal = Field(Decimal(1), ge=0)
+    appeals: AppealSettings = AppealSettings()
 
     @field_validator("currency")
     @classmethod

@@ -135,7 +135,7 @@ def test_notes_alerts_help_and_unknown_text(dialog: Dialog) -> None:
     assert "告警" in dialog.answer("li.na", "告警").text
     assert "alert" in dialog.answer("li.na", "alerts").text
     help_zh = dialog.answer("li.na", "帮助")
-    assert help_zh.table is not None and len(help_zh.table.rows) == 12
+    assert help_zh.table is not None and len(help_zh.table.rows) == 14
     assert dialog.answer("li.na", "ping").text == "pong"
     assert dialog.answer("li.na", "在吗").text == "在的！"
     assert "ranking" in dialog.answer("jessica.lee", "help").text

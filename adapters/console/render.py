@@ -33,6 +33,8 @@ def render_table(table: Table) -> list[str]:
 def render_text(reply: Reply, *, private: bool = False) -> str:
     """The reply as terminal text; the structured parts replace the plain text where present."""
     lines: list[str] = []
+    if reply.mentions:
+        lines.append(" ".join(f"@{user}" for user in reply.mentions))
     if private:
         lines.append("🔒 " + ("仅你可见" if reply.language == "zh" else "only you can see this"))
     structured = reply.fields or reply.table or reply.progress

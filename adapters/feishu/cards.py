@@ -23,6 +23,7 @@ def needs_card(reply: Reply) -> bool:
     """True when the reply has parts beyond its text (and so is sent as a card)."""
     return bool(
         reply.headline
+        or reply.mentions
         or reply.fields
         or reply.table
         or reply.progress
@@ -70,6 +71,8 @@ def _escape(text: str) -> str:
 def card(reply: Reply, *, image_key: str | None = None) -> dict[str, Any]:
     """The card JSON 2.0 for `reply`; `image_key` is the uploaded chart, if any."""
     elements: list[dict[str, Any]] = []
+    if reply.mentions:  # card markdown mentions notify the people named
+        elements.append(_markdown(" ".join(f"<at id={user}></at>" for user in reply.mentions)))
     structured = reply.fields or reply.table or reply.progress
     if not structured:
         elements.append(_markdown(_escape(reply.text)))

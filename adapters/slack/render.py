@@ -170,6 +170,8 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
     """
     zh = reply.language == "zh"
     blocks: list[Block] = []
+    if reply.mentions:
+        blocks.append(_section(" ".join(f"<@{user}>" for user in reply.mentions)))
     if reply.headline:
         blocks.append(
             {
@@ -219,7 +221,8 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
 
 def render_message(reply: Reply, *, chart_attached: bool = False) -> dict[str, Any]:
     """The `text` (the complete fallback, for notifications) and `blocks` of a message."""
+    mentions = "".join(f"<@{user}> " for user in reply.mentions)
     return {
-        "text": truncate(reply.text, MAX_TEXT),
+        "text": truncate(mentions + reply.text, MAX_TEXT),
         "blocks": render_blocks(reply, chart_attached=chart_attached),
     }

@@ -39,6 +39,7 @@ from kpi_engine.targets import Plans, Progress
 
 if TYPE_CHECKING:
     from bot.alerts import AlertService
+    from bot.appeals import AppealService
 
 Permission = str  # "member", "manager" or "admin"
 ASK = "ask"  # the action of a button whose value is a question to ask
@@ -58,6 +59,7 @@ class Context:
     language: Language
     now: int
     alerts: AlertService | None = None
+    appeals: AppealService | None = None
 
     def t(self, zh: str, en: str) -> str:
         """The text in the asker's language."""
@@ -339,6 +341,7 @@ def handle_progress(ctx: Context, request: Request) -> Reply:
             ctx.t("为什么变了", "Why it moved"), ASK, ctx.t("为什么GMV变了", "why did GMV move")
         ),
         Button(ctx.t("本月绩效", "My score"), ASK, ctx.t("我的绩效", "my score this month")),
+        Button(ctx.t("申诉", "Dispute"), "appeal.start", f"{metric}|{period.first.isoformat()}"),
     )
     return Reply(
         "\n".join(lines),
@@ -869,19 +872,13 @@ _ALERT_VERBS = (
 )
 def handle_alert_action(ctx: Context, request: Request) -> Reply:
     """Acknowledge, snooze, mark not a problem, or resolve an alert by its number."""
-    text = ctx.message.text.strip()
-    verb = next(
-        (v for v, zh, en in _ALERT_VERBS if any(w in text.lower() for w in (*zh, *en))), None
-    )
-    number = re.search(r"#?(\d+)", text)
-    if ctx.alerts is None or verb is None or number is None:
-        usage = command_for("alert_action")
-        assert usage is not None
-        return Reply(ctx.t(f"用法：{usage.usage_zh}", f"Usage: {usage.usage_en}"), ctx.language)
-    rest = text[number.end() :].strip()
+    match = _leading_verb(ctx.message.text, _ALERT_VERBS)
+    if ctx.alerts is None or match is None:
+        return _not_an_action(ctx, request, "alert_action")
+    verb, number, rest = match
     outcome = ctx.alerts.act(
         ctx.asker,
-        int(number.group(1)),
+        number,
         verb,
         ctx.now,
         snooze=(rest or None) if verb == "snooze" else None,
@@ -889,6 +886,92 @@ def handle_alert_action(ctx: Context, request: Request) -> Reply:
         language=ctx.language,
     )
     return outcome.reply
+
+
+def _leading_verb(
+    text: str, verbs: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+) -> tuple[str, int, str] | None:
+    """(verb, number, the rest) when the text starts with one of the verbs and a number, as
+    in "确认 42 在跟进" or "snooze #42 2h"; None otherwise ("帮我确认一下今天GMV")."""
+    body = re.sub(r"^\s*/?kpi\s+", "", text.strip(), flags=re.IGNORECASE)
+    for verb, zh, en in verbs:
+        for word in sorted((*zh, *en), key=len, reverse=True):
+            found = re.match(rf"{re.escape(word)}\s*#?(\d+)\s*(.*)$", body, re.IGNORECASE | re.S)
+            if found:
+                return verb, int(found.group(1)), found.group(2).strip()
+    return None
+
+
+def _not_an_action(ctx: Context, request: Request, intent: Intent) -> Reply:
+    """A verb like "确认" used in an ordinary question: answer the question instead."""
+    if request.metric is not None or request.period is not None:
+        progress = command_for("progress")
+        assert progress is not None
+        return progress.handler(ctx, request)
+    usage = command_for(intent)
+    assert usage is not None
+    return Reply(ctx.t(f"用法：{usage.usage_zh}", f"Usage: {usage.usage_en}"), ctx.language)
+
+
+_APPEAL_VERBS = (
+    ("review", ("受理",), ("review",)),
+    ("accept", ("接受", "同意"), ("accept", "approve")),
+    ("reject", ("驳回", "拒绝"), ("reject", "decline")),
+    ("withdraw", ("撤回", "撤销"), ("withdraw",)),
+)
+
+
+@command(
+    "appeal_action",
+    "accept",
+    zh=tuple(w for _, zh, _ in _APPEAL_VERBS for w in zh),
+    en=tuple(w for _, _, en in _APPEAL_VERBS for w in en),
+    usage=(
+        "受理 <申诉号> · 接受 <申诉号> · 驳回 <申诉号> <理由> · 撤回 <申诉号>",
+        "review <appeal> · accept <appeal> · reject <appeal> <reason> · withdraw <appeal>",
+    ),
+    summary=("处理申诉", "decide an appeal"),
+)
+def handle_appeal_action(ctx: Context, request: Request) -> Reply:
+    """Review, accept, reject (with a reason) or withdraw an appeal by its number."""
+    match = _leading_verb(ctx.message.text, _APPEAL_VERBS)
+    if ctx.appeals is None or match is None:
+        return _not_an_action(ctx, request, "appeal_action")
+    move, number, rest = match
+    return ctx.appeals.decide(
+        ctx.asker, number, move, ctx.now, note=rest or None, language=ctx.language
+    )
+
+
+@command(
+    "appeal",
+    "appeal",
+    zh=("申诉", "有异议", "数字不对"),
+    en=("appeal", "dispute"),
+    usage=(
+        "申诉 [时间][指标] 应该是<数字> [订单 <订单号>] [理由]，"
+        "如「申诉 昨天GMV 应该是12000 订单 5791234」",
+        "appeal [metric] [period] <the right number> [orders <ids>] [reason], "
+        "e.g. “appeal gmv 2026-11-20 12000”",
+    ),
+    summary=("对数字提出申诉", "dispute a number"),
+)
+def handle_appeal(ctx: Context, request: Request) -> Reply:
+    """Open an appeal of one of the asker's own numbers."""
+    if ctx.appeals is None:
+        return Reply(ctx.t("申诉暂不可用。", "Appeals are not available here."), ctx.language)
+    scope = Scope("person", ctx.asker.id)
+    period = period_of(ctx, request.period, scope, "yesterday")
+    return ctx.appeals.start(
+        ctx.asker,
+        request.metric or "gmv",
+        period,
+        ctx.message.text,
+        platform=ctx.message.platform,
+        workspace=ctx.message.workspace,
+        language=ctx.language,
+        now=ctx.now,
+    )
 
 
 @command(

@@ -27,6 +27,8 @@ Intent = Literal[
     "score",
     "alerts",
     "alert_action",
+    "appeal",
+    "appeal_action",
     "annotate",
     "annotations",
     "help",

@@ -108,6 +108,8 @@ class Reply:
     context: str | None = None  # provisional / as-of / source line
     private: bool = False  # only the asker may see it (ephemeral, else a direct message)
     thread: str | None = None  # answer inside this thread
+    # Platform user ids to @mention (and notify) at the top of the message.
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,4 +182,5 @@ def reply_from_json(data: dict[str, Any]) -> Reply:
         context=data.get("context"),
         private=bool(data.get("private", False)),
         thread=data.get("thread"),
+        mentions=tuple(data.get("mentions", ())),
     )

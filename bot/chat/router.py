@@ -31,12 +31,17 @@ from kpi_engine.targets import Plans
 
 if TYPE_CHECKING:
     from bot.alerts import AlertService
+    from bot.appeals import AppealService
 
 log = logging.getLogger(__name__)
 
 # Which intent wins when a message has keywords of several: specific before general.
 PRECEDENCE = (
-    "alert_action",  # "确认 42" before anything else that "确认" might mean
+    # Verbs with a number first ("确认 42", "接受 7"); their handlers hand an ordinary question
+    # that merely contains the verb ("帮我确认一下今天GMV") on to the progress answer.
+    "appeal_action",
+    "alert_action",
+    "appeal",
     "ping",
     "help",
     "annotate",
@@ -60,7 +65,8 @@ class Router:
         self.figures = figures
         self.plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
         self.access = Access(organisation)
-        self.alerts: AlertService | None = None  # set by the chat service when rules exist
+        self.alerts: AlertService | None = None  # set by the chat service
+        self.appeals: AppealService | None = None
         by_intent = {c.intent: c for c in COMMANDS}
         self.aliases: Aliases = [
             (intent, by_intent[intent].aliases_zh, by_intent[intent].aliases_en)
@@ -123,6 +129,7 @@ class Router:
                 language,
                 now,
                 self.alerts,
+                self.appeals,
             )
             return self._answer(context, request)
         except Exception:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 
 from bot.alerts import ALERT_ACTIONS, AlertService
+from bot.appeals import APPEAL_ACTIONS, AppealService
 from bot.chat.adapter import ChatAdapter
 from bot.chat.messages import Target
 from bot.chat.notifier import Notifier
@@ -66,6 +67,10 @@ class ChatService:
         self.router.alerts = self.alerts
         for action in ALERT_ACTIONS:
             self.pipeline.actions[action] = self.alerts.on_action
+        self.appeals = AppealService(organisation, runtime.engine, figures, self.notifier)
+        self.router.appeals = self.appeals
+        for action in APPEAL_ACTIONS:
+            self.pipeline.actions[action] = self.appeals.on_action
 
     def start(self) -> None:
         """Start delivering what is (or will be) in the outbox."""

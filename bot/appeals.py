@@ -1,0 +1,466 @@
+"""The conversation around appeals: a disputed number is raised in chat, reviewed in a thread
+with the reviewer @mentioned, and decided with buttons or text.
+
+"申诉 昨天GMV 应该是12000 订单 5791234,5791240" or "appeal gmv 2026-11-20 12000" opens an appeal
+with a snapshot of the figure as reported; the appeal card goes to the team channel (else to the
+reviewer directly) with the reviewer mentioned, and every later message about it replies in that
+card's thread (on platforms without threads they all carry "申诉 #id"). The reviewer takes it
+into review, accepts (a correction is recorded, the figure and scores change, and "revised"
+notices go where the number was posted) or rejects it with a reason that goes to the
+appellant; the appellant may withdraw it. Past its SLA the reviewer is reminded and their
+manager told, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import replace
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import Engine
+
+from bot.chat.adapter import ChatError
+from bot.chat.messages import Action, Button, KeyValue, Language, Reply, Sent, Target
+from bot.chat.notifier import Notifier
+from bot.restatements import check_restatements
+from kpi_engine.appeals import AppealRow, AppealStore
+from kpi_engine.figures import Figures, format_value
+from kpi_engine.organisation import Organisation, PersonConfig
+from kpi_engine.periods import Period
+from kpi_engine.scopes import Scope
+
+REVIEW, ACCEPT, REJECT, WITHDRAW, START = (
+    "appeal.review",
+    "appeal.accept",
+    "appeal.reject",
+    "appeal.withdraw",
+    "appeal.start",
+)
+APPEAL_ACTIONS = (REVIEW, ACCEPT, REJECT, WITHDRAW, START)
+_MOVES = {REVIEW: "review", ACCEPT: "accept", REJECT: "reject", WITHDRAW: "withdraw"}
+_STATES = {
+    "open": ("待处理", "open"),
+    "in_review": ("审核中", "in review"),
+    "accepted": ("已接受", "accepted"),
+    "rejected": ("已驳回", "rejected"),
+    "withdrawn": ("已撤回", "withdrawn"),
+}
+_CLAIM = re.compile(
+    r"(?:应该是|应为|实际是|实际为|should be|is actually|actually|claim(?:ed)?)\s*[:：]?\s*"
+    r"[¥$€£]?\s*([\d,]+(?:\.\d+)?)",
+    re.IGNORECASE,
+)
+_ORDERS = re.compile(r"(?:订单号?|orders?)\s*[:：]?\s*([\w-]+(?:\s*[,，、]\s*[\w-]+)*)", re.I)
+_LINK = re.compile(r"https?://\S+")
+_NUMBER = re.compile(r"(?<![\d-])(\d[\d,]*(?:\.\d+)?)(?![\d-])")
+
+
+def parse_claim(text: str) -> tuple[Decimal | None, list[str]]:
+    """The claimed value and the evidence (order ids, links) in an appeal's text."""
+    evidence = [
+        f"order {o.strip()}"
+        for m in _ORDERS.finditer(text)
+        for o in re.split(r"[,，、]", m.group(1))
+        if o.strip()
+    ]
+    evidence += _LINK.findall(text)
+    match = _CLAIM.search(text)
+    candidate = match.group(1) if match else None
+    if candidate is None:
+        # "appeal gmv 2026-11-20 12000": the number that is not part of a date or an order list.
+        rest = _ORDERS.sub(" ", _LINK.sub(" ", text))
+        rest = re.sub(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}月\d{1,2}[日号]?|\d+\s*月", " ", rest)
+        numbers = _NUMBER.findall(rest)
+        candidate = numbers[-1] if numbers else None
+    if candidate is None:
+        return None, evidence
+    try:
+        return Decimal(candidate.replace(",", "")), evidence
+    except InvalidOperation:
+        return None, evidence
+
+
+class AppealService:
+    """Appeals for one organisation."""
+
+    def __init__(
+        self, organisation: Organisation, engine: Engine, figures: Figures, notifier: Notifier
+    ) -> None:
+        self.organisation = organisation
+        self.engine = engine
+        self.figures = figures
+        self.notifier = notifier
+        self.store = AppealStore(engine)
+
+    # -- who ------------------------------------------------------------------------------
+
+    def reviewer_of(self, person: PersonConfig) -> PersonConfig:
+        """The person's manager (or their team's), else an admin; per `appeals.reviewer`."""
+        org = self.organisation
+        admins = [p for p in org.people.values() if p.role == "admin"]
+        if org.settings.appeals.reviewer == "manager":
+            boss = person.manager or org.teams[person.team].manager
+            if boss and boss in org.people and boss != person.id:
+                return org.people[boss]
+        return admins[0] if admins else person
+
+    def may_decide(self, person: PersonConfig, appeal: AppealRow) -> bool:
+        """The reviewer, whoever it was escalated to, their managers, and admins."""
+        if person.role == "admin" or person.id in (appeal.reviewer, appeal.escalated_to):
+            return True
+        reviewer = self.organisation.people.get(appeal.reviewer)
+        return reviewer is not None and person.id in (
+            reviewer.manager,
+            self.organisation.teams[reviewer.team].manager,
+        )
+
+    # -- cards ----------------------------------------------------------------------------
+
+    def _name(self, person_id: str) -> str:
+        person = self.organisation.people.get(person_id)
+        return person.name if person else person_id
+
+    def _money(self, appeal: AppealRow, value: Decimal | None) -> str:
+        metric = self.organisation.catalogue.metrics.get(appeal.metric)
+        return format_value(value, metric.unit if metric else "count", appeal.currency)
+
+    def _metric(self, appeal: AppealRow, language: Language) -> str:
+        metric = self.organisation.catalogue.metrics.get(appeal.metric)
+        if metric is None:
+            return appeal.metric
+        return metric.name_zh if language == "zh" else metric.name_en
+
+    def _period(self, appeal: AppealRow) -> str:
+        first, last = appeal.first_day.isoformat(), appeal.last_day.isoformat()
+        return first if first == last else f"{first}..{last}"
+
+    def card(self, appeal: AppealRow, language: Language, *, mention: str | None = None) -> Reply:
+        """The appeal: what was reported, what is claimed, why, the evidence, the state."""
+        zh = language == "zh"
+
+        def t(a: str, b: str) -> str:
+            return a if zh else b
+
+        scope_name = self._name(appeal.scope.partition(":")[2])
+        headline = t(
+            f"申诉 #{appeal.id} · {scope_name} {self._metric(appeal, language)}",
+            f"Appeal #{appeal.id} · {scope_name} {self._metric(appeal, language)}",
+        )
+        fields = [
+            KeyValue(t("申诉人", "By"), self._name(appeal.appellant)),
+            KeyValue(t("时间", "Period"), self._period(appeal)),
+            KeyValue(t("报告值", "Reported"), self._money(appeal, appeal.reported_value)),
+            KeyValue(t("申诉值", "Claimed"), self._money(appeal, appeal.claimed_value)),
+            KeyValue(t("差额", "Difference"), self._money(appeal, appeal.delta)),
+            KeyValue(t("审核人", "Reviewer"), self._name(appeal.reviewer)),
+            KeyValue(t("状态", "State"), _STATES[appeal.state][0 if zh else 1]),
+        ]
+        if appeal.reason:
+            fields.append(KeyValue(t("理由", "Reason"), appeal.reason))
+        if appeal.evidence:
+            fields.append(KeyValue(t("证据", "Evidence"), ", ".join(appeal.evidence)))
+        if appeal.decision_note:
+            fields.append(KeyValue(t("结论", "Decision"), appeal.decision_note))
+        buttons: tuple[Button, ...] = ()
+        ref = f"{appeal.id}:{appeal.version}"
+        if appeal.state in ("open", "in_review"):
+            buttons = (
+                *(
+                    (Button(t("受理", "Take into review"), REVIEW, ref),)
+                    if appeal.state == "open"
+                    else ()
+                ),
+                Button(t("接受", "Accept"), ACCEPT, ref, "primary"),
+                Button(t("驳回", "Reject"), REJECT, ref, "danger"),
+                Button(t("撤回", "Withdraw"), WITHDRAW, ref),
+            )
+        lines = [headline, *(f"{f.label}: {f.value}" for f in fields)]
+        if buttons:
+            lines.append(
+                t(
+                    f"回复「接受 {appeal.id}」或「驳回 {appeal.id} 原因」",
+                    f'Reply "accept {appeal.id}" or "reject {appeal.id} <reason>"',
+                )
+            )
+        return Reply(
+            "\n".join(lines),
+            language,
+            headline=headline,
+            fields=tuple(fields),
+            buttons=buttons,
+            context=t(
+                f"截至 {appeal.reported_as_of or '—'} 的数据快照",
+                f"snapshot as of {appeal.reported_as_of or '—'}",
+            ),
+            mentions=(mention,) if mention else (),
+        )
+
+    def _chat_id(self, person: PersonConfig, platform: str) -> str | None:
+        return person.chat.get(platform)
+
+    def _thread_target(self, appeal: AppealRow) -> Target:
+        return Target(appeal.platform, appeal.workspace, appeal.channel, thread=appeal.thread)
+
+    def _post(self, appeal: AppealRow, reply: Reply, key: str) -> None:
+        """A message in the appeal's thread (or chain)."""
+        reply = replace(
+            reply,
+            text=reply.text if f"#{appeal.id}" in reply.text else f"#{appeal.id} {reply.text}",
+        )
+        self.notifier.deliver(reply, self._thread_target(appeal), key=key)
+
+    def _tell(self, person_id: str, platform: str, reply: Reply, key: str) -> None:
+        person = self.organisation.people.get(person_id)
+        user = person.chat.get(platform) if person else None
+        if user:
+            self.notifier.deliver(reply, Target.direct(platform, "", user), key=key)
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def start(
+        self,
+        person: PersonConfig,
+        metric: str,
+        period: Period,
+        text: str,
+        *,
+        platform: str,
+        workspace: str,
+        language: Language,
+        now: int,
+    ) -> Reply:
+        """Open an appeal from its text; the reply for the appellant."""
+        zh = language == "zh"
+        claimed, evidence = parse_claim(text)
+        if claimed is None:
+            return Reply(
+                "请写上你认为正确的数字，例如「申诉 昨天GMV 应该是12000 订单 5791234」。"
+                if zh
+                else "Please give the number you think is right, "
+                'e.g. "appeal gmv 2026-11-20 12000".',
+                language,
+            )
+        figure = self.figures.figure(metric, Scope("person", person.id), period, now=now)
+        reviewer = self.reviewer_of(person)
+        team = self.organisation.teams[person.team]
+        channel = team.channels.get(platform) or ""
+        reason = re.sub(r"^\s*(?:/kpi\s+)?(?:申诉|appeal|dispute)\s*", "", text, flags=re.I).strip()
+        appeal = self.store.open(
+            appellant=person.id,
+            figure=figure,
+            scope=f"person:{person.id}",
+            claimed=claimed,
+            reason=reason,
+            evidence=evidence,
+            reviewer=reviewer.id,
+            platform=platform,
+            workspace=workspace,
+            channel=channel,
+            now=now,
+            sla_hours=self.organisation.settings.appeals.sla_hours,
+        )
+        mention = self._chat_id(reviewer, platform)
+        reviewer_language = self.organisation.language_of(reviewer)
+        card = self.card(appeal, team.language if channel else reviewer_language, mention=mention)
+        target = (
+            Target(platform, workspace, channel)
+            if channel
+            else Target.direct(platform, workspace, mention or "")
+        )
+        try:
+            sent = self.notifier.deliver(card, target, key=f"appeal:{appeal.id}:root")
+        except ChatError:
+            sent = None
+        if sent is not None:
+            self.store.set_thread(appeal.id, sent.channel, sent.message_id)
+        hours = self.organisation.settings.appeals.sla_hours
+        reported = self._money(appeal, appeal.reported_value)
+        return Reply(
+            f"已提交申诉 #{appeal.id}：{self._metric(appeal, language)} {self._period(appeal)} "
+            f"报告 {reported}，申诉 {self._money(appeal, claimed)}。"
+            f"审核人 {reviewer.name}，{hours} 小时内处理。"
+            if zh
+            else f"Appeal #{appeal.id} filed: {self._metric(appeal, language)} "
+            f"{self._period(appeal)} reported {reported}, claimed {self._money(appeal, claimed)}. "
+            f"Reviewer {reviewer.name}, within {hours} h.",
+            language,
+            private=True,
+        )
+
+    # -- deciding ---------------------------------------------------------------------------
+
+    def decide(
+        self,
+        person: PersonConfig,
+        appeal_id: int,
+        move: str,
+        now: int,
+        *,
+        note: str | None = None,
+        version: int | None = None,
+        language: Language | None = None,
+    ) -> Reply:
+        """review / accept / reject (with a reason) / withdraw; the reply for who acted."""
+        language = language or self.organisation.language_of(person)
+        zh = language == "zh"
+        appeal = self.store.get(appeal_id)
+        if appeal is None:
+            return Reply(
+                f"没有申诉 #{appeal_id}。" if zh else f"There is no appeal #{appeal_id}.", language
+            )
+        allowed = (
+            person.id == appeal.appellant if move == "withdraw" else self.may_decide(person, appeal)
+        )
+        if not allowed:
+            return Reply(
+                "只有申诉人可以撤回。"
+                if move == "withdraw" and zh
+                else "Only the appellant may withdraw it."
+                if move == "withdraw"
+                else "只有审核人、其上级和管理员可以处理这个申诉。"
+                if zh
+                else "Only the reviewer, their managers and admins may decide this appeal.",
+                language,
+            )
+        if move == "reject" and not note:
+            return Reply(
+                f"请写上驳回理由：「驳回 {appeal_id} <理由>」。"
+                if zh
+                else f'Please give a reason: "reject {appeal_id} <reason>".',
+                language,
+            )
+        moved = self.store.move(appeal_id, move, person.id, now, note=note, version=version)
+        if not moved.ok:
+            current = moved.appeal or appeal
+            state = _STATES[current.state][0 if zh else 1]
+            return Reply(
+                f"这张卡片已过期：申诉 #{appeal_id} 现在是「{state}」，未做更改。"
+                if zh
+                else f"This card is out of date: appeal #{appeal_id} is {state}; "
+                "nothing was changed.",
+                language,
+            )
+        done = moved.appeal
+        assert done is not None
+        self._after(done, person, now)
+        state = _STATES[done.state][0 if zh else 1]
+        return Reply(
+            f"申诉 #{appeal_id} {state}。" if zh else f"Appeal #{appeal_id} {state}.", language
+        )
+
+    def _after(self, appeal: AppealRow, actor: PersonConfig, now: int) -> None:
+        """Update the card, note it in the thread, tell the appellant, correct the numbers."""
+        team = self.organisation.teams[self.organisation.people[appeal.appellant].team]
+        if appeal.thread:
+            # Where cards cannot change, the thread message below says it.
+            with contextlib.suppress(ChatError):
+                self.notifier.adapter(appeal.platform).update(
+                    Sent(appeal.platform, appeal.channel, appeal.thread),
+                    self.card(appeal, team.language),
+                )
+        zh = team.language == "zh"
+        state = _STATES[appeal.state][0 if zh else 1]
+        note = (
+            f"：{appeal.decision_note}"
+            if zh and appeal.decision_note
+            else f": {appeal.decision_note}"
+            if appeal.decision_note
+            else ""
+        )
+        text = (
+            f"申诉 #{appeal.id} {state}（{actor.name}）{note}"
+            if zh
+            else f"Appeal #{appeal.id} {state} by {actor.name}{note}"
+        )
+        self._post(appeal, Reply(text, team.language), key=f"appeal:{appeal.id}:{appeal.state}")
+        if appeal.state in ("accepted", "rejected"):
+            appellant = self.organisation.people[appeal.appellant]
+            language = self.organisation.language_of(appellant)
+            zh = language == "zh"
+            claimed = self._money(appeal, appeal.claimed_value)
+            if appeal.state == "accepted":
+                told = (
+                    f"你的申诉 #{appeal.id} 已接受：{self._period(appeal)} "
+                    f"的数字已更正为 {claimed}。"
+                    if zh
+                    else f"Your appeal #{appeal.id} was accepted: {self._period(appeal)} "
+                    f"is corrected to {claimed}."
+                )
+            else:
+                told = (
+                    f"你的申诉 #{appeal.id} 被驳回：{appeal.decision_note}"
+                    if zh
+                    else f"Your appeal #{appeal.id} was rejected: {appeal.decision_note}"
+                )
+            self._tell(
+                appeal.appellant,
+                appeal.platform,
+                Reply(told, language),
+                key=f"appeal:{appeal.id}:told",
+            )
+        if appeal.state == "accepted":
+            # Where the number was posted (digests), a "revised" notice in reply to the post.
+            check_restatements(self.engine, self.organisation, self.figures, self.notifier, now=now)
+
+    def on_action(self, action: Action, now: int) -> Reply | None:
+        """A button on an appeal card (or "Dispute" on an answer)."""
+        person = self.organisation.person_by_chat_id(action.platform, action.sender)
+        if person is None:
+            return None
+        language = self.organisation.language_of(person)
+        if action.action == START:
+            metric, _, period = action.value.partition("|")
+            example = (
+                f"申诉 {period} {metric} 应该是 <数字> 订单 <订单号>"
+                if language == "zh"
+                else f"appeal {metric} {period} <the right number> orders <ids>"
+            )
+            return Reply(
+                f"请回复：{example}" if language == "zh" else f"Reply with: {example}", language
+            )
+        parts = action.value.split(":")
+        try:
+            appeal_id, version = int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            return None
+        move = _MOVES[action.action]
+        if move == "reject":
+            return self.decide(person, appeal_id, move, now, version=version, note=None)
+        return self.decide(person, appeal_id, move, now, version=version)
+
+    # -- the SLA ----------------------------------------------------------------------------
+
+    def check(self, now: int) -> str:
+        """Remind reviewers of overdue appeals and tell their managers, once each."""
+        reminded = 0
+        for appeal in self.store.overdue(now):
+            reviewer = self.organisation.people.get(appeal.reviewer)
+            boss = None
+            if reviewer is not None:
+                boss = reviewer.manager or self.organisation.teams[reviewer.team].manager
+                if boss == reviewer.id:
+                    boss = None
+            if not self.store.remind(appeal, now, boss):
+                continue
+            reminded += 1
+            for person_id in (appeal.reviewer, boss):
+                if person_id is None or person_id not in self.organisation.people:
+                    continue
+                language = self.organisation.language_of(self.organisation.people[person_id])
+                zh = language == "zh"
+                who = self._name(appeal.appellant)
+                text = (
+                    f"申诉 #{appeal.id}（{who}）已超过处理时限，请尽快处理。"
+                    if zh
+                    else f"Appeal #{appeal.id} ({who}) is past its deadline; please decide it."
+                )
+                reply = replace(
+                    self.card(appeal, language),
+                    text=text + "\n" + self.card(appeal, language).text,
+                    headline=text,
+                )
+                self._tell(
+                    person_id, appeal.platform, reply, key=f"appeal:{appeal.id}:remind:{person_id}"
+                )
+        return f"{reminded} appeals reminded"
