@@ -36,7 +36,12 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     scheduler = None
     if connections and runtime.settings.scheduler:
         scheduler = Scheduler(
-            runtime.organisation, runtime.engine, chat.notifier, connections, alerts=chat.alerts
+            runtime.organisation,
+            runtime.engine,
+            chat.notifier,
+            connections,
+            alerts=chat.alerts,
+            appeals=chat.appeals,
         )
 
     @asynccontextmanager

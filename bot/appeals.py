@@ -323,7 +323,7 @@ class AppealService:
                 else "Only the reviewer, their managers and admins may decide this appeal.",
                 language,
             )
-        if move == "reject" and not note:
+        if move == "reject" and not note and (version is None or version == appeal.version):
             return Reply(
                 f"请写上驳回理由：「驳回 {appeal_id} <理由>」。"
                 if zh

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.alerts import AlertService
+from bot.appeals import AppealService
 from bot.chat.messages import Reply, Target
 from bot.chat.notifier import Notifier
 from bot.digests import Digests, Post
@@ -51,6 +52,7 @@ _RUNS = ScheduledRun.__table__  # type: ignore[attr-defined]
 FRESHNESS_EVERY = 30 * 60
 RESTATEMENTS_EVERY = 60 * 60
 ALERTS_EVERY = 5 * 60  # alert rules are evaluated (and escalations checked) this often
+APPEALS_EVERY = 15 * 60  # appeals past their SLA are looked for this often
 # A run still "running" this long after it started died with its process: run it again.
 STALE_RUN = 15 * 60
 # Later than this after its due time, a digest says it is delayed.
@@ -146,6 +148,7 @@ def jobs_of(organisation: Organisation) -> list[Job]:
     grace = settings.schedules.misfire_grace_minutes * 60
     found.append(Job("freshness", "freshness", None, "UTC", grace, every=FRESHNESS_EVERY))
     found.append(Job("restatements", "restatements", None, "UTC", grace, every=RESTATEMENTS_EVERY))
+    found.append(Job("appeals", "appeals", None, "UTC", APPEALS_EVERY, every=APPEALS_EVERY))
     if organisation.alerts:
         # A missed round is not worth catching up: the next one looks at the same figures.
         found.append(Job("alerts", "alerts", None, "UTC", ALERTS_EVERY, every=ALERTS_EVERY))
@@ -189,6 +192,7 @@ class Scheduler:
         *,
         figures: Figures | None = None,
         alerts: AlertService | None = None,
+        appeals: AppealService | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.organisation = organisation
@@ -201,6 +205,7 @@ class Scheduler:
         self.alerts = alerts or AlertService(
             organisation, engine, self.figures, self.plans, notifier, self.platforms
         )
+        self.appeals = appeals or AppealService(organisation, engine, self.figures, notifier)
         self.clock = clock
         self.jobs = {job.id: job for job in jobs_of(organisation)}
         self._apscheduler: BackgroundScheduler | None = None
@@ -333,6 +338,8 @@ class Scheduler:
             return self._check_freshness(nominal)
         if job.kind == "alerts":
             return self.alerts.run(nominal)
+        if job.kind == "appeals":
+            return self.appeals.check(nominal)
         if job.kind == "restatements":
             sent = check_restatements(
                 self.engine, self.organisation, self.figures, self.notifier, now=nominal

@@ -1,0 +1,185 @@
+"""Appeals: opened in chat with a snapshot, reviewed in a thread with the reviewer mentioned,
+decided by buttons or text, corrections applied to the figures, SLA reminders."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from bot.appeals import ACCEPT, APPEAL_ACTIONS, REJECT, START, WITHDRAW, AppealService, parse_claim
+from bot.chat.messages import Action
+from kpi_engine.demo_data import FILE_KINDS, generate
+from kpi_engine.figures import Figures
+from kpi_engine.ingest.formats import KINDS
+from kpi_engine.ingest.importer import import_file
+from kpi_engine.models import Correction
+from kpi_engine.organisation import Organisation
+from kpi_engine.periods import day_of
+from kpi_engine.scopes import Scope
+from tests.conftest import EXAMPLE_CONFIG
+from tests.test_alerts import END, GROUP, LINA, NOW, Bot
+
+DAY = date(2026, 11, 10)
+WANG = "U07WANGFANG"
+CHEN = "U07CHENHAO"
+
+
+@pytest.fixture
+def loaded(engine: Engine, organisation: Organisation, tmp_path: Path) -> Engine:
+    data = generate(organisation, EXAMPLE_CONFIG, tmp_path, days=10, end=END, seed=21)
+    for label, path in data.files.items():
+        assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
+    return engine
+
+
+class AppealBot(Bot):
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.appeals = AppealService(self.organisation, self.engine, self.figures, self.notifier)
+        self.router.appeals = self.appeals
+        for action in APPEAL_ACTIONS:
+            self.pipeline.actions[action] = self.appeals.on_action
+
+
+def gmv(engine: Engine, organisation: Organisation, scope: Scope) -> Decimal:
+    figure = Figures(engine, organisation).figure(
+        "gmv", scope, day_of(DAY, "Asia/Shanghai"), now=NOW
+    )
+    assert figure.value is not None
+    return figure.value
+
+
+@pytest.mark.parametrize(
+    ("text", "claimed", "evidence"),
+    [
+        (
+            "申诉 昨天GMV 应该是12000 订单 5791234,5791240",
+            "12000",
+            ["order 5791234", "order 5791240"],
+        ),
+        ("appeal gmv 2026-11-20 12000", "12000", []),
+        (
+            "appeal gmv 11月20日 应为 ¥12,000.50 https://seller.example/o/1",
+            "12000.50",
+            ["https://seller.example/o/1"],
+        ),
+        ("申诉 昨天GMV不对", None, []),
+    ],
+)
+def test_the_claim_and_its_evidence_are_read_from_the_text(
+    text: str, claimed: str | None, evidence: list[str]
+) -> None:
+    value, found = parse_claim(text)
+    assert value == (Decimal(claimed) if claimed else None)
+    assert found == evidence
+
+
+def test_an_appeal_is_reviewed_in_a_thread_and_accepting_it_corrects_the_figures(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    bot = AppealBot(loaded, organisation)
+    reported = gmv(loaded, organisation, Scope("person", "li.na"))
+    team_before = gmv(loaded, organisation, Scope("team", "sz-live"))
+    claimed = (reported + Decimal("1234.56")).quantize(Decimal("0.01"))
+    answer = bot.say(LINA, f"申诉 11月10日GMV 应该是{claimed} 订单 5791234,5791240 漏算了两单")
+    assert answer.private and "已提交申诉 #" in answer.text and "王芳" in answer.text
+    [card] = [(r, t) for r, t in bot.chat.sent if t.channel == GROUP]
+    assert card[0].mentions == (WANG,) and "5791234" in card[0].text
+    [appeal] = [bot.appeals.store.get(1)]
+    assert appeal is not None and appeal.reported_value == reported and appeal.thread
+    assert appeal.reviewer == "wang.fang" and appeal.evidence == ("order 5791234", "order 5791240")
+
+    # The reviewer accepts it from the card.
+    before = len(bot.chat.sent)
+    reply = bot.click(WANG, ACCEPT, f"{appeal.id}:{appeal.version}")
+    assert reply is not None and "已接受" in reply.text
+    after = bot.chat.sent[before:]
+    in_thread = [r for r, t in after if t.thread == appeal.thread]
+    assert in_thread and "已接受" in in_thread[0].text
+    assert any(t.user == LINA and "已更正" in r.text for r, t in after)
+    # The figure is corrected, for her and for her team, by exactly the difference.
+    assert gmv(loaded, organisation, Scope("person", "li.na")) == claimed
+    assert gmv(loaded, organisation, Scope("team", "sz-live")) == team_before + (claimed - reported)
+    with loaded.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Correction)).scalar_one() == 1
+    assert [k for k, _, _ in bot.appeals.store.events(appeal.id)] == ["opened", "accepted"]
+    # The card is out of date now: a reject from it changes nothing.
+    stale = bot.click(WANG, REJECT, f"{appeal.id}:{appeal.version}")
+    assert stale is not None and "过期" in stale.text
+
+
+def test_a_rejection_needs_a_reason_that_goes_to_the_appellant(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    bot = AppealBot(loaded, organisation)
+    bot.say(LINA, "appeal gmv 2026-11-10 99999")
+    assert "reason" in bot.say(WANG, "reject 1").text
+    assert bot.appeals.store.get(1).state == "open"  # type: ignore[union-attr]
+    # Someone who is not the reviewer (nor above them) is refused.
+    other = organisation.people["zhang.wei"].chat.slack
+    assert other and "Only the reviewer" in bot.say(other, "accept 1").text
+    before = len(bot.chat.sent)
+    assert "已驳回" in bot.say(WANG, "驳回 1 两单已退款，不计入").text
+    told = [r for r, t in bot.chat.sent[before:] if t.user == LINA]
+    assert told and "两单已退款" in told[0].text and told[0].language == "zh"
+    with loaded.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Correction)).scalar_one() == 0
+
+
+def test_only_the_appellant_withdraws_and_a_dispute_button_explains_how_to_appeal(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    bot = AppealBot(loaded, organisation)
+    bot.say(LINA, "申诉 11月10日GMV 应该是12000")
+    appeal = bot.appeals.store.get(1)
+    assert appeal is not None
+    refused = bot.click(WANG, WITHDRAW, f"{appeal.id}:{appeal.version}")
+    assert refused is not None and "只有申诉人" in refused.text
+    assert "已撤回" in bot.say(LINA, "撤回 1").text
+    hint = bot.click(LINA, START, "gmv|2026-11-10")
+    assert hint is not None and "申诉 2026-11-10 gmv 应该是" in hint.text
+    # "Dispute" sits on a streamer's progress answer.
+    progress = bot.say(LINA, "今天GMV多少")
+    assert START in [b.action for b in progress.buttons]
+
+
+def test_an_overdue_appeal_reminds_the_reviewer_and_their_manager_once(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    bot = AppealBot(loaded, organisation)
+    bot.say(LINA, "申诉 11月10日GMV 应该是12000")
+    assert bot.appeals.check(bot.clock.now + 3600) == "0 appeals reminded"
+    later = bot.clock.now + 25 * 3600
+    before = len(bot.chat.sent)
+    assert bot.appeals.check(later) == "1 appeals reminded"
+    bot.sender.drain()
+    told = {t.user for _, t in bot.chat.sent[before:]}
+    assert told == {WANG, CHEN}
+    assert bot.appeals.check(later + 3600) == "0 appeals reminded"
+    kinds = [k for k, _, _ in bot.appeals.store.events(1)]
+    assert kinds == ["opened", "reminded"]
+
+
+def test_a_dispute_click_is_processed_once(loaded: Engine, organisation: Organisation) -> None:
+    bot = AppealBot(loaded, organisation)
+    bot.say(LINA, "申诉 11月10日GMV 应该是12000")
+    appeal = bot.appeals.store.get(1)
+    assert appeal is not None
+    click = Action(
+        "slack",
+        "T0001",
+        ACCEPT,
+        f"{appeal.id}:{appeal.version}",
+        WANG,
+        GROUP,
+        "1",
+        "dup-1",
+        bot.clock.now,
+    )
+    assert bot.pipeline.accept_action(click) is True
+    assert bot.pipeline.accept_action(click) is False
+    assert [k for k, _, _ in bot.appeals.store.events(1)] == ["opened", "accepted"]
