@@ -365,7 +365,7 @@ class AlertService:
         posted, names = 0, []
         for target, language, channel in self._targets(alert, rule):
             key = (
-                f"alert:{alert.id}:{alert.notified}:{alert.level}:"
+                f"alert:{alert.id}:v{alert.version}:n{alert.notified}:"
                 f"{target.platform}:{target.channel or target.user}"
             )
             if self.notifier.post(
@@ -439,6 +439,7 @@ class AlertService:
                     self.refresh(alert.id)
         for alert in self.store.wake(now):
             log.info("alert %s: snooze ended", alert.id)
+            self.refresh(alert.id)  # the cards' buttons act on the alert as it is now
         for alert in self.store.open_alerts(self.rules):
             rule = self.rules[alert.rule]
             if alert.state != "firing" or self._quiet(rule, alert, now):
@@ -454,6 +455,7 @@ class AlertService:
                 to = self._escalation_target(alert)
                 if to is not None and self.store.escalate(alert, now, to.id):
                     escalated += 1
+                    self.refresh(alert.id)  # earlier cards show the new level and version
                     raised = self.store.get(alert.id)
                     assert raised is not None
                     notices += self.notify(raised, rule, now)

@@ -457,16 +457,19 @@ class AlertStore:
         actor: str,
         kind: str,
         values: Mapping[str, Any],
+        *,
+        bump: bool = True,
         **detail: Any,
     ) -> bool:
+        """One conditional change and its event. `bump` False for bookkeeping (a notification
+        sent) that leaves the alert as its cards show it: their buttons stay valid."""
         condition = (_ALERTS.c.id == alert_id) & _ALERTS.c.state.in_(allowed)
         if version is not None:
             condition = condition & (_ALERTS.c.version == version)
-        result = conn.execute(
-            update(_ALERTS)
-            .where(condition)
-            .values(version=_ALERTS.c.version + 1, updated_at=now, **values)
-        )
+        changes: dict[str, Any] = {"updated_at": now, **values}
+        if bump:
+            changes["version"] = _ALERTS.c.version + 1
+        result = conn.execute(update(_ALERTS).where(condition).values(**changes))
         if result.rowcount != 1:
             return False
         self._event(conn, alert_id, now, actor, kind, **detail)
@@ -481,11 +484,13 @@ class AlertStore:
         actor: str,
         kind: str,
         values: Mapping[str, Any],
+        *,
+        bump: bool = True,
         **detail: Any,
     ) -> bool:
         with self.engine.begin() as conn:
             return self._transition(
-                conn, alert_id, version, allowed, now, actor, kind, values, **detail
+                conn, alert_id, version, allowed, now, actor, kind, values, bump=bump, **detail
             )
 
     def act(
@@ -585,6 +590,7 @@ class AlertStore:
             "kpibot",
             "notified",
             {"notified": alert.notified + 1, "last_notified_at": now},
+            bump=False,
             targets=targets,
         )
 

@@ -37,7 +37,7 @@ from kpi_engine.figures import Figures, Scope, format_value
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.models import InboundEvent
-from kpi_engine.organisation import Organisation
+from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from kpi_engine.periods import day_of
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakefeishu import BOT_OPEN_ID, TENANT, FakeFeishu
@@ -535,3 +535,58 @@ def test_the_morning_digest_reaches_the_group_as_a_card_with_its_chart(
     personal = [m for m in fake.messages if m.receive_id_type == "open_id"]
     assert personal and open_id(organisation, "li.na") in {m.receive_id for m in personal}
     assert outbox.counts().get("sent") == len(fake.messages)
+
+
+def _button_value(posted: Any, action: str) -> dict[str, str]:
+    for element in _elements(posted.content):
+        if element.get("tag") == "button":
+            value = element["behaviors"][0]["value"]
+            if value["action"] == action:
+                return dict(value)
+    raise AssertionError(f"no {action} button")
+
+
+def test_an_alert_card_is_acknowledged_with_its_button_and_updated_in_place(
+    client: TestClient, loaded: Engine, organisation: Organisation, fake: FakeFeishu
+) -> None:
+    chat = client.app.state.chat  # type: ignore[attr-defined]
+    lina = open_id(organisation, "li.na")
+    rule = AlertRuleConfig(
+        id="lina-gmv",
+        scope="person:li.na",
+        condition=AlertCondition(below=Decimal(10**9)),
+    )
+    chat.alerts.rules = {rule.id: rule}
+    assert chat.alerts.run(int(time.time())).startswith("1 opened")
+    chat.sender.wake()
+    wait_for(lambda: len(fake.messages) == 2, "the alert cards")
+    [mine] = [m for m in fake.messages if m.receive_id == lina]
+    assert "李娜" in json.dumps(mine.content, ensure_ascii=False)
+    click = card_action(lina, _button_value(mine, "alert.ack"), mine.message_id, event_id="ack-1")
+    body = encrypt(click)
+    assert client.post("/feishu/card", content=body, headers=signed(body)).status_code == 200
+    wait_for(lambda: len(fake.patches) == 2, "both cards updated")
+    assert all("已确认 by 李娜" in json.dumps(c, ensure_ascii=False) for _, c in fake.patches)
+    assert {m for m, _ in fake.patches} == {m.message_id for m in fake.messages[:2]}
+
+
+def test_an_appeal_opens_a_thread_with_the_reviewer_mentioned(
+    client: TestClient, loaded: Engine, organisation: Organisation, fake: FakeFeishu
+) -> None:
+    lina, wang = open_id(organisation, "li.na"), open_id(organisation, "wang.fang")
+    body = encrypt(message_event(lina, "申诉 昨天GMV 应该是12000 订单 5791234"))
+    assert client.post("/feishu/events", content=body, headers=signed(body)).status_code == 200
+    wait_for(
+        lambda: any(m.receive_id == GROUP and not m.ephemeral_for for m in fake.messages),
+        "the appeal card",
+    )
+    [root] = [m for m in fake.messages if m.receive_id == GROUP and not m.ephemeral_for]
+    assert f"<at id={wang}></at>" in json.dumps(root.content, ensure_ascii=False)
+    accept = card_action(
+        wang, _button_value(root, "appeal.accept"), root.message_id, event_id="acc-1"
+    )
+    body = encrypt(accept)
+    assert client.post("/feishu/card", content=body, headers=signed(body)).status_code == 200
+    wait_for(lambda: any(m.reply_to == root.message_id for m in fake.messages), "the thread reply")
+    [reply] = [m for m in fake.messages if m.reply_to == root.message_id]
+    assert "已接受" in json.dumps(reply.content, ensure_ascii=False)
