@@ -216,6 +216,8 @@ class AlertService:
                 fields.append(KeyValue(t("目标", "Target"), self._amount(alert, alert.target)))
             fields.append(KeyValue(t("原因", "Reason"), reason))
         fields.append(KeyValue(t("状态", "State"), state))
+        if alert.notified > 1:
+            fields.append(KeyValue(t("提醒", "Reminders"), str(alert.notified - 1)))
         status = self._status_line(alert, language)
         if status:
             fields.append(KeyValue(t("处理", "Handled"), status))
@@ -360,7 +362,9 @@ class AlertService:
             return org.teams.get(org.shops[scope.id].team or "")
         return None
 
-    def notify(self, alert: AlertRow, rule: AlertRuleConfig, now: int) -> int:
+    def notify(
+        self, alert: AlertRow, rule: AlertRuleConfig, now: int, *, count: bool = True
+    ) -> int:
         """Post the alert's card to everyone it goes to now; how many messages."""
         posted, names = 0, []
         for target, language, channel in self._targets(alert, rule):
@@ -380,7 +384,8 @@ class AlertService:
                         )
                 except IntegrityError:
                     pass
-        self.store.notified(alert, now, names)
+        if count:
+            self.store.notified(alert, now, names)
         return posted
 
     def refresh(self, alert_id: int) -> int:
@@ -461,7 +466,13 @@ class AlertService:
                     notices += self.notify(raised, rule, now)
                     continue
             if alert.notified <= rule.max_repeats and waited >= rule.repeat_minutes * 60:
-                notices += self.notify(alert, rule, now)
+                # A repeat updates the cards already posted; where none can be updated, the
+                # card is posted again.
+                self.store.notified(alert, now, ["(cards updated)"])
+                if not self.refresh(alert.id):
+                    current = self.store.get(alert.id)
+                    assert current is not None
+                    notices += self.notify(current, rule, now, count=False)
         return f"{opened} opened, {resolved} resolved, {escalated} escalated, {notices} messages"
 
     def _escalation_target(self, alert: AlertRow) -> PersonConfig | None:

@@ -420,3 +420,26 @@ def test_kpibot_alerts_lists_open_alerts_and_false_alarm_rates(
     assert [
         line.split() for line in rates.splitlines() if line.startswith("streamer-behind-pace")
     ] == [["streamer-behind-pace", "1", "1", "100%"]]
+
+
+def test_repeats_update_the_cards_already_posted(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    actual = lina_today(loaded, organisation)
+    bot = Bot(
+        loaded,
+        with_rules(
+            organisation,
+            rule(condition=AlertCondition(below=actual + 1), escalate_after_minutes=None),
+        ),
+    )
+    bot.run()
+    posted = len(bot.posts())
+    bot.run(61)  # unacknowledged after the repeat interval: the two cards are updated
+    assert len(bot.posts()) == posted + 2
+    repeated = bot.posts()[posted:]
+    assert all(t.user is None and "提醒" in r.text for r, t in repeated)  # updates, not new posts
+    [alert] = bot.alerts.store.open_alerts()
+    assert alert.notified == 2
+    bot.run(61)  # max_repeats 1: no more
+    assert len(bot.posts()) == posted + 2
