@@ -54,3 +54,13 @@ class Settings(BaseSettings):
     dingtalk_api_url: str = Field(
         "https://api.dingtalk.com", validation_alias="KPIBOT_DINGTALK_API_URL"
     )
+    # The older API host: media upload and custom group robots.
+    dingtalk_oapi_url: str = Field(
+        "https://oapi.dingtalk.com", validation_alias="KPIBOT_DINGTALK_OAPI_URL"
+    )
+    # An interactive card template (card platform) with the parameters described in README;
+    # without one, buttons degrade to the text commands the message already names.
+    dingtalk_card_template: str | None = Field(None, validation_alias="DINGTALK_CARD_TEMPLATE_ID")
+    # A custom group robot's signing secret (SEC…), for teams whose DingTalk channel is the
+    # robot's webhook URL (digests only).
+    dingtalk_robot_secret: SecretStr | None = Field(None, validation_alias="DINGTALK_ROBOT_SECRET")

@@ -247,7 +247,7 @@ def test_a_mention_in_the_team_channel_is_answered_privately_with_a_card(bot: Bo
     assert any("CNY" in f["text"] for f in fields)
     assert any("`█" in texts([b]) or "`░" in texts([b]) for b in blocks)  # the progress bar
     actions = next(b for b in blocks if b["type"] == "actions")["elements"]
-    assert [a["action_id"] for a in actions] == [ASK, f"{ASK}~2", f"{ASK}~3"]
+    assert [a["action_id"] for a in actions] == [ASK, f"{ASK}~2", f"{ASK}~3", "appeal.start"]
     assert actions[0]["value"] == "本周排名" and actions[0]["text"]["text"] == "团队排名"
     assert blocks[-1]["type"] == "context" and "暂定" in texts(blocks[-1:])
     # The bot's own identity came from auth.test; its mention is not part of the question.

@@ -134,7 +134,7 @@ class Pipeline:
             message.platform,
             message.workspace,
             message.channel,
-            user=message.sender if reply.private else None,
+            user=message.sender if reply.private or message.is_direct else None,
             thread=reply.thread,
             private=reply.private and not message.is_direct,
         )

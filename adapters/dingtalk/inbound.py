@@ -1,0 +1,224 @@
+"""Receiving from DingTalk: Stream mode (the default, no public URL) through dingtalk-stream,
+and the robot's HTTP callback `POST /dingtalk/robot`.
+
+HTTP callbacks carry `timestamp` (ms) and `sign` = Base64(HMAC-SHA256(AppSecret, timestamp +
+"\\n" + AppSecret)); a wrong sign or a timestamp more than an hour away gets 401 and nothing is
+processed. The sign does not cover the body, so the pipeline's record of each `msgId` is what
+stops a replay within the hour. Group messages reach the bot only when it is @-mentioned; single
+chats always. Interactive-card clicks arrive on the Stream topic `/v1.0/card/instances/callback`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+from bot.chat.messages import Action, InboundMessage
+from bot.chat.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+WINDOW_SECONDS = 3600
+CARD_TOPIC = "/v1.0/card/instances/callback"
+BOT_TOPIC = "/v1.0/im/bot/messages/get"
+
+
+def callback_sign(secret: str, timestamp: str) -> str:
+    """The `sign` header of a robot callback."""
+    digest = hmac.new(
+        secret.encode("utf-8"), f"{timestamp}\n{secret}".encode(), hashlib.sha256
+    ).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def parse_message(
+    data: dict[str, Any], clock: Callable[[], float] = time.time
+) -> InboundMessage | None:
+    """A robot message (HTTP body or Stream `data`) as an `InboundMessage`; None for what the
+    bot does not answer (a group message that does not @mention it, non-text)."""
+    direct = str(data.get("conversationType")) == "1"
+    if not direct and not data.get("isInAtList"):
+        return None
+    text = ""
+    if data.get("msgtype") == "text":
+        text = str((data.get("text") or {}).get("content", ""))
+    elif data.get("msgtype") == "richText":
+        parts = ((data.get("content") or {}).get("richText")) or []
+        text = " ".join(str(p.get("text", "")) for p in parts if "text" in p)
+    sender = data.get("senderStaffId") or data.get("senderId")
+    if not text.strip() or not sender or not data.get("msgId"):
+        return None
+    return InboundMessage(
+        platform="dingtalk",
+        workspace=str(data.get("chatbotCorpId") or data.get("senderCorpId") or ""),
+        # A single chat is answered one-to-one by user id: it has no group to post to.
+        channel="" if direct else str(data.get("conversationId", "")),
+        sender=str(sender),
+        text=" ".join(text.split()),
+        event_id=str(data["msgId"]),
+        received_at=int(clock()),
+        is_direct=direct,
+    )
+
+
+def parse_card_callback(
+    data: dict[str, Any], message_id: str, clock: Callable[[], float] = time.time
+) -> Action | None:
+    """A card button click (`CardCallbackMessage`) as an `Action`: the button's callback
+    parameters carry the action and value."""
+    content = data.get("content")
+    if isinstance(content, str):
+        content = json.loads(content or "{}")
+    params = ((content or {}).get("cardPrivateData") or {}).get("params") or {}
+    if "action" not in params or not data.get("userId") or not data.get("outTrackId"):
+        return None
+    return Action(
+        platform="dingtalk",
+        workspace=str(data.get("corpId", "")),
+        action=str(params["action"]),
+        value=str(params.get("value", "")),
+        sender=str(data["userId"]),
+        channel=str(data.get("openConversationId") or data.get("spaceId") or ""),
+        message_id="card:" + str(data["outTrackId"]),
+        event_id=message_id,
+        received_at=int(clock()),
+    )
+
+
+class DingTalkEvents:
+    """Hands DingTalk messages and clicks to the pipeline (shared by HTTP and Stream)."""
+
+    def __init__(self, client_secret: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.client_secret = client_secret
+        self.clock = clock
+        self.pipeline: Pipeline | None = None
+
+    def verify(self, timestamp: str, sign: str) -> str | None:
+        """Why a callback is refused, or None."""
+        if not timestamp or not sign:
+            return "the timestamp or sign header is missing"
+        try:
+            age = abs(self.clock() * 1000 - int(timestamp)) / 1000
+        except ValueError:
+            return "the timestamp is not a number"
+        if age > WINDOW_SECONDS:
+            return f"the request is {age:.0f} s old"
+        expected = callback_sign(self.client_secret, timestamp)
+        if not hmac.compare_digest(sign.encode(), expected.encode()):
+            return "the sign does not match"
+        return None
+
+    def message(self, data: dict[str, Any]) -> bool:
+        """A robot message; False when it was not for the bot or seen before."""
+        parsed = parse_message(data, self.clock)
+        if parsed is None or self.pipeline is None:
+            return False
+        return self.pipeline.accept(parsed)
+
+    def card(self, data: dict[str, Any], message_id: str) -> bool:
+        """A card click."""
+        action = parse_card_callback(data, message_id, self.clock)
+        if action is None or self.pipeline is None:
+            return False
+        return self.pipeline.accept_action(action)
+
+
+def mount_webhook(app: FastAPI, events: DingTalkEvents) -> None:
+    """`POST /dingtalk/robot`: the robot's HTTP message callback."""
+
+    async def robot(request: Request) -> Response:
+        reason = events.verify(
+            request.headers.get("timestamp", ""), request.headers.get("sign", "")
+        )
+        if reason is not None:
+            log.warning("refused a DingTalk callback: %s", reason)
+            return Response(json.dumps({"msg": "unauthorised"}), 401, media_type="application/json")
+        try:
+            data = json.loads(await request.body())
+        except ValueError:
+            return Response(json.dumps({"msg": "not JSON"}), 400, media_type="application/json")
+        events.message(data if isinstance(data, dict) else {})
+        return Response("{}", media_type="application/json")
+
+    app.add_api_route("/dingtalk/robot", robot, methods=["POST"], include_in_schema=False)
+
+
+class StreamConnection:
+    """dingtalk-stream's client in a thread of its own, with its own event loop. The SDK
+    reconnects by itself (10 s after a network error, 3 s after others); each reconnection is
+    logged, since bot messages sent while it was down are not pushed again."""
+
+    def __init__(
+        self, client_id: str, client_secret: str, api: str, events: DingTalkEvents
+    ) -> None:
+        import dingtalk_stream
+        from dingtalk_stream import AckMessage, ChatbotHandler, DingTalkStreamClient
+        from dingtalk_stream.handlers import CallbackHandler
+
+        # The SDK reads its endpoint at import; the configured API host wins.
+        DingTalkStreamClient.OPEN_CONNECTION_API = (
+            f"{api.rstrip('/')}/v1.0/gateway/connections/open"
+        )
+        self.events = events
+        self.client = DingTalkStreamClient(dingtalk_stream.Credential(client_id, client_secret))
+        connection = self
+
+        class Messages(ChatbotHandler):  # type: ignore[misc]
+            async def process(self, callback: Any) -> tuple[int, str]:
+                connection.events.message(dict(callback.data))
+                return AckMessage.STATUS_OK, "OK"
+
+        class Cards(CallbackHandler):  # type: ignore[misc]
+            async def process(self, callback: Any) -> tuple[int, str]:
+                connection.events.card(dict(callback.data), str(callback.headers.message_id))
+                return AckMessage.STATUS_OK, "OK"
+
+        self.client.register_callback_handler(BOT_TOPIC, Messages())
+        self.client.register_callback_handler(CARD_TOPIC, Cards())
+        opened = self.client.open_connection
+        self.opens = 0
+
+        def open_connection() -> Any:
+            answer = opened()
+            if answer:
+                self.opens += 1
+                if self.opens > 1:
+                    log.warning(
+                        "DingTalk Stream connection re-opened (%d times so far): bot messages "
+                        "sent while it was down are not delivered again",
+                        self.opens - 1,
+                    )
+            return answer
+
+        self.client.open_connection = open_connection
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Connect in the background."""
+        self._thread = threading.Thread(target=self._run, name="dingtalk-stream", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        with contextlib.suppress(RuntimeError):  # `stop()` stopped the loop
+            loop.run_until_complete(self.client.start())
+
+    def stop(self, timeout: float = 5) -> None:
+        """Stop the loop and wait for the thread."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout)
