@@ -45,7 +45,7 @@ from config.settings import Settings
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
-from kpi_engine.organisation import Organisation
+from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from tests.conftest import EXAMPLE_CONFIG, ROOT
 from tests.fakeslack import (
     APP_ID,
@@ -731,3 +731,83 @@ def test_the_bots_mention_is_removed_and_other_mentions_kept_as_ids() -> None:
     assert (message.workspace, message.channel, message.sender) == (TEAM, SZ_LIVE, LI_NA)
     assert message.received_at == 1731400000 and not message.is_direct
     assert parse_event(json.loads(event_body(direct("hi"), "Ev0DM")), BOT_USER).is_direct  # type: ignore[union-attr]
+
+
+def click_payload(user: str, channel: str, ts: str, action_id: str, value: str) -> bytes:
+    """A block_actions payload for a button on the message `ts` in `channel`."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "team_id": TEAM},
+        "api_app_id": APP_ID,
+        "container": {"type": "message", "message_ts": ts, "channel_id": channel},
+        "team": {"id": TEAM, "domain": "galaxy"},
+        "channel": {"id": channel},
+        "message": {"type": "message", "user": BOT_USER, "ts": ts, "text": "", "blocks": []},
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "b1",
+                "value": value,
+                "type": "button",
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return form_body({"payload": json.dumps(payload, ensure_ascii=False)})
+
+
+def button(message: dict[str, Any], action: str) -> dict[str, Any]:
+    for block in message["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == action:
+                return dict(element)
+    raise AssertionError(f"no {action} button")
+
+
+def sent_messages(bot: Bot, count: int) -> list[tuple[str, str, str]]:
+    """(outbox key, channel, ts) of the messages the outbox has marked sent, once `count` are."""
+    query = text("SELECT key, channel, message_id FROM outbox WHERE state = 'sent' ORDER BY id")
+
+    def rows() -> list[tuple[str, str, str]]:
+        with bot.runtime.engine.connect() as conn:
+            return [(k, c, m) for k, c, m in conn.execute(query)]
+
+    bot.fake.wait_until(lambda: len(rows()) >= count)
+    return rows()
+
+
+def test_an_alert_card_is_acknowledged_from_its_button_and_every_card_updated(bot: Bot) -> None:
+    chat = bot.app.state.chat
+    rule = AlertRuleConfig(
+        id="lina-gmv", scope="person:li.na", condition=AlertCondition(below=Decimal(10**9))
+    )
+    chat.alerts.rules = {rule.id: rule}
+    assert chat.alerts.run(int(time.time())).startswith("1 opened")
+    chat.sender.wake()
+    posted = bot.fake.wait_for("chat.postMessage", count=2)
+    mine = next(p for p in posted if p["channel"].startswith("D"))
+    sent = sent_messages(bot, 2)
+    ts = next(m for _, c, m in sent if c == mine["channel"])
+    ack = button(mine, "alert.ack")
+    click = click_payload(LI_NA, mine["channel"], ts, ack["action_id"], ack["value"])
+    assert bot.post(click, FORM).status_code == 200
+    updates = bot.fake.wait_for("chat.update", count=2)
+    assert all("已确认 by 李娜" in texts(u["blocks"]) for u in updates)
+    assert {u["ts"] for u in updates} == {m for _, _, m in sent}
+
+
+def test_an_appeal_opens_a_thread_with_the_reviewer_mentioned(bot: Bot) -> None:
+    appeal = mention(f"<@{BOT_USER}> 申诉 昨天GMV 应该是12000 订单 5791234")
+    assert bot.post(event_body(appeal, next_event_id())).status_code == 200
+    [root] = bot.fake.wait_for("chat.postMessage")
+    assert root["channel"] == SZ_LIVE and f"<@{WANG_FANG}>" in root["text"]
+    [(_, _, root_ts)] = [row for row in sent_messages(bot, 1) if row[0].startswith("appeal:")]
+    accept = button(root, "appeal.accept")
+    click = click_payload(WANG_FANG, SZ_LIVE, root_ts, accept["action_id"], accept["value"])
+    assert bot.post(click, FORM).status_code == 200
+
+    def in_thread() -> list[dict[str, Any]]:
+        return [c for c in bot.fake.calls_to("chat.postMessage") if c.get("thread_ts") == root_ts]
+
+    bot.fake.wait_until(lambda: bool(in_thread()))
+    assert "已接受" in in_thread()[0]["text"]
