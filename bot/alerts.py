@@ -236,6 +236,14 @@ class AlertService:
                     self._breakdown_question(alert, language),
                 ),
             )
+            daily = len(alert.period_key) == 10  # an ISO day: the appeal names it as it is
+            if alert.subject.kind == "person" and alert.reason != "stale" and daily:
+                # The person may dispute the number itself (bot/appeals.py).
+                buttons += (
+                    Button(
+                        t("申诉", "Dispute"), "appeal.start", f"{alert.metric}|{alert.period_key}"
+                    ),
+                )
             lines.append(
                 t(
                     f"回复「确认 {alert.id}」或「暂停 {alert.id} 2小时」",

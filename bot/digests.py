@@ -384,6 +384,12 @@ class Digests:
                                 ASK,
                                 t("我今天GMV多少", "my GMV today"),
                             ),
+                            # Disputing yesterday's number starts an appeal (bot/appeals.py).
+                            Button(
+                                t("申诉", "Dispute"),
+                                "appeal.start",
+                                f"gmv|{digest.day.first.isoformat()}",
+                            ),
                         ),
                         context=context,
                         private=True,
