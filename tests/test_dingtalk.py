@@ -359,3 +359,21 @@ def test_the_morning_digest_reaches_the_group_with_its_chart(
     assert "####" in group[0].params["text"] and len(fake.media) == 1
     assert fake.to(LINA), "li.na gets her own numbers one-to-one"
     assert set(outbox.counts()) == {"sent"}
+
+
+def test_an_appeal_is_a_chain_of_messages_naming_it_with_the_reviewer_mentioned(
+    client: TestClient, loaded: Engine, fake: FakeDingTalk
+) -> None:
+    appeal = robot_message(LINA, "申诉 昨天GMV 应该是12000 订单 5791234")
+    assert client.post("/dingtalk/robot", json=appeal, headers=signed()).status_code == 200
+    wait_for(lambda: any(m.to == GROUP for m in fake.messages), "the appeal card")
+    [card] = [m for m in fake.messages if m.to == GROUP]
+    body = json.dumps(card.params, ensure_ascii=False)
+    assert "@wangfang0412" in body and "申诉 #1" in body
+    # The reviewer accepts it in a single chat with the robot: the group hears of it, by number.
+    accept = robot_message("wangfang0412", "接受 1", group=False)
+    assert client.post("/dingtalk/robot", json=accept, headers=signed()).status_code == 200
+    wait_for(lambda: len([m for m in fake.messages if m.to == GROUP]) >= 2, "the decision")
+    decision = [m for m in fake.messages if m.to == GROUP][-1]
+    assert "申诉 #1" in json.dumps(decision.params, ensure_ascii=False)
+    assert "已接受" in json.dumps(decision.params, ensure_ascii=False)
