@@ -22,16 +22,14 @@ from bot.chat.pipeline import Pipeline
 from bot.chat.router import Router
 from bot.outbox import Outbox, Sender
 from kpi_engine.alerts import AlertRow, AlertStore, Observation, observe
-from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures, format_value
-from kpi_engine.ingest.formats import KINDS
-from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from kpi_engine.periods import day_of
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakechat import FakeChat
+from tests.helpers import load_demo
 
 END = date(2026, 11, 12)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -128,10 +126,7 @@ class Bot:
 
 @pytest.fixture
 def loaded(engine: Engine, organisation: Organisation, tmp_path: Path) -> Engine:
-    data = generate(organisation, EXAMPLE_CONFIG, tmp_path, days=10, end=END, seed=21)
-    for label, path in data.files.items():
-        assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
-    return engine
+    return load_demo(engine, organisation, tmp_path, days=10, end=END, seed=21)
 
 
 def lina_today(engine: Engine, organisation: Organisation) -> Decimal:

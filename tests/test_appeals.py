@@ -12,15 +12,12 @@ from sqlalchemy import Engine, func, select
 
 from bot.appeals import ACCEPT, APPEAL_ACTIONS, REJECT, START, WITHDRAW, AppealService, parse_claim
 from bot.chat.messages import Action
-from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures
-from kpi_engine.ingest.formats import KINDS
-from kpi_engine.ingest.importer import import_file
 from kpi_engine.models import Correction
 from kpi_engine.organisation import Organisation
 from kpi_engine.periods import day_of
 from kpi_engine.scopes import Scope
-from tests.conftest import EXAMPLE_CONFIG
+from tests.helpers import load_demo
 from tests.test_alerts import END, GROUP, LINA, NOW, Bot
 
 DAY = date(2026, 11, 10)
@@ -30,10 +27,7 @@ CHEN = "U07CHENHAO"
 
 @pytest.fixture
 def loaded(engine: Engine, organisation: Organisation, tmp_path: Path) -> Engine:
-    data = generate(organisation, EXAMPLE_CONFIG, tmp_path, days=10, end=END, seed=21)
-    for label, path in data.files.items():
-        assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
-    return engine
+    return load_demo(engine, organisation, tmp_path, days=10, end=END, seed=21)
 
 
 class AppealBot(Bot):

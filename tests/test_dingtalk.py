@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,13 +27,11 @@ from bot.chat.notifier import Notifier
 from bot.outbox import LIMITS, Outbox, Sender
 from bot.scheduler import Scheduler, jobs_of
 from config.settings import Settings
-from kpi_engine.demo_data import FILE_KINDS, generate
-from kpi_engine.ingest.formats import KINDS
-from kpi_engine.ingest.importer import import_file
 from kpi_engine.models import InboundEvent
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakedingtalk import CORP, FakeDingTalk
+from tests.helpers import load_demo, wait_for
 
 SECRET = "dingtalk-app-secret-for-tests"
 GROUP = "cidSzLive0uT7mH2k9Qw=="  # sz-live's DingTalk group (organisation.yaml)
@@ -77,14 +75,6 @@ def signed(secret: str = SECRET, at: float | None = None) -> dict[str, str]:
     }
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeDingTalk]:
     with FakeDingTalk() as server:
@@ -94,10 +84,7 @@ def fake() -> Iterator[FakeDingTalk]:
 @pytest.fixture
 def loaded(engine: Engine, organisation: Organisation, tmp_path: Path) -> Engine:
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    data = generate(organisation, EXAMPLE_CONFIG, tmp_path, days=3, end=today, seed=8)
-    for label, path in data.files.items():
-        assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
-    return engine
+    return load_demo(engine, organisation, tmp_path, days=3, end=today, seed=8)
 
 
 def settings_for(db_url: str, fake: FakeDingTalk, **extra: Any) -> Settings:

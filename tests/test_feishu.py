@@ -10,7 +10,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -32,15 +32,13 @@ from bot.chat.notifier import Notifier
 from bot.outbox import Outbox, Sender
 from bot.scheduler import Scheduler, jobs_of
 from config.settings import Settings
-from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures, Scope, format_value
-from kpi_engine.ingest.formats import KINDS
-from kpi_engine.ingest.importer import import_file
 from kpi_engine.models import InboundEvent
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from kpi_engine.periods import day_of
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakefeishu import BOT_OPEN_ID, TENANT, FakeFeishu
+from tests.helpers import load_demo, wait_for
 
 ENCRYPT_KEY = "kpibot-test-encrypt-key"
 TOKEN = "v-token-kpibot-test"
@@ -143,14 +141,6 @@ def card_action(
     }
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeFeishu]:
     with FakeFeishu() as server:
@@ -164,10 +154,7 @@ def today() -> date:
 
 @pytest.fixture
 def loaded(engine: Engine, organisation: Organisation, tmp_path: Path, today: date) -> Engine:
-    data = generate(organisation, EXAMPLE_CONFIG, tmp_path, days=3, end=today, seed=8)
-    for label, path in data.files.items():
-        assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
-    return engine
+    return load_demo(engine, organisation, tmp_path, days=3, end=today, seed=8)
 
 
 def settings_for(db_url: str, fake: FakeFeishu, **extra: Any) -> Settings:

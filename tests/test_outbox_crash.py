@@ -8,9 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import Engine, select
@@ -21,6 +19,7 @@ from bot.outbox import Outbox, platform_key
 from kpi_engine.models import OutboxMessage
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakefeishu import TENANT, FakeFeishu
+from tests.helpers import wait_for
 
 MESSAGES = 150
 CHATS = 30
@@ -31,14 +30,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def serve(db_url: str, fake: FakeFeishu, log: Path) -> subprocess.Popen[bytes]:
@@ -88,7 +79,7 @@ def test_a_sender_killed_mid_batch_loses_nothing_and_posts_nothing_twice(
     with FakeFeishu(latency=0.1) as fake:
         first = serve(db_url, fake, log)
         try:
-            wait_for(lambda: len(fake.messages) >= MESSAGES // 3, "the first deliveries")
+            wait_for(lambda: len(fake.messages) >= MESSAGES // 3, "the first deliveries", 60)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
@@ -105,7 +96,7 @@ def test_a_sender_killed_mid_batch_loses_nothing_and_posts_nothing_twice(
 
         second = serve(db_url, fake, log)
         try:
-            wait_for(lambda: states(engine)["sent"] == MESSAGES, "the rest of the outbox")
+            wait_for(lambda: states(engine)["sent"] == MESSAGES, "the rest of the outbox", 60)
         finally:
             second.terminate()
             second.wait(20)
