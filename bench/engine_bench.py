@@ -34,7 +34,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine, text
 
-from kpi_engine.db import make_engine
+from kpi_engine.db import ensure_schema, make_engine
 from kpi_engine.digest import digest_round, team_digest
 from kpi_engine.figures import Figures
 from kpi_engine.instants import zone
@@ -125,6 +125,8 @@ def bench(
     print(f"{backend}:")
     if empty:
         fill(url, data)
+    else:
+        ensure_schema(url)  # a database kept from an older version of kpibot
     organisation = load_organisation(data / "config")
     engine: Engine = make_engine(url)
     with engine.connect() as conn:
