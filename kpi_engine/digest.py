@@ -41,7 +41,12 @@ class TeamDigest:
 
 
 def team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> TeamDigest:
-    """The digest figures of one team."""
+    """The digest figures of one team (from one state of the rollups)."""
+    with figures.held():
+        return _team_digest(figures, plans, team_id, now=now)
+
+
+def _team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> TeamDigest:
     team = Scope("team", team_id)
     timezone = figures.timezone(team)
     yesterday = day_of(today(now, timezone) - timedelta(days=1), timezone)
@@ -89,7 +94,8 @@ def team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> Te
 
 def digest_round(figures: Figures, plans: Plans, *, now: int) -> list[TeamDigest]:
     """Every team's digest: the data of a whole organisation's morning round."""
-    return [team_digest(figures, plans, team, now=now) for team in figures.organisation.teams]
+    with figures.held():  # one state of the rollups for the whole round
+        return [team_digest(figures, plans, team, now=now) for team in figures.organisation.teams]
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ comparison point of the benchmarks and of the tests that check rollups equal raw
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -171,6 +173,21 @@ class Figures:
         self.organisation = organisation
         self.catalogue = organisation.catalogue
         self.rollups = Rollups(engine, organisation) if rollups else None
+        self._held = threading.local()  # per thread: inside `held()`, rollups checked already
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Figures computed inside (in this thread) read one state of the rollups: they are
+        brought up to date at the first figure, not checked again at every one (a digest round
+        computes over a hundred)."""
+        depth = getattr(self._held, "depth", 0)
+        self._held.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._held.depth = depth
+            if depth == 0:
+                self._held.checked = False
 
     def scope_of(self, text: str) -> Scope:
         """An entity such as `team:sz-live` or `person:li.na` (ScopeError when unknown)."""
@@ -251,7 +268,10 @@ class Figures:
             {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
         )
         if self.rollups is not None and bases:
-            self.rollups.ensure_current(now=now)
+            inside = getattr(self._held, "depth", 0) > 0
+            if not (inside and getattr(self._held, "checked", False)):
+                self.rollups.ensure_current(now=now)
+                self._held.checked = inside
         with self.engine.connect() as conn:
             raws = self._bases(conn, bases, scopes, period)
             rates: dict[str, dict[tuple[str, date], Decimal]] = {

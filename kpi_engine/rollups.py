@@ -32,7 +32,7 @@ from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, text
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, insert, select, text
 
 from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.models import (
@@ -367,10 +367,13 @@ class Rollups:
 
     def is_current(self, conn: Connection) -> bool:
         """True when the stored rollups match the configuration and no import made them stale."""
-        state = conn.execute(select(_STATE.c.fingerprint).where(_STATE.c.id == 1)).scalar()
-        if state != self.fingerprint:
-            return False
-        return conn.execute(select(_DIRTY.c.id).limit(1)).first() is None
+        # One round trip: the configuration the rollups were built for, and any stale marks.
+        found = conn.execute(
+            select(_STATE.c.fingerprint, exists(select(_DIRTY.c.id)).label("dirty")).where(
+                _STATE.c.id == 1
+            )
+        ).first()
+        return found is not None and found[0] == self.fingerprint and not found[1]
 
     def ensure_current(self, *, now: int) -> bool:
         """Refresh the rollups when they are stale; True when anything was recomputed."""
