@@ -14,7 +14,6 @@ updates the alert's cards where the platform allows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -51,7 +50,6 @@ _STATES = {
     "snoozed": ("已暂停", "snoozed"),
     "resolved": ("已解决", "resolved"),
 }
-_METRIC_NAMES = {"gmv": ("GMV", "GMV")}
 
 
 @dataclass(frozen=True)
@@ -616,5 +614,3 @@ class AlertService:
             ),
         )
 
-
-ActionHandler = Callable[[Action, int], Reply | None]

@@ -424,10 +424,8 @@ class AppealService:
             appeal_id, version = int(parts[0]), int(parts[1])
         except (IndexError, ValueError):
             return None
-        move = _MOVES[action.action]
-        if move == "reject":
-            return self.decide(person, appeal_id, move, now, version=version, note=None)
-        return self.decide(person, appeal_id, move, now, version=version)
+        # A rejection from the button asks for the reason ("驳回 7 <理由>"), as in text.
+        return self.decide(person, appeal_id, _MOVES[action.action], now, version=version)
 
     # -- the SLA ----------------------------------------------------------------------------
 
