@@ -576,7 +576,11 @@ class AlertService:
 
     def on_action(self, action: Action, now: int) -> Reply | None:
         """A card button: the reply for the person who clicked (privately)."""
-        person = self.organisation.person_by_chat_id(action.platform, action.sender)
+        person = (
+            self.organisation.people.get(action.sender)  # the console speaks as a person id
+            if action.platform == "console"
+            else self.organisation.person_by_chat_id(action.platform, action.sender)
+        )
         if person is None:
             return None
         parts = action.value.split(":")
@@ -613,4 +617,3 @@ class AlertService:
                 for a, line in zip(mine, lines, strict=True)
             ),
         )
-

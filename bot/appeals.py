@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Engine
@@ -26,6 +27,7 @@ from bot.chat.notifier import Notifier
 from bot.restatements import check_restatements
 from kpi_engine.appeals import AppealRow, AppealStore
 from kpi_engine.figures import Figures, format_value
+from kpi_engine.instants import zone
 from kpi_engine.organisation import Organisation, PersonConfig
 from kpi_engine.periods import Period
 from kpi_engine.scopes import Scope
@@ -175,6 +177,13 @@ class AppealService:
                 Button(t("驳回", "Reject"), REJECT, ref, "danger"),
                 Button(t("撤回", "Withdraw"), WITHDRAW, ref),
             )
+        as_of = (
+            datetime.fromtimestamp(appeal.reported_as_of, zone(appeal.timezone)).strftime(
+                "%Y-%m-%d %H:%M"
+            )
+            if appeal.reported_as_of
+            else "—"
+        )
         lines = [headline, *(f"{f.label}: {f.value}" for f in fields)]
         if buttons:
             lines.append(
@@ -189,10 +198,7 @@ class AppealService:
             headline=headline,
             fields=tuple(fields),
             buttons=buttons,
-            context=t(
-                f"截至 {appeal.reported_as_of or '—'} 的数据快照",
-                f"snapshot as of {appeal.reported_as_of or '—'}",
-            ),
+            context=t(f"截至 {as_of} 的数据快照", f"snapshot as of {as_of}"),
             mentions=(mention,) if mention else (),
         )
 
@@ -405,7 +411,11 @@ class AppealService:
 
     def on_action(self, action: Action, now: int) -> Reply | None:
         """A button on an appeal card (or "Dispute" on an answer)."""
-        person = self.organisation.person_by_chat_id(action.platform, action.sender)
+        person = (
+            self.organisation.people.get(action.sender)  # the console speaks as a person id
+            if action.platform == "console"
+            else self.organisation.person_by_chat_id(action.platform, action.sender)
+        )
         if person is None:
             return None
         language = self.organisation.language_of(person)

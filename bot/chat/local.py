@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import Engine
 
 from adapters.console import ConsoleAdapter
+from bot.alerts import ALERT_ACTIONS, AlertService
+from bot.appeals import APPEAL_ACTIONS, AppealService
 from bot.chat.messages import Action, InboundMessage
 from bot.chat.notifier import Notifier
 from bot.chat.pipeline import Pipeline
@@ -39,8 +41,19 @@ class ConsoleChat:
         self.channel = f"team:{channel}" if channel else f"dm:{person}"
         self.is_direct = channel is None
         self.adapter = ConsoleAdapter(write)
-        router = Router(organisation, engine, Figures(engine, organisation))
-        self.pipeline = Pipeline(engine, router, Notifier({"console": self.adapter}), clock=clock)
+        figures = Figures(engine, organisation)
+        router = Router(organisation, engine, figures)
+        notifier = Notifier({"console": self.adapter})
+        self.pipeline = Pipeline(engine, router, notifier, clock=clock)
+        # Alerts and appeals can be acted on here too, by text or by button number.
+        router.alerts = AlertService(
+            organisation, engine, figures, router.plans, notifier, ["console"]
+        )
+        router.appeals = AppealService(organisation, engine, figures, notifier)
+        for action in ALERT_ACTIONS:
+            self.pipeline.actions[action] = router.alerts.on_action
+        for action in APPEAL_ACTIONS:
+            self.pipeline.actions[action] = router.appeals.on_action
         self.clock = clock
         # Delivery ids unique across runs: the pipeline records every one.
         self._ids = (f"{time.time_ns()}-{n}" for n in itertools.count())
