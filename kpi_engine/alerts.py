@@ -24,7 +24,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from kpi_engine.figures import Figures
+from kpi_engine.figures import Figure, Figures
 from kpi_engine.freshness import last_imports
 from kpi_engine.instants import zone
 from kpi_engine.models import Alert, AlertEvent, AlertStreak
@@ -188,9 +188,29 @@ def observe(
     found = []
     condition = rule.condition
     week_start = organisation.settings.week_start
-    for scope in scopes_of(rule, organisation):
-        timezone = figures.timezone(scope)
-        period = period_of(rule, timezone, now, week_start)
+    periods = {
+        scope: period_of(rule, figures.timezone(scope), now, week_start)
+        for scope in scopes_of(rule, organisation)
+    }
+    # Every scope's figures at once, per period (a role's 2,000 people are one read).
+    computed: dict[Scope, dict[str, Figure]] = {}
+    earlier: dict[Scope, Figure] = {}
+    if condition.kind != "stale":
+        names = [rule.metric, *([rule.min_sample.metric] if rule.min_sample else [])]
+        groups: dict[Period, list[Scope]] = {}
+        for scope, period in periods.items():
+            if active(rule, plans, period.first):
+                groups.setdefault(period, []).append(scope)
+        with figures.held():
+            for period, group in groups.items():
+                computed.update(figures.figures_of(names, group, period, now=now))
+                if condition.kind == "change":
+                    previous = earlier_period(period, "previous", now)
+                    for scope, values in figures.figures_of(
+                        [rule.metric], group, previous, now=now
+                    ).items():
+                        earlier[scope] = values[rule.metric]
+    for scope, period in periods.items():
         key = period.first.isoformat() if rule.period == "today" else period.label()
         if not active(rule, plans, period.first):
             continue
@@ -212,12 +232,12 @@ def observe(
                 )
             )
             continue
-        figure = figures.figure(rule.metric, scope, period, now=now)
+        figure = computed[scope][rule.metric]
         if rule.settled_only and figure.provisional:
             found.append(Observation(rule, scope, period, key, False, False))
             continue
         if rule.min_sample is not None:
-            sample = figures.figure(rule.min_sample.metric, scope, period, now=now)
+            sample = computed[scope][rule.min_sample.metric]
             if sample.value is None or sample.value < rule.min_sample.at_least:
                 found.append(Observation(rule, scope, period, key, False, False))
                 continue
@@ -241,9 +261,7 @@ def observe(
             if value is not None:
                 breached = value < threshold if condition.kind == "below" else value > threshold
         else:  # change against the previous period, to date
-            before = figures.figure(
-                rule.metric, scope, earlier_period(period, "previous", now), now=now
-            )
+            before = earlier[scope]
             threshold = before.value
             percent = condition.change_percent or Decimal(0)
             if value is not None and before.value:

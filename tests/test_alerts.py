@@ -24,7 +24,7 @@ from bot.outbox import Outbox, Sender
 from kpi_engine.alerts import AlertRow, AlertStore, Observation, observe
 from kpi_engine.figures import Figures, format_value
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
-from kpi_engine.periods import day_of
+from kpi_engine.periods import day_of, earlier_period
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
 from tests.conftest import EXAMPLE_CONFIG
@@ -438,3 +438,26 @@ def test_repeats_update_the_cards_already_posted(
     assert alert.notified == 2
     bot.run(61)  # max_repeats 1: no more
     assert len(bot.posts()) == posted + 2
+
+
+def test_a_change_against_the_previous_period_is_judged_on_the_same_numbers(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    figures = Figures(loaded, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    drop = rule(scope="role:streamer", condition=AlertCondition(change_percent=Decimal(-5)))
+    found = {o.scope.id: o for o in observe(drop, figures, plans, organisation, NOW)}
+    today_ = day_of(END, "Asia/Shanghai")
+    before = earlier_period(today_, "previous", NOW)
+    for person in ("li.na", "zhang.wei"):
+        # Independently: each figure on its own, then the percentage by hand.
+        now_value = figures.figure("gmv", Scope("person", person), today_, now=NOW).value
+        then_value = figures.figure("gmv", Scope("person", person), before, now=NOW).value
+        assert now_value is not None and then_value
+        change = (now_value - then_value) / then_value * 100
+        seen = found[person]
+        assert seen.value == now_value and seen.threshold == then_value
+        assert seen.breached == (change <= -5)
+        assert seen.detail is not None and seen.detail["change"] == str(
+            change.quantize(Decimal("0.1"))
+        )
