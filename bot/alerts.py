@@ -369,11 +369,22 @@ class AlertService:
         return None
 
     def notify(
-        self, alert: AlertRow, rule: AlertRuleConfig, now: int, *, count: bool = True
+        self,
+        alert: AlertRow,
+        rule: AlertRuleConfig,
+        now: int,
+        *,
+        count: bool = True,
+        only: PersonConfig | None = None,
     ) -> int:
-        """Post the alert's card to everyone it goes to now; how many messages."""
+        """Post the alert's card to everyone it goes to now (or `only` to one person, whom an
+        escalation just reached: the others' cards are updated instead); how many messages."""
         posted, names = 0, []
-        for target, language, channel in self._targets(alert, rule):
+        targets = self._targets(alert, rule)
+        if only is not None:
+            users = {only.chat.get(p) for p in self.platforms}
+            targets = [t for t in targets if t[0].user in users and t[0].user]
+        for target, language, channel in targets:
             key = (
                 f"alert:{alert.id}:v{alert.version}:n{alert.notified}:"
                 f"{target.platform}:{target.channel or target.user}"
@@ -469,7 +480,7 @@ class AlertService:
                     self.refresh(alert.id)  # earlier cards show the new level and version
                     raised = self.store.get(alert.id)
                     assert raised is not None
-                    notices += self.notify(raised, rule, now)
+                    notices += self.notify(raised, rule, now, only=to)
                     continue
             if alert.notified <= rule.max_repeats and waited >= rule.repeat_minutes * 60:
                 # A repeat updates the cards already posted; where none can be updated, the

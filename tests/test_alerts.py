@@ -310,7 +310,8 @@ def test_unacknowledged_alerts_escalate_up_the_manager_chain(
     bot.run(31)
     raised = bot.alerts.store.get(alert.id)
     assert raised is not None and raised.level == 1
-    assert manager in [t.user for _, t in bot.posts()]
+    # The manager gets the card; li.na's card is updated, not posted again.
+    assert [t.user for _, t in bot.posts()][1:] == [None, manager]
     # Acknowledged: no further escalation.
     bot.click(LINA, ACK, f"{raised.id}:{raised.version}")
     bot.run(120)
