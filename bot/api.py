@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -10,9 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from bot.runtime import Runtime
+from kpi_engine import apikeys
+from kpi_engine.apikeys import Caller
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_rows
 from kpi_engine.ingest.readers import RowSource, SourceError, read_csv_text, read_json_text
+from kpi_engine.scopes import Scope
 
 
 def _runtime(request: Request) -> Runtime:
@@ -23,15 +27,19 @@ def _runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 
 
+_BOOTSTRAP = Caller("KPIBOT_API_KEY", frozenset({"admin"}))
+log = logging.getLogger(__name__)
+
+
 def require_api_key(
+    request: Request,
     runtime: RuntimeDep,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
-) -> None:
-    """Accept `Authorization: Bearer <key>` or `X-API-Key: <key>`; anything else is 401."""
-    expected = runtime.settings.api_key
-    if expected is None:
-        raise HTTPException(401, "the API is disabled: set KPIBOT_API_KEY on the server")
+) -> Caller:
+    """The caller of a valid key (`Authorization: Bearer <key>` or `X-API-Key: <key>`): a key
+    made with `kpibot apikey create` (named, scoped), or the bootstrap `KPIBOT_API_KEY`
+    (admin). Anything else is 401; every use is audited."""
     given = x_api_key
     if given is None and authorization and authorization.lower().startswith("bearer "):
         given = authorization[7:].strip()
@@ -41,8 +49,31 @@ def require_api_key(
             "missing API key (Authorization: Bearer <key> or X-API-Key)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        raise HTTPException(401, "wrong API key", headers={"WWW-Authenticate": "Bearer"})
+    caller = apikeys.verify(runtime.engine, given)
+    bootstrap = runtime.settings.api_key
+    secret = bootstrap.get_secret_value().encode() if bootstrap is not None else None
+    if caller is None and secret and hmac.compare_digest(given.encode(), secret):
+        caller = _BOOTSTRAP
+    if caller is None:
+        log.warning("API request with an invalid key refused: %s", request.url.path)
+        raise HTTPException(
+            401,
+            "wrong API key (an admin makes keys with `kpibot apikey create`)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    apikeys.used(
+        runtime.engine, caller, f"{request.method} {request.url.path}", now=int(runtime.clock())
+    )
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(require_api_key)]
+
+
+def may_read(runtime: Runtime, caller: Caller, scope: Scope) -> None:
+    """403 unless the key's scopes cover reading `scope`'s figures."""
+    if not caller.may_read(runtime.organisation, scope):
+        raise HTTPException(403, "this API key may not read these figures")
 
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
@@ -50,9 +81,11 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)])
 
 @router.post("/import/{kind}")
 async def import_data(
-    kind: str, request: Request, runtime: RuntimeDep, name: str = "api"
+    kind: str, request: Request, runtime: RuntimeDep, caller: CallerDep, name: str = "api"
 ) -> JSONResponse:
     """Import a JSON array of objects or a CSV body as `kind`; 422 lists every bad row."""
+    if not caller.may("import"):
+        raise HTTPException(403, "this API key may not import data")
     spec = KINDS.get(kind)
     if spec is None:
         raise HTTPException(404, f"unknown import kind {kind!r}; kinds: {', '.join(KINDS)}")

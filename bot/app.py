@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
 from adapters import connect_platforms
-from bot import api, metrics_api
-from bot.chat.service import ChatService
+from bot import api, metrics_api, oauth_routes, web
+from bot.compose import compose
 from bot.runtime import Runtime, build_runtime
-from bot.scheduler import Scheduler
 from config.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.sync import SyncService
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -29,33 +32,28 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     connections = connect_platforms(runtime.settings)
     # Chat work runs after the platform's acknowledgement, in these threads.
     workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chat")
-    chat = ChatService(
-        runtime, {name: c.adapter for name, c in connections.items()}, workers=workers
+    shop_sync = _shop_sync(runtime)
+    chat = compose(
+        runtime,
+        {name: c.adapter for name, c in connections.items()},
+        workers=workers,
+        services={"shop_sync": shop_sync} if shop_sync else None,
     )
+    if shop_sync is not None:
+        from bot.shop_sync import revoked_notice
 
-    scheduler = None
-    if connections and runtime.settings.scheduler:
-        scheduler = Scheduler(
-            runtime.organisation,
-            runtime.engine,
-            chat.notifier,
-            connections,
-            alerts=chat.alerts,
-            appeals=chat.appeals,
-        )
+        shop_sync.on_revoked = revoked_notice(runtime.organisation, chat.notifier)
+    # Digests and checks fire when a chat platform is connected (and the settings allow).
+    firing = bool(connections) and runtime.settings.scheduler
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        chat.start()
+        chat.start(scheduler=firing)
         for connection in connections.values():
             connection.start(chat.pipeline)
-        if scheduler is not None:
-            scheduler.start()
         try:
             yield
         finally:
-            if scheduler is not None:
-                scheduler.stop()
             for connection in connections.values():
                 connection.stop()
             workers.shutdown(wait=True)
@@ -63,14 +61,26 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             if owned:
                 runtime.engine.dispose()
 
-    app = FastAPI(title="kpibot", version="0.1.0", lifespan=lifespan)
+    # The API's documentation is for callers with a key: shown only when enabled.
+    docs = runtime.settings.api_docs
+    app = FastAPI(
+        title="kpibot",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.state.runtime = runtime
     app.state.chat = chat
-    app.state.scheduler = scheduler
+    app.state.scheduler = chat.scheduler
     app.include_router(api.router)
     app.include_router(metrics_api.router)
+    app.state.shop_sync = shop_sync
+    app.include_router(oauth_routes.router)
     for connection in connections.values():
         connection.mount(app, chat.pipeline)
+    web.mount(app, runtime, chat)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -78,3 +88,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         return {"status": "ok"}
 
     return app
+
+
+def _shop_sync(runtime: Runtime) -> SyncService | None:
+    from bot.shop_sync import shop_sync
+    from connectors.clock import SystemClock
+
+    return shop_sync(runtime.engine, runtime.organisation, clock=SystemClock(runtime.clock))

@@ -9,14 +9,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from sqlalchemy import Engine
 
-from bot.queries import FigureQuery, resolve
+from bot.queries import FigureQuery, MomentOf, resolve
+from bot.runtime import company_zone
 from config.settings import Settings
+from kpi_engine.clock import fixed_clock, parse_now, system_clock
 from kpi_engine.db import current_revision, ensure_schema, make_engine, upgrade
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
@@ -31,7 +34,7 @@ from kpi_engine.rollups import Rollups
 
 if TYPE_CHECKING:
     from bot.chat.local import ConsoleChat
-    from bot.scheduler import Scheduler
+    from bot.compose import Bot
 
 app = typer.Typer(
     help="kpibot — KPI targets, progress, alerts and appeals for e-commerce teams in chat.",
@@ -49,10 +52,48 @@ app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(outbox_app, name="outbox")
+apikey_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
 
 
 def _settings() -> Settings:
     return Settings()
+
+
+NowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        help="Answer as at this moment: 2026-11-24T10:30 (a local time of whom it is about) "
+        "or with an offset (…+08:00); default KPIBOT_NOW, else the clock",
+    ),
+]
+
+
+def _moment_of(now: str | None) -> MomentOf:
+    """The moment of `--now` (or KPIBOT_NOW, or the clock), read in a given time zone."""
+    from kpi_engine.instants import InstantError
+
+    text = now or _settings().now
+
+    def moment(timezone: str) -> int:
+        if text is None:
+            return int(system_clock())
+        try:
+            return parse_now(text, timezone)
+        except InstantError as exc:
+            typer.echo(f"--now {text!r} {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return moment
+
+
+def _person_zone(organisation: Organisation, person: str) -> str:
+    found = organisation.people.get(person)
+    if found is None:
+        typer.echo(f"Unknown person {person!r} (see people.yaml)", err=True)
+        raise typer.Exit(2)
+    return organisation.teams[found.team].timezone
 
 
 def _organisation(settings: Settings) -> Organisation:
@@ -71,6 +112,9 @@ def config_check(
     directory: Annotated[
         Path | None, typer.Argument(help="Config directory (default: KPIBOT_CONFIG_DIR)")
     ] = None,
+    month: Annotated[
+        str | None, typer.Option(help="Show the targets of this month (YYYY-MM; default: now)")
+    ] = None,
 ) -> None:
     """Validate the organisation configuration and print every problem, or a summary."""
     config_dir = directory or _settings().config_dir
@@ -82,6 +126,45 @@ def config_check(
         typer.echo(f"{errors} error(s) in {config_dir}.", err=True)
         raise typer.Exit(1)
     typer.echo(_summary(organisation, config_dir))
+    try:
+        first = date.fromisoformat(f"{month}-01") if month else None
+    except ValueError:
+        typer.echo(f"--month takes YYYY-MM, not {month!r}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(_targets_summary(organisation, first))
+
+
+def _targets_summary(organisation: Organisation, month: date | None) -> str:
+    """One line per entity and metric: the month's target and where it comes from."""
+    from kpi_engine.figures import format_value
+    from kpi_engine.periods import today
+    from kpi_engine.targets import Plans
+
+    if month is None:
+        zone = next(iter(organisation.teams.values())).timezone if organisation.teams else "UTC"
+        month = today(_moment_of(None)(zone), zone)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    found = plans.lines(month)
+    lines = [f"Targets in {month:%Y-%m} ({len(found)}):"]
+    # People on a role-wide default with the same value share one line.
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for line in found:
+        metric = organisation.catalogue.metrics[line.metric]
+        currency = organisation.currency_of(line.scope) if metric.unit == "money" else None
+        entity = f"{line.scope.kind}:{line.scope.id}" if line.scope.id else line.scope.kind
+        sources = "; ".join(f"{t.label()} (plan {t.plan})" for t in line.sources)
+        value = format_value(line.value, metric.unit, currency)
+        if all(t.default for t in line.sources):
+            grouped.setdefault((line.metric, value, sources), []).append(line.scope.id)
+        else:
+            lines.append(f"  {entity:<20} {line.metric:<18} {value:>18}  {sources}")
+    for (metric_key, value, sources), people in grouped.items():
+        who = ", ".join(people)
+        who = who if len(who) <= 18 else f"{len(people)} people"
+        lines.append(f"  {'(' + who + ')':<20} {metric_key:<18} {value:>18}  {sources}")
+    if not found:
+        lines.append("  none: no target applies this month (see docs/metrics.md, Targets)")
+    return "\n".join(lines)
 
 
 def _summary(organisation: Organisation, config_dir: Path) -> str:
@@ -103,6 +186,46 @@ def _summary(organisation: Organisation, config_dir: Path) -> str:
         )
     lines.append(f"Assignments: {len(organisation.assignments)}")
     return "\n".join(lines)
+
+
+@app.command("init")
+def init(
+    directory: Annotated[Path, typer.Argument(help="New configuration directory")],
+    template: Annotated[
+        str, typer.Option(help="tiktok-live-team, amazon-jp-team or shopee-sea-team")
+    ],
+    start: Annotated[
+        str | None, typer.Option(help="First month of the plan, YYYY-MM (default: this month)")
+    ] = None,
+) -> None:
+    """Write a complete organisation to start from (roles, scorecards, targets, calendar,
+    alerts, schedules), then check it."""
+    from config.settings import TEMPLATES_DIR
+    from kpi_engine.periods import today
+
+    source = TEMPLATES_DIR / template
+    if not source.is_dir():
+        names = ", ".join(sorted(p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir()))
+        typer.echo(f"Unknown template {template!r}; templates: {names}", err=True)
+        raise typer.Exit(2)
+    if directory.exists() and any(directory.iterdir()):
+        typer.echo(f"{directory} is not empty; choose a new directory", err=True)
+        raise typer.Exit(2)
+    try:
+        first = (
+            date.fromisoformat(f"{start}-01")
+            if start
+            else today(_moment_of(None)("UTC"), "UTC").replace(day=1)
+        )
+    except ValueError:
+        typer.echo(f"--start takes YYYY-MM, not {start!r}", err=True)
+        raise typer.Exit(2) from None
+    directory.mkdir(parents=True, exist_ok=True)
+    for file in sorted(source.glob("*.yaml")):
+        text = file.read_text(encoding="utf-8").replace("__START__", first.isoformat())
+        (directory / file.name).write_text(text, encoding="utf-8")
+    typer.echo(f"Wrote the {template} organisation to {directory}; the plan starts {first}.")
+    config_check(directory, month=f"{first:%Y-%m}")
 
 
 @db_app.command("upgrade")
@@ -130,7 +253,7 @@ def db_rollups(
     """Bring the rollups up to date with the imported rows (queries also do this when needed)."""
     with _database() as (organisation, engine):
         rollups = Rollups(engine, organisation)
-        now = int(time.time())
+        now = _moment_of(None)("UTC")
         started = time.perf_counter()
         changed = rollups.ensure_current(now=now)
         elapsed = time.perf_counter() - started
@@ -158,14 +281,31 @@ def import_command(
     kind: Annotated[str, typer.Argument(help=f"One of: {', '.join(KINDS)}")],
     files: Annotated[list[Path], typer.Argument(help="CSV or XLSX files", exists=True)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON")] = False,
+    export: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="A seller-centre export as it is: tiktok-export, "
+            "amazon-orders-report or shopee-export (with --shop)",
+        ),
+    ] = None,
+    shop: Annotated[str | None, typer.Option("--shop", help="The shop of a --from file")] = None,
 ) -> None:
     """Import data files (CSV/XLSX); each file is imported whole or not at all."""
+    if export is not None:
+        from bot.shop_cli import import_export
+
+        import_export(kind, files, export, shop, as_json)
+        return
     spec = KINDS.get(kind)
     if spec is None:
         typer.echo(f"Unknown kind {kind!r}; kinds: {', '.join(KINDS)}", err=True)
         raise typer.Exit(2)
     with _database() as (organisation, engine):
-        reports = [import_file(engine, organisation, spec, f, parallel=True) for f in files]
+        now = _moment_of(None)("UTC")
+        reports = [
+            import_file(engine, organisation, spec, f, parallel=True, now=now) for f in files
+        ]
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
     else:
@@ -194,11 +334,12 @@ def report(
     compare: Annotated[
         str, typer.Option(help="Compare with the previous period, year_ago, or none")
     ] = "previous",
+    now: NowOption = None,
 ) -> None:
     """Show figures for an entity and period: targets, pace, comparison, provisional marks."""
     from bot.report import explanation_json, progress_json, render_explanation, render_table
 
-    with _query(entity, period) as query:
+    with _query(entity, period, now) as query:
         wanted = metrics or DEFAULT_REPORT
         results = query.figures.figures(wanted, query.scope, query.period, now=query.now)
         earlier = query.earlier(compare)
@@ -214,13 +355,15 @@ def report(
             "figures": [progress_json(r, before.get(r.figure.metric)) for r in rows]
         }
         if explanation is not None:
-            payload["explanation"] = explanation_json(explanation, query.period, query.currency)
+            payload["explanation"] = explanation_json(
+                explanation, query.period, query.currency, query.figures.catalogue
+            )
         typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     typer.echo(render_table(rows, before))
     if why:
         typer.echo(
-            render_explanation(explanation, query.period, query.currency)
+            render_explanation(explanation, query.period, query.currency, query.figures.catalogue)
             if explanation
             else "GMV cannot be explained for this period (no data)."
         )
@@ -231,12 +374,13 @@ def scorecard_command(
     person: Annotated[str, typer.Argument(help="Person id")],
     period: Annotated[str, typer.Option(help="this_month, last_month, 2026-11, …")] = "this_month",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    now: NowOption = None,
 ) -> None:
     """Show a person's role scorecard and bonus preview for a period."""
     from bot.report import render_scorecard, scorecard_json
     from kpi_engine.scoring import scorecard
 
-    with _query(f"person:{person}", period) as query:
+    with _query(f"person:{person}", period, now) as query:
         card = scorecard(query.figures, query.plans, person, query.period, now=query.now)
     organisation = query.figures.organisation
     if card is None:
@@ -250,15 +394,66 @@ def scorecard_command(
         typer.echo(render_scorecard(card, f"{name} ({person})", query.period, query.currency))
 
 
+@app.command("rescore")
+def rescore_command(
+    month: Annotated[str, typer.Argument(help="A closed month, e.g. 2026-11")],
+    by: Annotated[str, typer.Option("--by", help="Who re-scores (a manager or admin id)")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit trail)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show, change nothing")] = False,
+) -> None:
+    """Judge a closed month by the current targets and scorecards (audited); until then it
+    keeps the configuration it closed with."""
+    from kpi_engine.figures import Figures
+    from kpi_engine.scoring import rescore
+
+    with _database() as (organisation, engine):
+        person = organisation.people.get(by)
+        if person is None or person.role not in ("manager", "admin"):
+            typer.echo(f"--by must be a manager or admin, not {by!r}", err=True)
+            raise typer.Exit(2)
+        try:
+            done = rescore(
+                Figures(engine, organisation), month, by, reason, now=_moment_of(None)("UTC"),
+                apply=not dry_run,
+            )  # fmt: skip
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+    before = done.before.label if done.before else "not closed yet"
+    typer.echo(
+        f"{month}: configuration {before} → v{done.after.id} ({done.after.fingerprint[:12]})"
+    )
+    for change in done.target_changes:
+        typer.echo(f"  target {change}")
+    if done.scorecards_changed:
+        typer.echo("  scorecards changed")
+    for person_id, (old, new) in (done.scores or {}).items():
+        if old != new:
+            typer.echo(f"  {person_id}: score {_score_text(old)} → {_score_text(new)}")
+    if done.before is not None and done.before.id == done.after.id:
+        typer.echo("Already judged by the current configuration; nothing to do.")
+    elif dry_run:
+        typer.echo("Dry run: nothing changed.")
+    else:
+        typer.echo("Re-scored; recorded in the configuration audit trail.")
+
+
+def _score_text(card: object) -> str:
+    if not isinstance(card, dict):
+        return "—"
+    score = "—" if card["score"] is None else f"{Decimal(card['score']):.1f}"
+    return f"{score} (bonus {card['bonus']})"
+
+
 @contextmanager
-def _query(entity: str, period: str) -> Iterator[FigureQuery]:
+def _query(entity: str, period: str, now: str | None) -> Iterator[FigureQuery]:
     """Resolve entity and period against the configured database; bad input exits with 2."""
     from kpi_engine.periods import PeriodError
     from kpi_engine.scopes import ScopeError
 
     with _database() as (organisation, engine):
         try:
-            yield resolve(engine, organisation, entity, period)
+            yield resolve(engine, organisation, entity, period, now=_moment_of(now))
         except (ScopeError, PeriodError) as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
@@ -289,14 +484,19 @@ def demo(
     ] = False,
     scale: Annotated[str, typer.Option(help="small or large (with --generate-only)")] = "small",
     out: Annotated[Path | None, typer.Option(help="Output folder for --generate-only")] = None,
-    days: Annotated[int, typer.Option(min=1, help="Days of data, ending today")] = 90,
+    days: Annotated[
+        int, typer.Option(min=1, help="Days of data, up to now (--generate-only: whole days)")
+    ] = 90,
     seed: Annotated[int, typer.Option(help="Random seed")] = 42,
     chat: Annotated[
         bool, typer.Option(help="End in the console chat (when run in a terminal)")
     ] = True,
+    now: NowOption = None,
 ) -> None:
     """Create a demo workspace (config, SQLite, 90 days of data), then chat with it."""
     from bot.demo import create_workspace, generate_files
+
+    moment = _moment_of(now)
 
     if scale not in ("small", "large"):
         typer.echo("--scale must be small or large", err=True)
@@ -304,14 +504,14 @@ def demo(
     chosen: Literal["small", "large"] = "small" if scale == "small" else "large"
     if generate_only:
         generate_files(
-            out or Path(f"kpibot-data-{scale}"), chosen, days, seed, date.today(), typer.echo
+            out or Path(f"kpibot-data-{scale}"), chosen, days, seed, moment("UTC"), typer.echo
         )
         return
     if scale != "small":
         typer.echo("--scale applies to --generate-only; the demo workspace is small", err=True)
         raise typer.Exit(2)
     workspace = create_workspace(
-        directory, reset=reset, days=days, seed=seed, end=date.today(), echo=typer.echo
+        directory, reset=reset, days=days, seed=seed, now=moment, echo=typer.echo
     )
     if chat and sys.stdin.isatty():
         # The demo ends in the console chat, as the first streamer, on the workspace just made.
@@ -323,8 +523,9 @@ def demo(
         engine = make_engine(f"sqlite:///{workspace / 'kpibot.db'}")
         person = next(p.id for p in organisation.people.values() if p.role == "streamer")
         typer.echo(f"\nChatting as {organisation.people[person].name} ({person}):")
+        clock = fixed_clock(moment(_person_zone(organisation, person)))
         try:
-            session = ConsoleChat(organisation, engine, person, write=typer.echo)
+            session = ConsoleChat(organisation, engine, person, write=typer.echo, clock=clock)
             _chat_loop(session, organisation, person)
         finally:
             engine.dispose()
@@ -336,11 +537,13 @@ def _console(
     engine: Engine,
     organisation: Organisation,
     write: Callable[[str], None],
+    now: str | None,
 ) -> ConsoleChat:
     from bot.chat.local import ConsoleChat
 
+    clock = fixed_clock(_moment_of(now)(_person_zone(organisation, person)))
     try:
-        return ConsoleChat(organisation, engine, person, channel=channel, write=write)
+        return ConsoleChat(organisation, engine, person, channel=channel, write=write, clock=clock)
     except KeyError:
         typer.echo(f"Unknown person {person!r} (see people.yaml)", err=True)
         raise typer.Exit(2) from None
@@ -362,30 +565,39 @@ def ask(
     person: AsOption,
     channel: ChannelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reply as JSON")] = False,
+    now: NowOption = None,
 ) -> None:
     """Ask the bot one question through the chat pipeline, as a person (for scripts)."""
     from bot.chat.messages import to_json
 
     with _database() as (organisation, engine):
         chat = _console(
-            person, channel, engine, organisation, typer.echo if not as_json else lambda _: None
+            person,
+            channel,
+            engine,
+            organisation,
+            typer.echo if not as_json else lambda _: None,
+            now,
         )
         chat.say(text)
         if as_json:
-            reply, target = chat.adapter.sent[0]
-            typer.echo(
-                json.dumps(
-                    {"private": target.private, **to_json(reply)}, ensure_ascii=False, indent=2
-                )
-            )
+            routed = chat.last
+            assert routed is not None
+            mine = routed.result.reply  # the answer to the asker, whatever else was sent
+            payload: dict[str, object] = {"private": routed.visibility == "private"}
+            if mine is not None:
+                payload |= to_json(mine)
+            if routed.request is not None:
+                payload["understood"] = routed.understood()
+            typer.echo(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
 @app.command("chat")
-def chat(person: AsOption, channel: ChannelOption = None) -> None:
+def chat(person: AsOption, channel: ChannelOption = None, now: NowOption = None) -> None:
     """Chat with the bot in this terminal, as a person; a number presses a button."""
     with _database() as (organisation, engine):
         _chat_loop(
-            _console(person, channel, engine, organisation, typer.echo), organisation, person
+            _console(person, channel, engine, organisation, typer.echo, now), organisation, person
         )
 
 
@@ -403,11 +615,12 @@ def _stdin_lines() -> Iterator[str]:
     yield from sys.stdin
 
 
-def _scheduler(organisation: Organisation, engine: Engine) -> Scheduler:
-    from bot.chat.notifier import Notifier
-    from bot.scheduler import Scheduler
+def _bot(organisation: Organisation, engine: Engine, now: int) -> Bot:
+    """The chat side with no platform connected, on a pinned clock (digests, schedules)."""
+    from bot.compose import compose
+    from bot.runtime import Runtime
 
-    return Scheduler(organisation, engine, Notifier({}), ())
+    return compose(Runtime(_settings(), engine, organisation, fixed_clock(now)), {})
 
 
 def _local(instant: int, timezone: str) -> str:
@@ -419,11 +632,13 @@ def _local(instant: int, timezone: str) -> str:
 @schedule_app.command("list")
 def schedule_list(
     count: Annotated[int, typer.Option(help="Firings to show per job")] = 2,
+    now: NowOption = None,
 ) -> None:
     """Each job's next firings, in its team's local time (jitter included)."""
     with _database() as (organisation, engine):
-        scheduler = _scheduler(organisation, engine)
-        upcoming = scheduler.next_firings(int(time.time()), count)
+        moment = _moment_of(now)(company_zone(organisation))
+        scheduler = _bot(organisation, engine, moment).scheduler
+        upcoming = scheduler.next_firings(moment, count)
         for job in scheduler.jobs.values():
             when = ", ".join(_local(t, job.timezone) for t in upcoming[job.id]) or "never"
             typer.echo(f"{job.id:<28} {when}")
@@ -436,7 +651,7 @@ def schedule_runs(
 ) -> None:
     """The run ledger: each firing, once, with what it did."""
     with _database() as (organisation, engine):
-        scheduler = _scheduler(organisation, engine)
+        scheduler = _bot(organisation, engine, _moment_of(None)("UTC")).scheduler
         rows = scheduler.ledger(job, limit)
         if not rows:
             typer.echo("No runs yet.")
@@ -457,9 +672,14 @@ def digest(
     kind: Annotated[
         Literal["morning", "evening", "weekly"], typer.Option(help="Which digest")
     ] = "morning",
-    at: Annotated[
+    now: Annotated[
         str | None,
-        typer.Option(help="As if sent at this time (ISO, e.g. 2026-11-23T09:00; team's zone)"),
+        typer.Option(
+            "--now",
+            "--at",
+            help="As if sent at this moment (e.g. 2026-11-23T09:00, the team's local time); "
+            "default KPIBOT_NOW, else the clock",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Render to the terminal and send nothing")
@@ -470,7 +690,6 @@ def digest(
 ) -> None:
     """Show a team's digest as it would be posted (only --dry-run: the scheduler sends)."""
     from adapters.console import render_text
-    from kpi_engine.instants import zone
 
     if not dry_run:
         typer.echo("Digests are sent by the scheduler in `kpibot serve`; use --dry-run.", err=True)
@@ -480,22 +699,13 @@ def digest(
             known = ", ".join(organisation.teams)
             typer.echo(f"Unknown team {team!r}; teams: {known}", err=True)
             raise typer.Exit(2)
-        scheduler = _scheduler(organisation, engine)
-        job = scheduler.jobs.get(f"{kind}:{team}")
+        moment = _moment_of(now)(organisation.teams[team].timezone)
+        bot = _bot(organisation, engine, moment)
+        job = bot.scheduler.jobs.get(f"{kind}:{team}")
         if job is None:
             typer.echo(f"Team {team!r} has no {kind} digest scheduled.", err=True)
             raise typer.Exit(2)
-        tz = zone(organisation.teams[team].timezone)
-        if at is None:
-            moment = int(time.time())
-        else:
-            try:
-                parsed = datetime.fromisoformat(at)
-            except ValueError:
-                typer.echo(f"--at {at!r} is not an ISO date and time", err=True)
-                raise typer.Exit(2) from None
-            moment = int((parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).timestamp())
-        posts = scheduler.posts(job, moment)
+        posts = bot.service("digests").posts(job, moment)
         for post in posts:
             where = (
                 f"→ {organisation.people[post.person].name} (private)"
@@ -545,7 +755,7 @@ def outbox_retry(message: Annotated[int, typer.Argument(help="The outbox id")]) 
     from bot.outbox import Outbox
 
     with _database() as (_organisation, engine):
-        if not Outbox(engine).retry(message):
+        if not Outbox(engine, clock=system_clock).retry(message, actor="cli"):
             typer.echo(f"Outbox #{message} is not dead, waiting or dropped.", err=True)
             raise typer.Exit(1)
         typer.echo(f"Outbox #{message} will be sent again by the running bot.")
@@ -557,7 +767,7 @@ def outbox_drop(message: Annotated[int, typer.Argument(help="The outbox id")]) -
     from bot.outbox import Outbox
 
     with _database() as (_organisation, engine):
-        if not Outbox(engine).drop(message):
+        if not Outbox(engine, clock=system_clock).drop(message, actor="cli"):
             typer.echo(f"Outbox #{message} is not dead or waiting.", err=True)
             raise typer.Exit(1)
         typer.echo(f"Outbox #{message} dropped.")
@@ -586,6 +796,109 @@ def alerts() -> None:
             typer.echo(f"{rule.id:<25} {total:>6}  {marked:>13}  {rate:>16}")
 
 
+@app.command("audit")
+def audit(
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="alert, appeal, correction, outbox, config, access, apikey"),
+    ] = None,
+    person: Annotated[str | None, typer.Option(help="Who acted, or whom it concerns")] = None,
+    id: Annotated[str | None, typer.Option("--id", help="An alert, appeal, outbox… id")] = None,
+    since: Annotated[str | None, typer.Option(help="From this moment (2026-11-20T00:00)")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this moment")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="The newest N entries")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines' array")] = False,
+) -> None:
+    """The audit trails: alerts, appeals, corrections, deliveries, configuration changes."""
+    from kpi_engine.audit import kinds_of, trail
+    from kpi_engine.instants import zone
+
+    try:
+        kinds = kinds_of(kind or [])
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    with _database() as (organisation, engine):
+        tz = company_zone(organisation)
+        bounds = [None if t is None else _moment_of(t)(tz) for t in (since, until)]
+        entries = trail(
+            engine,
+            kinds=kinds or None,
+            person=person,
+            id=id,
+            since=bounds[0],
+            until=bounds[1],
+            limit=limit,
+        )
+    if as_json:
+        typer.echo(json.dumps([e.to_dict() for e in entries], ensure_ascii=False, indent=2))
+        return
+    if not entries:
+        typer.echo("Nothing recorded that matches.")
+    for entry in entries:
+        when = datetime.fromtimestamp(entry.at, zone(tz)).strftime("%Y-%m-%d %H:%M:%S")
+        about = f" ({entry.person})" if entry.person and entry.person != entry.actor else ""
+        typer.echo(
+            f"{when}  {entry.kind} #{entry.id:<6} {entry.action:<14} by {entry.actor}{about}"
+            + (f"  {entry.detail}" if entry.detail else "")
+        )
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="What the key is for, e.g. bi-dashboard")],
+    scope: Annotated[
+        list[str],
+        typer.Option(help="import, read:company, read:team:<id> or admin (repeatable)"),
+    ],
+) -> None:
+    """Create a named, scoped API key; it is shown once (only its hash is kept)."""
+    from kpi_engine import apikeys
+
+    with _database() as (organisation, engine):
+        try:
+            scopes = apikeys.check_scopes(scope, organisation)
+            key = apikeys.create(engine, name, scopes, actor="cli", now=_moment_of(None)("UTC"))
+        except apikeys.ApiKeyError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
+    typer.echo(key)
+    typer.echo(
+        f"Key {name!r} ({', '.join(sorted(scopes))}): keep it now, it is not shown again.", err=True
+    )
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """Every key: name, scopes, created, last used, revoked."""
+    from kpi_engine import apikeys
+
+    with _database() as (organisation, engine):
+        tz = company_zone(organisation)
+        for key in apikeys.listing(engine):
+
+            def at(value: int | None) -> str:
+                return "—" if value is None else _local(value, tz)
+
+            state = f"revoked {at(key.revoked_at)}" if key.revoked_at else "active"
+            typer.echo(
+                f"{key.name:<24} {','.join(key.scopes):<32} created {at(key.created_at)}"
+                f" by {key.created_by}  last used {at(key.last_used_at)}  {state}"
+            )
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: Annotated[str, typer.Argument(help="The key's name")]) -> None:
+    """Revoke a key at once (make a new one with the same name to rotate it)."""
+    from kpi_engine import apikeys
+
+    with _database() as (_organisation, engine):
+        if not apikeys.revoke(engine, name, actor="cli", now=_moment_of(None)("UTC")):
+            typer.echo(f"No active key named {name!r}.", err=True)
+            raise typer.Exit(1)
+    typer.echo(f"Key {name!r} revoked.")
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -604,3 +917,8 @@ def serve(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+from bot.shop_cli import register  # noqa: E402  (shop connectors: connect, sync)
+
+register(app)

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -43,6 +43,8 @@ from bot.chat.adapter import (
     Unsupported,
 )
 from bot.chat.messages import Reply, Sent, Target, reply_from_json, to_json
+from kpi_engine.audit import record
+from kpi_engine.clock import Clock, system_clock
 from kpi_engine.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class Pending:
     target: Target
     reply: Reply
     attempts: int
+    edits: str | None = None  # an edit: the key of the message it replaces
+    thread_of: str | None = None  # in the thread of the message sent under this key
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def platform_key(key: str) -> str:
 class Outbox:
     """The outbox table's repository."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock = system_clock) -> None:
         self.engine = engine
         self.clock = clock
 
@@ -124,8 +128,11 @@ class Outbox:
         key: str | None = None,
         kind: str = "reply",
         due_at: float | None = None,
+        thread_of: str | None = None,
+        edits: str | None = None,
     ) -> int | None:
-        """Store a message to send; None when a message with this key was stored before."""
+        """Store a message to send; None when a message with this key was stored before.
+        `thread_of`: post it in the thread of the message stored under that key."""
         now = self.clock()
         values = {
             "key": key or f"{kind}:{uuid.uuid4().hex}",
@@ -141,6 +148,8 @@ class Outbox:
             "attempts": 0,
             "due_at": now if due_at is None else due_at,
             "created_at": int(now),
+            "thread_of": thread_of,
+            "edits": edits,
         }
         with self.engine.begin() as conn:
             dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -153,9 +162,15 @@ class Outbox:
             return conn.execute(statement).scalar()
 
     def claim(
-        self, *, limit: int = 100, lease: float = 60.0, ids: Iterable[int] | None = None
+        self,
+        *,
+        limit: int = 100,
+        lease: float = 60.0,
+        ids: Iterable[int] | None = None,
+        platforms: Iterable[str] | None = None,
     ) -> list[Pending]:
-        """Take due rows (or the given ones, if due) for delivery, each for `lease` seconds."""
+        """Take due rows (or the given ones, if due) for delivery, each for `lease` seconds;
+        only rows for `platforms` when given (a process delivers what it has adapters for)."""
         now = self.clock()
         due = ((_OUTBOX.c.state == "pending") & (_OUTBOX.c.due_at <= now)) | (
             (_OUTBOX.c.state == "sending") & (_OUTBOX.c.lease_until < now)
@@ -163,6 +178,8 @@ class Outbox:
         chosen = select(_OUTBOX.c.id).where(due)
         if ids is not None:
             chosen = chosen.where(_OUTBOX.c.id.in_(list(ids)))
+        if platforms is not None:
+            chosen = chosen.where(_OUTBOX.c.platform.in_(list(platforms)))
         chosen = chosen.order_by(_OUTBOX.c.due_at, _OUTBOX.c.id).limit(limit)
         chosen = chosen.with_for_update(skip_locked=True)  # SQLite: its write lock serialises
         statement = (
@@ -188,6 +205,8 @@ class Outbox:
                 ),
                 reply=reply_from_json(json.loads(row["payload"])),
                 attempts=row["attempts"],
+                edits=row["edits"],
+                thread_of=row["thread_of"],
             )
             for row in rows
         ]
@@ -225,9 +244,19 @@ class Outbox:
 
     def dead(self, id: int, error: str) -> bool:
         """Dead-letter a claimed row: it will not be tried again unless an admin says so."""
-        return self._settle(id, state="dead", error=error)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(_OUTBOX)
+                .where(_OUTBOX.c.id == id, _OUTBOX.c.state == "sending")
+                .values(lease_until=None, state="dead", error=error)
+            )
+            if result.rowcount == 1:
+                record(
+                    conn, "outbox", str(id), "kpibot", "dead", at=int(self.clock()), detail=error
+                )
+        return result.rowcount == 1
 
-    def retry(self, id: int) -> bool:
+    def retry(self, id: int, *, actor: str) -> bool:
         """An admin's retry of a dead or failing row: due now, attempts counted afresh."""
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -235,9 +264,11 @@ class Outbox:
                 .where(_OUTBOX.c.id == id, _OUTBOX.c.state.in_(("dead", "pending", "dropped")))
                 .values(state="pending", due_at=self.clock(), attempts=0, error=None)
             )
+            if result.rowcount == 1:
+                record(conn, "outbox", str(id), actor, "retried", at=int(self.clock()))
         return result.rowcount == 1
 
-    def drop(self, id: int) -> bool:
+    def drop(self, id: int, *, actor: str) -> bool:
         """An admin gives up on a row that is not sent."""
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -245,14 +276,17 @@ class Outbox:
                 .where(_OUTBOX.c.id == id, _OUTBOX.c.state.in_(("dead", "pending")))
                 .values(state="dropped")
             )
+            if result.rowcount == 1:
+                record(conn, "outbox", str(id), actor, "dropped", at=int(self.clock()))
         return result.rowcount == 1
 
-    def counts(self) -> dict[str, int]:
-        """Rows per state."""
+    def counts(self, platforms: Iterable[str] | None = None) -> dict[str, int]:
+        """Rows per state (of `platforms` only, when given)."""
+        query = select(_OUTBOX.c.state, func.count()).group_by(_OUTBOX.c.state)
+        if platforms is not None:
+            query = query.where(_OUTBOX.c.platform.in_(list(platforms)))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_OUTBOX.c.state, func.count()).group_by(_OUTBOX.c.state)
-            ).all()
+            rows = conn.execute(query).all()
         return {state: int(n) for state, n in rows}
 
     def entries(self, states: Iterable[str], *, limit: int = 50) -> list[Entry]:
@@ -284,6 +318,50 @@ class Outbox:
             )
             for r in rows
         ]
+
+    def put_edit(self, original: str, reply: Reply, *, key: str) -> int | None:
+        """Store an edit of the message stored under `original`, delivered like any message
+        (after the original is sent); None when there is no such message, or the edit was
+        stored before."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_OUTBOX).where(_OUTBOX.c.key == original)).mappings().first()
+        if row is None:
+            return None
+        target = Target(
+            row["platform"],
+            row["workspace"],
+            row["channel"],
+            user=row["user"],
+            private=row["private"],
+        )
+        return self.put(reply, target, key=key, kind="edit", edits=original)
+
+    def state_of(self, key: str) -> tuple[str, Sent | None] | None:
+        """The state of the message stored under `key`, and where it was sent when it was."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    _OUTBOX.c.state, _OUTBOX.c.platform, _OUTBOX.c.channel, _OUTBOX.c.message_id
+                ).where(_OUTBOX.c.key == key)
+            ).one_or_none()
+        if row is None:
+            return None
+        sent = (
+            Sent(row.platform, row.channel, row.message_id or "") if row.state == "sent" else None
+        )
+        return row.state, sent
+
+    def newer_edit(self, original: str, id: int) -> bool:
+        """Is there an edit of `original` stored after row `id` (which it supersedes)?"""
+        with self.engine.connect() as conn:
+            newest = conn.execute(
+                select(func.max(_OUTBOX.c.id)).where(_OUTBOX.c.edits == original)
+            ).scalar()
+        return newest is not None and newest > id
+
+    def drop_claimed(self, id: int, reason: str) -> bool:
+        """Give up on a claimed row that has nothing left to do (no admin notice)."""
+        return self._settle(id, state="dropped", error=reason)
 
     def sent_message(self, key: str) -> Sent | None:
         """The delivered message stored under `key` (to update or reference it later)."""
@@ -375,12 +453,50 @@ class Sender:
             )
         return keys
 
+    def _refer(self, pending: Pending) -> Pending | Sent | None:
+        """Resolve what a row refers to: for an edit, the sent message it replaces; for a
+        thread message, its thread. None when the row was settled here (waiting for the
+        message it refers to, or with nothing left to do)."""
+        if pending.edits is not None:
+            found = self.outbox.state_of(pending.edits)
+            if self.outbox.newer_edit(pending.edits, pending.id):
+                self.outbox.drop_claimed(pending.id, "superseded by a newer edit")
+                return None
+            if found is None or found[0] in ("dead", "dropped"):
+                self.outbox.drop_claimed(pending.id, "the message it edits was never sent")
+                return None
+            if found[1] is None:  # not sent yet: the edit waits for it
+                self.outbox.later(pending.id, self.outbox.clock() + 2.0, None, attempt=False)
+                return None
+            return found[1]
+        if pending.thread_of is not None:
+            found = self.outbox.state_of(pending.thread_of)
+            if found is not None and found[0] in ("pending", "sending"):
+                self.outbox.later(pending.id, self.outbox.clock() + 2.0, None, attempt=False)
+                return None
+            if found is not None and found[1] is not None and found[1].message_id:
+                parent = found[1]
+                return replace(
+                    pending,
+                    target=replace(
+                        pending.target,
+                        channel=pending.target.channel or parent.channel,
+                        thread=parent.message_id,
+                    ),
+                )
+        return pending
+
     def deliver(self, pending: Pending) -> Sent | None:
         """One attempt at one claimed row; the row is settled whatever happens."""
         adapter = self.adapters.get(pending.target.platform)
         if adapter is None:
             self._dead(pending, f"no {pending.target.platform} adapter is configured")
             return None
+        referred = self._refer(pending)
+        if referred is None:
+            return None
+        if isinstance(referred, Pending):
+            pending = referred
         keys = self._keys(pending.target)
         wait = self.pacer.reserve(keys, self.outbox.clock())
         if wait > self.max_wait:  # its turn is far off: do not hold the claim meanwhile
@@ -390,7 +506,14 @@ class Sender:
         if wait > 0:
             self.sleep(wait)
         try:
-            sent = adapter.send(pending.reply, pending.target, key=platform_key(pending.key))
+            if isinstance(referred, Sent):
+                try:
+                    sent = adapter.update(referred, pending.reply)
+                except Unsupported as exc:  # this platform cannot edit: nothing to do
+                    self.outbox.drop_claimed(pending.id, f"not editable: {exc}")
+                    return None
+            else:
+                sent = adapter.send(pending.reply, pending.target, key=platform_key(pending.key))
         except RateLimited as exc:
             until = self.outbox.clock() + exc.retry_after
             for key in keys:
@@ -429,7 +552,7 @@ class Sender:
 
     def run_once(self, *, batch: int = 200) -> int:
         """Claim the rows due now and deliver them concurrently; how many were claimed."""
-        claimed = self.outbox.claim(limit=batch, lease=self.lease)
+        claimed = self.outbox.claim(limit=batch, lease=self.lease, platforms=self.adapters)
         for future in [self._pool.submit(self.deliver, p) for p in claimed]:
             future.result()
         return len(claimed)
@@ -439,7 +562,7 @@ class Sender:
         while until is None or not until():
             if self.run_once():
                 continue
-            counts = self.outbox.counts()
+            counts = self.outbox.counts(self.adapters)
             if not counts.get("pending") and not counts.get("sending"):
                 return
             self.sleep(poll)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy import Engine
 
 from kpi_engine.figures import Figures
+from kpi_engine.history import history_of
 from kpi_engine.organisation import Organisation
 from kpi_engine.periods import Period, PeriodError, earlier_period, parse_period
 from kpi_engine.scopes import Scope
@@ -19,10 +21,16 @@ class FigureQuery:
     """A resolved question: whose figures, over which period (in their zone), as of when."""
 
     figures: Figures
-    plans: Plans
     scope: Scope
     period: Period
     now: int
+
+    @cached_property
+    def plans(self) -> Plans:
+        """The targets the period is judged by: a closed month keeps its own
+        (kpi_engine.history), read from the database only when asked for."""
+        history = history_of(self.figures.engine, self.figures.organisation, now=self.now)
+        return history.in_force(self.period, self.now).plans
 
     def earlier(self, compare: str) -> Period | None:
         """The period to compare with: "previous", "year_ago" or "none"."""
@@ -40,18 +48,23 @@ class FigureQuery:
         return self.figures.reporting_currency(self.scope)
 
 
+# The moment a question is asked, given the time zone it is about (a `--now` written as a
+# local time is read on that clock).
+MomentOf = Callable[[str], int]
+
+
 def resolve(
-    engine: Engine, organisation: Organisation, entity: str, period: str, now: int | None = None
+    engine: Engine, organisation: Organisation, entity: str, period: str, *, now: MomentOf | int
 ) -> FigureQuery:
-    """Resolve `entity` and `period`; raises ScopeError or PeriodError with a clear message."""
+    """Resolve `entity` and `period` at `now` (an instant, or the moment for the scope's time
+    zone); raises ScopeError or PeriodError with a clear message."""
     figures = Figures(engine, organisation)
     scope = figures.scope_of(entity)
-    at = int(time.time()) if now is None else now
+    at = now if isinstance(now, int) else now(figures.timezone(scope))
     chosen = parse_period(
         period,
         now=at,
         timezone=figures.timezone(scope),
         week_start=organisation.settings.week_start,
     )
-    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
-    return FigureQuery(figures, plans, scope, chosen, at)
+    return FigureQuery(figures, scope, chosen, at)

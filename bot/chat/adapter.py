@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.chat.messages import Reply, Sent, Target
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+# The largest webhook body any platform's callback may carry (their payloads are a few KB; a
+# Slack interaction with a whole message in it tens of KB): larger ones get 413 unread.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """A webhook request's body, or None when it is longer than `limit` bytes (announced by
+    its Content-Length or found while reading: nothing beyond the limit is read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class ChatAdapter(Protocol):

@@ -4,20 +4,22 @@ platform (`kpibot chat`, `kpibot ask`, and the end of `kpibot demo`)."""
 from __future__ import annotations
 
 import itertools
-import time
+import uuid
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from adapters.console import ConsoleAdapter
-from bot.alerts import ALERT_ACTIONS, AlertService
-from bot.appeals import APPEAL_ACTIONS, AppealService
 from bot.chat.messages import Action, InboundMessage
-from bot.chat.notifier import Notifier
-from bot.chat.pipeline import Pipeline
-from bot.chat.router import Router
-from kpi_engine.figures import Figures
+from bot.chat.router import Routed
+from bot.runtime import Runtime
+from config.settings import Settings
+from kpi_engine.clock import Clock, system_clock
 from kpi_engine.organisation import Organisation
+
+if TYPE_CHECKING:
+    from bot.compose import Bot
 
 
 class ConsoleChat:
@@ -31,8 +33,11 @@ class ConsoleChat:
         *,
         channel: str | None = None,
         write: Callable[[str], None] = print,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
+        settings: Settings | None = None,
     ) -> None:
+        from bot.compose import compose
+
         if person not in organisation.people:
             raise KeyError(person)
         if channel is not None and channel not in organisation.teams:
@@ -41,26 +46,18 @@ class ConsoleChat:
         self.channel = f"team:{channel}" if channel else f"dm:{person}"
         self.is_direct = channel is None
         self.adapter = ConsoleAdapter(write)
-        figures = Figures(engine, organisation)
-        router = Router(organisation, engine, figures)
-        notifier = Notifier({"console": self.adapter})
-        self.pipeline = Pipeline(engine, router, notifier, clock=clock)
-        # Alerts and appeals can be acted on here too, by text or by button number.
-        router.alerts = AlertService(
-            organisation, engine, figures, router.plans, notifier, ["console"]
-        )
-        router.appeals = AppealService(organisation, engine, figures, notifier)
-        for action in ALERT_ACTIONS:
-            self.pipeline.actions[action] = router.alerts.on_action
-        for action in APPEAL_ACTIONS:
-            self.pipeline.actions[action] = router.appeals.on_action
+        runtime = Runtime(settings or Settings(), engine, organisation, clock)
+        self.bot: Bot = compose(runtime, {"console": self.adapter})
+        self.pipeline = self.bot.pipeline
         self.clock = clock
+        self.last: Routed | None = None  # what the last message came to (`kpibot ask --json`)
         # Delivery ids unique across runs: the pipeline records every one.
-        self._ids = (f"{time.time_ns()}-{n}" for n in itertools.count())
+        run = uuid.uuid4().hex
+        self._ids = (f"{run}-{n}" for n in itertools.count())
 
-    def say(self, text: str) -> None:
-        """Send `text` as the person; the reply is written out."""
-        self.pipeline.accept(
+    def say(self, text: str) -> Routed:
+        """Send `text` as the person; the reply is written out, and what it came to returned."""
+        self.last = self.pipeline.handle(
             InboundMessage(
                 platform="console",
                 workspace="",
@@ -72,6 +69,9 @@ class ConsoleChat:
                 is_direct=self.is_direct,
             )
         )
+        while self.bot.sender.run_once():  # what the answer set in motion (cards, threads)
+            pass
+        return self.last
 
     def press(self, number: int) -> bool:
         """Press button `number` of the last reply that had buttons; False when there is none."""

@@ -4,16 +4,27 @@ Adapters turn platform payloads into `InboundMessage` / `Action` and render `Rep
 platform's own format (ARCHITECTURE.md has the mapping); no platform dict crosses this seam.
 A `Reply`'s `text` is always complete on its own: platforms that cannot show a part (a chart,
 a button) still say everything.
+
+Every string in a `Reply` is plain text, whoever wrote it (a template or a member's note):
+renderers escape all of it for their platform, and the only markup a message carries is what
+the renderer makes from the typed parts (headline, fields, table, buttons, `Mention`s). So a
+note that says `<!channel>` or `[点这里](https://evil.example)` is shown as those characters,
+and a mention notifies only when it is a `Mention`.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-Language = Literal["zh", "en"]
+if TYPE_CHECKING:  # adapters import this module: keep the engine out of their start-up
+    from kpi_engine.restatements import Watched
+
+from kpi_engine.languages import Language as Language  # the seam's language type
+
 ButtonStyle = Literal["default", "primary", "danger"]
 
 
@@ -31,6 +42,10 @@ class InboundMessage:
     thread: str | None = None
     mentions: tuple[str, ...] = ()  # platform user ids mentioned in the text
     is_direct: bool = False
+    # True when the transport cannot tell this message from a replay of an earlier one with
+    # another body (DingTalk's HTTP callback signs only its timestamp, valid for an hour):
+    # the bot should not change state on its word alone.
+    replayable: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,18 @@ class Action:
     event_id: str
     received_at: int
     thread: str | None = None
+    # Clicked in a one-to-one chat with the bot: answers go there (not as an in-group private
+    # message, which direct chats do not have).
+    is_direct: bool = False
+    replayable: bool = False  # as on `InboundMessage`
+
+
+@dataclass(frozen=True)
+class Mention:
+    """Somebody to @mention (and notify): their platform user id and the name to show."""
+
+    user: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -108,8 +135,10 @@ class Reply:
     context: str | None = None  # provisional / as-of / source line
     private: bool = False  # only the asker may see it (ephemeral, else a direct message)
     thread: str | None = None  # answer inside this thread
-    # Platform user ids to @mention (and notify) at the top of the message.
-    mentions: tuple[str, ...] = ()
+    # People to @mention (and notify) at the top of the message.
+    mentions: tuple[Mention, ...] = ()
+    # The figures the message states, re-checked later for revisions (not rendered).
+    watch: tuple[Watched, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -154,8 +183,9 @@ def to_json(reply: Reply) -> dict[str, object]:
             return [plain(v) for v in value]
         return value
 
-    data = plain(asdict(reply))
+    data = plain(asdict(replace(reply, watch=())))
     assert isinstance(data, dict)
+    data.pop("watch", None)
     return data
 
 
@@ -182,5 +212,27 @@ def reply_from_json(data: dict[str, Any]) -> Reply:
         context=data.get("context"),
         private=bool(data.get("private", False)),
         thread=data.get("thread"),
-        mentions=tuple(data.get("mentions", ())),
+        mentions=tuple(_mention(m) for m in data.get("mentions", ())),
     )
+
+
+def _mention(data: Any) -> Mention:
+    # Rows written before mentions carried names hold the bare user id.
+    if isinstance(data, str):
+        return Mention(data, data)
+    return Mention(str(data["user"]), str(data.get("name") or data["user"]))
+
+
+# C0 controls other than tab and newline, DEL, C1 controls, and the bidi embedding, override
+# and isolate controls (which can make a link read backwards): never part of what we show.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def displayable(text: str) -> str:
+    """`text` fit for any platform payload: lone surrogates (which no JSON encoder can send
+    as UTF-8) become U+FFFD, invisible control and bidi-override characters are dropped,
+    and line ends are newlines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _SURROGATE.sub("\ufffd", text)
+    return _INVISIBLE.sub("", text)

@@ -5,18 +5,21 @@ acknowledgement never waits for the engine."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import replace
 
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
-from bot.chat.commands import ASK
-from bot.chat.messages import Action, InboundMessage, Reply, Target
+from bot.chat.context import ASK, Where
+from bot.chat.effects import Result
+from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.notifier import Notifier
-from bot.chat.router import Router
+from bot.chat.router import Routed, Router
+from bot.i18n import texts
+from kpi_engine.clock import Clock, system_clock
 from kpi_engine.models import InboundEvent
+from kpi_engine.restatements import record_posted
 
 log = logging.getLogger(__name__)
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
@@ -59,16 +62,13 @@ class Pipeline:
         notifier: Notifier,
         *,
         workers: Executor | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         self.engine = engine
         self.router = router
         self.notifier = notifier
         self.workers = workers
         self.clock = clock
-        # Button actions other than ASK, by action id: handler(action, now) → a reply for the
-        # person who clicked, or None (alert buttons, appeal buttons…).
-        self.actions: dict[str, Callable[[Action, int], Reply | None]] = {}
 
     def accept(self, message: InboundMessage) -> bool:
         """Take a message in; False (and nothing else happens) for a duplicate delivery."""
@@ -92,88 +92,124 @@ class Pipeline:
 
     def accept_action(self, action: Action) -> bool:
         """Take a button click in, once: a question button asks its question; other buttons go
-        to their handler (in a worker), whose answer goes privately to whoever clicked."""
-        if action.action in self.actions:
-            fresh = record_delivery(
-                self.engine,
-                action.platform,
-                action.workspace,
-                f"action:{action.event_id}",
-                action.sender,
-                action.channel,
-                int(self.clock()),
+        to their registered handler (in a worker), whose answer goes to whoever clicked."""
+        if action.action == ASK:
+            return self.accept(
+                InboundMessage(
+                    platform=action.platform,
+                    workspace=action.workspace,
+                    channel=action.channel,
+                    sender=action.sender,
+                    text=action.value,
+                    event_id=f"action:{action.event_id}",
+                    received_at=action.received_at,
+                    thread=action.thread,
+                    is_direct=action.is_direct,
+                    replayable=action.replayable,
+                )
             )
-            if not fresh:
-                log.info("duplicate %s click %s ignored", action.platform, action.event_id)
-                return False
-            if self.workers is None:
-                self.handle_action(action)
-            else:
-                self.workers.submit(self._action_logged, action)
-            return True
-        if action.action != ASK:
+        if action.action not in self.router.core.registry.actions:
             log.info("no handler for %s action %r", action.platform, action.action)
             return False
-        message = InboundMessage(
-            platform=action.platform,
-            workspace=action.workspace,
-            channel=action.channel,
-            sender=action.sender,
-            text=action.value,
-            event_id=f"action:{action.event_id}",
-            received_at=action.received_at,
-            thread=action.thread,
+        fresh = record_delivery(
+            self.engine,
+            action.platform,
+            action.workspace,
+            f"action:{action.event_id}",
+            action.sender,
+            action.channel,
+            int(self.clock()),
         )
-        return self.accept(message)
+        if not fresh:
+            log.info("duplicate %s click %s ignored", action.platform, action.event_id)
+            return False
+        if self.workers is None:
+            self.handle_action(action)
+        else:
+            self.workers.submit(self._action_logged, action)
+        return True
 
-    def handle(self, message: InboundMessage) -> Reply:
-        """Route a message and deliver the reply (with a note in the group if it went privately)."""
-        reply = self.router.route(message, now=int(self.clock()))
-        adapter = self.notifier.adapter(message.platform)
-        target = Target(
-            message.platform,
-            message.workspace,
-            message.channel,
-            user=message.sender if reply.private or message.is_direct else None,
-            thread=reply.thread,
-            private=reply.private and not message.is_direct,
-        )
+    def handle(self, message: InboundMessage) -> Routed:
+        """Route a message, deliver the answer (with a note in the group if it went privately)
+        and carry out its effects. The text is made displayable (and storable) first, whatever
+        the platform sent."""
+        message = replace(message, text=displayable(message.text))
+        routed = self.router.route(message, now=int(self.clock()))
+        reply = routed.result.reply
         # One reply per delivery, even if this handling is repeated after a crash.
         key = f"reply:{message.platform}:{message.workspace}:{message.event_id}"
-        self.notifier.deliver(reply, target, key=key)
-        if target.private and not adapter.private_in_place:
-            note = Reply(
-                "已私信回复你。" if reply.language == "zh" else "I've answered you privately.",
-                reply.language,
-                thread=reply.thread,
-            )
-            self.notifier.deliver(
-                note,
-                Target(message.platform, message.workspace, message.channel, thread=reply.thread),
-                key=f"{key}:note",
-            )
-        return reply
-
-    def handle_action(self, action: Action) -> Reply | None:
-        """Run a button's handler and answer the clicker privately."""
-        reply = self.actions[action.action](action, int(self.clock()))
-        if reply is None:
-            return None
-        adapter = self.notifier.adapter(action.platform)
-        if adapter.private_in_place and action.channel:
+        if reply is not None:
+            if message.is_direct:
+                reply = replace(reply, private=False)  # a direct chat is private already
             target = Target(
-                action.platform,
-                action.workspace,
-                action.channel,
-                user=action.sender,
-                thread=action.thread,
-                private=True,
+                message.platform,
+                message.workspace,
+                message.channel,
+                user=message.sender if reply.private or message.is_direct else None,
+                thread=reply.thread,
+                private=reply.private,
             )
-        else:
-            target = Target.direct(action.platform, action.workspace, action.sender)
-        key = f"action:{action.platform}:{action.workspace}:{action.event_id}"
-        self.notifier.deliver(reply, target, key=key)
-        return reply
+            self.notifier.deliver(reply, target, key=key)
+            if reply.watch:  # the numbers stated, re-checked later for revisions
+                record_posted(self.engine, key, reply.watch, now=int(self.clock()))
+            adapter = self.notifier.adapter(message.platform)
+            if target.private and not adapter.private_in_place:
+                note = Reply(
+                    texts(reply.language)("reply.answered_privately"),
+                    reply.language,
+                    thread=reply.thread,
+                )
+                self.notifier.deliver(
+                    note,
+                    Target(
+                        message.platform, message.workspace, message.channel, thread=reply.thread
+                    ),
+                    key=f"{key}:note",
+                )
+        self.notifier.apply(routed.result.effects)
+        return routed
+
+    def handle_action(self, action: Action) -> Result | None:
+        """Run a button's handler as the person who clicked, and answer them privately."""
+        router = self.router
+        asker = router.asker_of(action.platform, action.sender)
+        if asker is None:
+            return None
+        where = Where(
+            action.platform,
+            action.workspace,
+            action.channel,
+            action.is_direct,
+            action.thread,
+            action.replayable,
+        )
+        language = router.core.organisation.language_of(asker)
+        now = int(self.clock())
+        context = router.context(asker, where, language, now)
+        try:
+            result = router.core.registry.actions[action.action](action, context)
+        except Exception:
+            log.exception("handling %s click %s failed", action.platform, action.event_id)
+            result = Result(Reply(context.t("error.generic"), language, private=True))
+        if result is None:
+            return None
+        if result.reply is not None:
+            adapter = self.notifier.adapter(action.platform)
+            if adapter.private_in_place and action.channel and not action.is_direct:
+                target = Target(
+                    action.platform,
+                    action.workspace,
+                    action.channel,
+                    user=action.sender,
+                    thread=action.thread,
+                    private=True,
+                )
+            else:
+                target = Target.direct(action.platform, action.workspace, action.sender)
+            key = f"action:{action.platform}:{action.workspace}:{action.event_id}"
+            self.notifier.deliver(result.reply, target, key=key)
+        self.notifier.apply(result.effects)
+        return result
 
     def _action_logged(self, action: Action) -> None:
         try:

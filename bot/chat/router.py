@@ -1,159 +1,179 @@
-"""From a message to a reply: who is asking, in which language, what they want, and the
-command that answers — under their permissions."""
+"""From a message to a result: who is asking, in which language, what they want (the one
+parser), whether they may, and the registered command that answers — or a question back
+when the message names something kpibot does not know.
+
+A handler that fails answers with an apology and has changed nothing: every store a handler
+writes to commits all of its change in one transaction or none of it.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
-from sqlalchemy import Engine
-
-from bot.chat.access import Access
-from bot.chat.commands import (
-    COMMANDS,
-    Context,
-    allowed,
-    command_for,
-    error_reply,
-    period_error_reply,
-    refuse,
-    unknown_reply,
-    unregistered_reply,
-)
-from bot.chat.intents import Aliases, Names, Request, language_of, parse
+from bot.chat.context import Context, Where, ask_back
+from bot.chat.effects import Result
 from bot.chat.messages import InboundMessage, Reply
-from kpi_engine.figures import Figures
-from kpi_engine.organisation import Organisation
+from bot.chat.parse import Context as ParseContext
+from bot.chat.parse import parse
+from bot.chat.registry import RANKS, Command
+from bot.chat.request import Request
+from bot.core import Core
+from bot.i18n import texts
+from kpi_engine.languages import Language
+from kpi_engine.organisation import PersonConfig
 from kpi_engine.periods import PeriodError, today
 from kpi_engine.scopes import ScopeError
-from kpi_engine.targets import Plans
-
-if TYPE_CHECKING:
-    from bot.alerts import AlertService
-    from bot.appeals import AppealService
 
 log = logging.getLogger(__name__)
 
-# Which intent wins when a message has keywords of several: specific before general.
-PRECEDENCE = (
-    # Verbs with a number first ("确认 42", "接受 7"); their handlers hand an ordinary question
-    # that merely contains the verb ("帮我确认一下今天GMV") on to the progress answer.
-    "appeal_action",
-    "alert_action",
-    "appeal",
-    "ping",
-    "help",
-    "annotate",
-    "annotations",
-    "alerts",
-    "why",
-    "score",
-    "ranking",
-    "compare",
-    "breakdown",
-    "progress",
-)
+# The longest message read (README "Limits"): a longer one is not a question anyone types.
+MAX_MESSAGE = 2000
+# Intents that change something: refused over a channel whose messages could be replayed.
+MUTATING = frozenset({"alert_action", "appeal", "appeal_action", "annotate"})
+
+
+@dataclass(frozen=True)
+class Routed:
+    """What came of a message: the result, the request as understood (None when the sender
+    is not registered), and who the answer is for."""
+
+    result: Result
+    request: Request | None
+    visibility: str  # "private" (the asker alone), "direct" (a one-to-one chat) or "group"
+
+    def understood(self) -> dict[str, object] | None:
+        """What the message was understood as — the contract of `kpibot ask --json` that
+        scripts and checks rely on: intent, metric, subject and period as answered (the scope
+        and period the handler used; "company", "team:sz-live", "person:li.na"; "2026-11",
+        "2026-W48", "2026-11-20", "A..B"), language and visibility; `asked_back` names what
+        was not known ("metric", "person", "period"…) when the bot asked back instead."""
+        if self.request is None:
+            return None
+        found = self.request.understood(self.visibility)
+        found["subject"] = self.result.scope or found["subject"]
+        found["period"] = self.result.period or found["period"]
+        if self.request.unknown is not None and self.result.scope is None:
+            found["asked_back"] = self.request.unknown.kind
+        return found
+
+
+def allowed(asker: PersonConfig, command: Command) -> bool:
+    """Does the asker's role reach the command's permission?"""
+    level = 2 if asker.role == "admin" else 1 if asker.role == "manager" else 0
+    return level >= RANKS[command.permission]
 
 
 class Router:
-    """Answers messages for one organisation."""
+    """Answers messages for one organisation, through the registered commands."""
 
-    def __init__(self, organisation: Organisation, engine: Engine, figures: Figures) -> None:
-        self.organisation = organisation
-        self.engine = engine
-        self.figures = figures
-        self.plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
-        self.access = Access(organisation)
-        self.alerts: AlertService | None = None  # set by the chat service
-        self.appeals: AppealService | None = None
-        by_intent = {c.intent: c for c in COMMANDS}
-        self.aliases: Aliases = [
-            (intent, by_intent[intent].aliases_zh, by_intent[intent].aliases_en)
-            for intent in PRECEDENCE
-            if intent in by_intent
-        ]
-        people: dict[str, str] = {}
-        for person in organisation.people.values():
-            people[person.id.lower()] = person.id
-            people[person.name.lower()] = person.id
-        shops: dict[str, str] = {}
-        for shop in organisation.shops.values():
-            shops[shop.id.lower()] = shop.id
-            shops[shop.name.lower()] = shop.id
-        self._people, self._shops = people, shops
-        self._mentions: dict[str, dict[str, str]] = {}
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._precedence = {c.intent: n for n, c in enumerate(core.registry.ordered())}
 
-    def names(self, platform: str) -> Names:
-        """People and shops by name or id, and this platform's user ids of people."""
-        if platform not in self._mentions:
-            found = {}
-            for person in self.organisation.people.values():
-                user = getattr(person.chat, platform, None)
-                if user:
-                    found[user] = person.id
-            self._mentions[platform] = found
-        return Names(self._people, self._shops, self._mentions[platform])
+    def asker_of(self, platform: str, sender: str) -> PersonConfig | None:
+        """The person behind a platform user id (the console speaks as a person id)."""
+        org = self.core.organisation
+        if platform == "console":
+            return org.people.get(sender)
+        return org.person_by_chat_id(platform, sender)
 
-    def route(self, message: InboundMessage, *, now: int) -> Reply:
-        """The reply to `message` (never raises: failures become a friendly reply)."""
-        org = self.organisation
-        asker = (
-            org.people.get(message.sender)  # the local console speaks as a person id
-            if message.platform == "console"
-            else org.person_by_chat_id(message.platform, message.sender)
+    def context(self, asker: PersonConfig, where: Where, language: Language, now: int) -> Context:
+        """A handler's context for `asker`."""
+        return Context(self.core, asker, where, language, now)
+
+    def parse(self, text: str, asker: PersonConfig, platform: str, now: int) -> Request:
+        """`text` as `asker` means it."""
+        org = self.core.organisation
+        zone_name = org.teams[asker.team].timezone
+        return parse(
+            text,
+            ParseContext(
+                vocabulary=self.core.vocabulary(),
+                names=self.core.names(),
+                today=today(now, zone_name),
+                fallback=org.language_of(asker),
+                week_start=org.settings.week_start,
+                platform=platform,
+                precedence=self._precedence,
+            ),
+        )
+
+    def route(self, message: InboundMessage, *, now: int) -> Routed:
+        """The result for `message` (never raises: failures become an apology)."""
+        org = self.core.organisation
+        asker = self.asker_of(message.platform, message.sender)
+        where = Where(
+            message.platform,
+            message.workspace,
+            message.channel,
+            message.is_direct,
+            message.thread,
+            message.replayable,
         )
         if asker is None:
-            return unregistered_reply(
-                message, language_of(message.text, org.settings.default_language)
+            from bot.chat.parse import detect_language
+
+            language = detect_language(
+                message.text, self.core.vocabulary(), org.settings.default_language
             )
-        language = language_of(message.text, org.language_of(asker))
+            refusal = unregistered(message, language)
+            return Routed(Result(refusal), None, _visibility(refusal, where))
+        request = Request("unknown", org.language_of(asker))
+        if len(message.text) > MAX_MESSAGE:
+            too_long = Reply(
+                texts(request.language)("message.too_long", max=MAX_MESSAGE), request.language
+            )
+            return Routed(Result(too_long), request, _visibility(too_long, where))
         try:
-            zone_name = org.teams[asker.team].timezone
-            request = parse(
-                message.text,
-                aliases=self.aliases,
-                catalogue=org.catalogue,
-                names=self.names(message.platform),
-                today=today(now, zone_name),
-                fallback=language,
-            )
-            context = Context(
-                org,
-                self.engine,
-                self.figures,
-                self.plans,
-                self.access,
-                asker,
-                message,
-                language,
-                now,
-                self.alerts,
-                self.appeals,
-            )
-            return self._answer(context, request)
+            request = self.parse(message.text, asker, message.platform, now)
+            ctx = self.context(asker, where, request.language, now)
+            result = self._answer(ctx, request)
         except Exception:
             log.exception("handling %s event %s failed", message.platform, message.event_id)
-            return error_reply(language)
+            result = Result(
+                Reply(texts(request.language)("error.generic"), request.language, private=True)
+            )
+        reply = result.reply
+        if reply is not None and reply.thread is None and message.thread is not None:
+            result = replace(result, reply=replace(reply, thread=message.thread))
+        visibility = _visibility(result.reply, where) if result.reply else "private"
+        return Routed(result, request, visibility)
 
-    def _answer(self, context: Context, request: Request) -> Reply:
-        if request.intent == "unknown":
-            return unknown_reply(context, request)
-        command = command_for(request.intent)
+    def _answer(self, ctx: Context, request: Request) -> Result:
+        t = ctx.t
+        command = self.core.registry.commands.get(request.intent)
+        if request.unknown is not None and (command is None or request.unknown.kind == "period"):
+            return Result(ask_back(ctx, request.unknown, request))
         if command is None:
-            return unknown_reply(context, request)
-        if not allowed(context.asker, command.permission):
-            return refuse(context)
+            help_command = self.core.registry.commands.get("help")
+            if help_command is None:
+                return Result(Reply(t("unknown.intent"), ctx.language))
+            return help_command.handler(ctx, request)
+        if request.unknown is not None:
+            return Result(ask_back(ctx, request.unknown, request))
+        if not allowed(ctx.asker, command):
+            return Result(ctx.refuse())
+        if ctx.where.replayable and request.intent in MUTATING:
+            return Result(Reply(t("security.replayable"), ctx.language, private=True))
         try:
-            reply = command.handler(context, request)
-        except PeriodError as exc:
-            return period_error_reply(context, exc)
+            return command.handler(ctx, request)
+        except PeriodError:
+            said = request.period_said or request.period or ""
+            return Result(Reply(t("period.impossible", said=said), ctx.language))
         except ScopeError:  # a named person or shop the asker cannot see, or none at all
-            return refuse(context)
-        if reply.thread is None and context.message.thread is not None:
-            reply = _in_thread(reply, context.message.thread)
-        return reply
+            return Result(ctx.refuse())
 
 
-def _in_thread(reply: Reply, thread: str) -> Reply:
-    return replace(reply, thread=thread)
+def _visibility(reply: Reply | None, where: Where) -> str:
+    if where.is_direct:
+        return "direct"
+    return "private" if reply is None or reply.private else "group"
+
+
+def unregistered(message: InboundMessage, language: Language) -> Reply:
+    """What an unknown user is told: who to ask, and the id to give them."""
+    who = f"{message.platform}:{message.sender}"
+    return Reply(
+        texts(language)("access.unregistered", id=who), language, private=not message.is_direct
+    )

@@ -21,8 +21,9 @@ from decimal import Decimal
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.chat.adapter import ChatError
-from bot.chat.messages import Action, Button, KeyValue, Language, Reply, Sent, Target
+from bot.chat.access import Access
+from bot.chat.effects import Edit, Result
+from bot.chat.messages import Action, Button, KeyValue, Language, Reply, Target
 from bot.chat.notifier import Notifier
 from kpi_engine.alerts import AlertRow, AlertStore, observe, snooze_until
 from kpi_engine.figures import Figures, format_value
@@ -59,6 +60,7 @@ class Outcome:
     ok: bool
     alert: AlertRow | None
     reply: Reply
+    effects: tuple[Edit, ...] = ()
 
 
 class AlertService:
@@ -72,8 +74,10 @@ class AlertService:
         plans: Plans,
         notifier: Notifier,
         platforms: list[str],
+        access: Access | None = None,
     ) -> None:
         self.organisation = organisation
+        self.access = access or Access(organisation)
         self.engine = engine
         self.figures = figures
         self.plans = plans
@@ -100,29 +104,12 @@ class AlertService:
         return [p for p in org.people.values() if p.role == "admin"]
 
     def chain(self, person: PersonConfig) -> list[PersonConfig]:
-        """The person's managers, nearest first (their own manager, else their team's)."""
-        org = self.organisation
-        found: list[PersonConfig] = []
-        current: PersonConfig | None = person
-        while current is not None:
-            boss_id = current.manager or org.teams[current.team].manager
-            if not boss_id or boss_id == current.id or boss_id not in org.people:
-                break
-            boss = org.people[boss_id]
-            if boss in found or boss == person:
-                break
-            found.append(boss)
-            current = boss
-        return found
+        """The person's management chain, ending at the first admin (the access policy's)."""
+        return self.access.chain(person)
 
     def may_act(self, person: PersonConfig, alert: AlertRow) -> bool:
         """The owner, their managers and admins."""
-        if person.role == "admin":
-            return True
-        for owner in self.owners(alert):
-            if person.id == owner.id or person in self.chain(owner):
-                return True
-        return False
+        return self.access.may_act_for(person, self.owners(alert))
 
     def _language(self, person: PersonConfig) -> Language:
         return self.organisation.language_of(person)
@@ -405,38 +392,28 @@ class AlertService:
             self.store.notified(alert, now, names)
         return posted
 
-    def refresh(self, alert_id: int) -> int:
-        """Update every card of the alert to its current state (where the platform can);
-        how many were updated."""
+    def edits(self, alert_id: int) -> list[Edit]:
+        """Edits bringing every card of the alert to its current state (through the outbox,
+        where the platform can edit messages)."""
         alert = self.store.get(alert_id)
         if alert is None:
-            return 0
+            return []
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(
-                    _OUTBOX.c.platform,
-                    _OUTBOX.c.channel,
-                    _OUTBOX.c.user,
-                    _OUTBOX.c.message_id,
-                    _OUTBOX.c.key,
-                )
+                select(_OUTBOX.c.key, _OUTBOX.c.platform, _OUTBOX.c.user)
                 .join(_POSTS, _POSTS.c.outbox_key == _OUTBOX.c.key)
-                .where(_POSTS.c.alert_id == alert_id, _OUTBOX.c.state == "sent")
+                .where(_POSTS.c.alert_id == alert_id, _OUTBOX.c.kind == "alert")
             ).all()
-        updated = 0
-        for platform, channel, user, message_id, _key in rows:
-            if not message_id or platform not in self.notifier.adapters:
-                continue
+        found = []
+        for key, platform, user in rows:
             language, for_channel = self._reader(platform, user)
-            try:
-                self.notifier.adapter(platform).update(
-                    Sent(platform, channel, message_id),
-                    self.card(alert, language, for_channel=for_channel),
-                )
-                updated += 1
-            except ChatError as exc:
-                log.info("alert %s: card %s not updated (%s)", alert_id, message_id, exc)
-        return updated
+            card = self.card(alert, language, for_channel=for_channel)
+            found.append(Edit(key, card, key=f"{key}:edit:v{alert.version}:n{alert.notified}"))
+        return found
+
+    def refresh(self, alert_id: int) -> int:
+        """Update every card of the alert to its current state; how many edits were stored."""
+        return self.notifier.apply(self.edits(alert_id))
 
     def _reader(self, platform: str, user: str | None) -> tuple[Language, bool]:
         org = self.organisation
@@ -517,24 +494,19 @@ class AlertService:
         updates happen here too."""
         language = language or self._language(person)
         zh = language == "zh"
-        alert = self.store.get(alert_id)
-        if alert is None:
+        alert = self.store.get(alert_id) if 0 < alert_id < 2**31 else None
+        if alert is None or not self.may_act(person, alert):
+            # The same answer for an alert that does not exist and one the person may not
+            # act on: the refusal reveals nothing. A refusal is audited once per person.
+            if alert is not None:
+                self.store.refused(alert_id, person.id, verb, now)
             return Outcome(
                 False,
                 None,
                 Reply(
-                    f"没有告警 #{alert_id}。" if zh else f"There is no alert #{alert_id}.", language
-                ),
-            )
-        if not self.may_act(person, alert):
-            self.store.refused(alert_id, person.id, verb, now)
-            return Outcome(
-                False,
-                alert,
-                Reply(
-                    "只有负责人、其上级和管理员可以处理这个告警。"
+                    f"没有你可以处理的告警 #{alert_id}。"
                     if zh
-                    else "Only the owner, their managers and admins may act on this alert.",
+                    else f"There is no alert #{alert_id} that you may act on.",
                     language,
                 ),
             )
@@ -569,7 +541,6 @@ class AlertService:
                     language,
                 ),
             )
-        self.refresh(alert_id)
         assert acted.alert is not None
         done = {
             "ack": ("已确认", "acknowledged"),
@@ -583,17 +554,12 @@ class AlertService:
             if zh
             else f"Alert #{alert_id} {done[1]}. {status}"
         )
-        return Outcome(True, acted.alert, Reply(text.strip(), language))
-
-    def on_action(self, action: Action, now: int) -> Reply | None:
-        """A card button: the reply for the person who clicked (privately)."""
-        person = (
-            self.organisation.people.get(action.sender)  # the console speaks as a person id
-            if action.platform == "console"
-            else self.organisation.person_by_chat_id(action.platform, action.sender)
+        return Outcome(
+            True, acted.alert, Reply(text.strip(), language), tuple(self.edits(alert_id))
         )
-        if person is None:
-            return None
+
+    def on_action(self, action: Action, person: PersonConfig, now: int) -> Result | None:
+        """A card button: the answer for the person who clicked, and the cards' edits."""
         parts = action.value.split(":")
         try:
             alert_id, version = int(parts[0]), int(parts[1])
@@ -605,7 +571,8 @@ class AlertService:
             if action.action == SNOOZE_TOMORROW
             else (parts[2] if len(parts) > 2 else None)
         )
-        return self.act(person, alert_id, verb, now, version=version, snooze=snooze).reply
+        outcome = self.act(person, alert_id, verb, now, version=version, snooze=snooze)
+        return Result(outcome.reply, outcome.effects)
 
     def summary(self, person: PersonConfig, language: Language) -> Reply:
         """The open alerts `person` may act on."""

@@ -13,19 +13,16 @@ manager told, once.
 
 from __future__ import annotations
 
-import contextlib
-import re
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from bot.chat.adapter import ChatError
-from bot.chat.messages import Action, Button, KeyValue, Language, Reply, Sent, Target
+from bot.chat.effects import Edit, Effect, Post, Result, RunSoon
+from bot.chat.messages import Action, Button, KeyValue, Language, Mention, Reply, Target
 from bot.chat.notifier import Notifier
-from bot.restatements import check_restatements
-from kpi_engine.appeals import AppealRow, AppealStore
+from kpi_engine.appeals import AppealRow, AppealStore, correction_states
 from kpi_engine.figures import Figures, format_value
 from kpi_engine.instants import zone
 from kpi_engine.organisation import Organisation, PersonConfig
@@ -48,43 +45,26 @@ _STATES = {
     "rejected": ("已驳回", "rejected"),
     "withdrawn": ("已撤回", "withdrawn"),
 }
-_CLAIM = re.compile(
-    r"(?:应该是|应为|实际是|实际为|should be|is actually|actually|claim(?:ed)?)\s*[:：]?\s*"
-    r"[¥$€£]?\s*([\d,]+(?:\.\d+)?)",
-    re.IGNORECASE,
-)
-_ORDERS = re.compile(r"(?:订单号?|orders?)\s*[:：]?\s*([\w-]+(?:\s*[,，、]\s*[\w-]+)*)", re.I)
-_LINK = re.compile(r"https?://\S+")
-_NUMBER = re.compile(r"(?<![\d-])(\d[\d,]*(?:\.\d+)?)(?![\d-])")
 
 
-def parse_claim(text: str) -> tuple[Decimal | None, list[str]]:
-    """The claimed value and the evidence (order ids, links) in an appeal's text."""
-    evidence = [
-        f"order {o.strip()}"
-        for m in _ORDERS.finditer(text)
-        for o in re.split(r"[,，、]", m.group(1))
-        if o.strip()
-    ]
-    evidence += _LINK.findall(text)
-    match = _CLAIM.search(text)
-    candidate = match.group(1) if match else None
-    if candidate is None:
-        # "appeal gmv 2026-11-20 12000": the number that is not part of a date or an order list.
-        rest = _ORDERS.sub(" ", _LINK.sub(" ", text))
-        rest = re.sub(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}月\d{1,2}[日号]?|\d+\s*月", " ", rest)
-        numbers = _NUMBER.findall(rest)
-        candidate = numbers[-1] if numbers else None
-    if candidate is None:
-        return None, evidence
-    try:
-        return Decimal(candidate.replace(",", "")), evidence
-    except InvalidOperation:
-        return None, evidence
+_CONFIRMATIONS = ("确认", "confirm", "confirmed", "確認", "yes")
+
+
+def _confirms(note: str | None) -> bool:
+    """Does a reviewer's note confirm an implausible claim ("接受 7 确认", "accept 7 confirm")?"""
+    return note is not None and note.strip().lower() in (
+        "确认",
+        "confirm",
+        "confirmed",
+        "確認",
+        "yes",
+    )
 
 
 class AppealService:
     """Appeals for one organisation."""
+
+    MAX_REASON = 500  # the longest reason kept (README "Limits")
 
     def __init__(
         self, organisation: Organisation, engine: Engine, figures: Figures, notifier: Notifier
@@ -137,7 +117,9 @@ class AppealService:
         first, last = appeal.first_day.isoformat(), appeal.last_day.isoformat()
         return first if first == last else f"{first}..{last}"
 
-    def card(self, appeal: AppealRow, language: Language, *, mention: str | None = None) -> Reply:
+    def card(
+        self, appeal: AppealRow, language: Language, *, mention: Mention | None = None
+    ) -> Reply:
         """The appeal: what was reported, what is claimed, why, the evidence, the state."""
         zh = language == "zh"
 
@@ -205,22 +187,40 @@ class AppealService:
     def _chat_id(self, person: PersonConfig, platform: str) -> str | None:
         return person.chat.get(platform)
 
-    def _thread_target(self, appeal: AppealRow) -> Target:
-        return Target(appeal.platform, appeal.workspace, appeal.channel, thread=appeal.thread)
+    @staticmethod
+    def root(appeal_id: int) -> str:
+        """The outbox key of an appeal's card: its thread, and what edits replace."""
+        return f"appeal:{appeal_id}:root"
 
-    def _post(self, appeal: AppealRow, reply: Reply, key: str) -> None:
-        """A message in the appeal's thread (or chain)."""
+    def _in_thread(self, appeal: AppealRow, reply: Reply, key: str) -> Post:
+        """A message in the appeal's thread (or, where there are no threads, naming it)."""
         reply = replace(
             reply,
             text=reply.text if f"#{appeal.id}" in reply.text else f"#{appeal.id} {reply.text}",
         )
-        self.notifier.deliver(reply, self._thread_target(appeal), key=key)
+        target = Target(appeal.platform, appeal.workspace, appeal.channel)
+        if not appeal.channel:
+            reviewer = self.organisation.people.get(appeal.reviewer)
+            user = reviewer.chat.get(appeal.platform) if reviewer else None
+            target = Target.direct(appeal.platform, appeal.workspace, user or "")
+        return Post(reply, target, key, kind="appeal", thread_of=self.root(appeal.id))
 
-    def _tell(self, person_id: str, platform: str, reply: Reply, key: str) -> None:
+    def _tell(self, person_id: str, platform: str, reply: Reply, key: str) -> list[Post]:
         person = self.organisation.people.get(person_id)
         user = person.chat.get(platform) if person else None
-        if user:
-            self.notifier.deliver(reply, Target.direct(platform, "", user), key=key)
+        if not user:
+            return []
+        return [Post(reply, Target.direct(platform, "", user), key, kind="appeal")]
+
+    def plausible(self, reported: Decimal | None, claimed: Decimal) -> bool:
+        """Is a claim within the configured multiple of what was reported? (Beyond it the
+        reviewer must confirm the correction explicitly.)"""
+        if claimed < 0:
+            return False
+        ratio = self.organisation.settings.appeals.max_claim_ratio
+        if reported is None or reported <= 0:
+            return claimed <= self.organisation.settings.appeals.max_claim_without_report
+        return claimed <= reported * ratio
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -229,36 +229,50 @@ class AppealService:
         person: PersonConfig,
         metric: str,
         period: Period,
-        text: str,
+        claimed: Decimal | None,
         *,
+        reason: str,
+        evidence: list[str],
         platform: str,
         workspace: str,
         language: Language,
         now: int,
-    ) -> Reply:
-        """Open an appeal from its text; the reply for the appellant."""
+    ) -> Result:
+        """Open an appeal; the answer for the appellant, and the card for the reviewer."""
         zh = language == "zh"
-        claimed, evidence = parse_claim(text)
         if claimed is None:
-            return Reply(
-                "请写上你认为正确的数字，例如「申诉 昨天GMV 应该是12000 订单 5791234」。"
-                if zh
-                else "Please give the number you think is right, "
-                'e.g. "appeal gmv 2026-11-20 12000".',
-                language,
+            return Result(
+                Reply(
+                    "请写上你认为正确的数字，例如「申诉 昨天GMV 应该是12000 订单 5791234」。"
+                    if zh
+                    else "Please give the number you think is right, "
+                    'e.g. "appeal gmv 2026-11-20 12000".',
+                    language,
+                )
             )
         figure = self.figures.figure(metric, Scope("person", person.id), period, now=now)
+        open_already = self.store.open_for(person.id, metric, period.first, period.last)
+        if open_already is not None:
+            return Result(
+                Reply(
+                    f"这个数字已有申诉 #{open_already.id} 在处理中，可以在它的讨论里补充。"
+                    if zh
+                    else f"Appeal #{open_already.id} on this number is already open; add to it "
+                    "in its thread.",
+                    language,
+                    private=True,
+                )
+            )
         reviewer = self.reviewer_of(person)
         team = self.organisation.teams[person.team]
         channel = team.channels.get(platform) or ""
-        reason = re.sub(r"^\s*(?:/kpi\s+)?(?:申诉|appeal|dispute)\s*", "", text, flags=re.I).strip()
         appeal = self.store.open(
             appellant=person.id,
             figure=figure,
             scope=f"person:{person.id}",
             claimed=claimed,
-            reason=reason,
-            evidence=evidence,
+            reason=reason[: self.MAX_REASON],
+            evidence=evidence[:20],
             reviewer=reviewer.id,
             platform=platform,
             workspace=workspace,
@@ -266,23 +280,18 @@ class AppealService:
             now=now,
             sla_hours=self.organisation.settings.appeals.sla_hours,
         )
-        mention = self._chat_id(reviewer, platform)
+        user = self._chat_id(reviewer, platform)
+        mention = Mention(user, reviewer.name) if user else None
         reviewer_language = self.organisation.language_of(reviewer)
         card = self.card(appeal, team.language if channel else reviewer_language, mention=mention)
         target = (
             Target(platform, workspace, channel)
             if channel
-            else Target.direct(platform, workspace, mention or "")
+            else Target.direct(platform, workspace, user or "")
         )
-        try:
-            sent = self.notifier.deliver(card, target, key=f"appeal:{appeal.id}:root")
-        except ChatError:
-            sent = None
-        if sent is not None:
-            self.store.set_thread(appeal.id, sent.channel, sent.message_id)
         hours = self.organisation.settings.appeals.sla_hours
         reported = self._money(appeal, appeal.reported_value)
-        return Reply(
+        answer = Reply(
             f"已提交申诉 #{appeal.id}：{self._metric(appeal, language)} {self._period(appeal)} "
             f"报告 {reported}，申诉 {self._money(appeal, claimed)}。"
             f"审核人 {reviewer.name}，{hours} 小时内处理。"
@@ -293,6 +302,7 @@ class AppealService:
             language,
             private=True,
         )
+        return Result(answer, (Post(card, target, self.root(appeal.id), kind="appeal"),))
 
     # -- deciding ---------------------------------------------------------------------------
 
@@ -306,65 +316,93 @@ class AppealService:
         note: str | None = None,
         version: int | None = None,
         language: Language | None = None,
-    ) -> Reply:
-        """review / accept / reject (with a reason) / withdraw; the reply for who acted."""
+    ) -> Result:
+        """review / accept / reject (with a reason) / withdraw; the answer for who acted."""
         language = language or self.organisation.language_of(person)
         zh = language == "zh"
-        appeal = self.store.get(appeal_id)
-        if appeal is None:
-            return Reply(
-                f"没有申诉 #{appeal_id}。" if zh else f"There is no appeal #{appeal_id}.", language
-            )
-        allowed = (
+        appeal = self.store.get(appeal_id) if 0 < appeal_id < 2**31 else None
+        allowed = appeal is not None and (
             person.id == appeal.appellant if move == "withdraw" else self.may_decide(person, appeal)
         )
-        if not allowed:
-            return Reply(
-                "只有申诉人可以撤回。"
-                if move == "withdraw" and zh
-                else "Only the appellant may withdraw it."
-                if move == "withdraw"
-                else "只有审核人、其上级和管理员可以处理这个申诉。"
-                if zh
-                else "Only the reviewer, their managers and admins may decide this appeal.",
-                language,
+        if appeal is None or not allowed:
+            # The same answer whether the appeal does not exist or is not theirs to decide.
+            return Result(
+                Reply(
+                    f"没有你可以处理的申诉 #{appeal_id}。"
+                    if zh
+                    else f"There is no appeal #{appeal_id} that you may act on.",
+                    language,
+                )
             )
         if move == "reject" and not note and (version is None or version == appeal.version):
-            return Reply(
-                f"请写上驳回理由：「驳回 {appeal_id} <理由>」。"
-                if zh
-                else f'Please give a reason: "reject {appeal_id} <reason>".',
-                language,
+            return Result(
+                Reply(
+                    f"请写上驳回理由：「驳回 {appeal_id} <理由>」。"
+                    if zh
+                    else f'Please give a reason: "reject {appeal_id} <reason>".',
+                    language,
+                )
             )
-        moved = self.store.move(appeal_id, move, person.id, now, note=note, version=version)
+        claimed = appeal.claimed_value
+        if (
+            move == "accept"
+            and claimed is not None
+            and not self.plausible(appeal.reported_value, claimed)
+            and not _confirms(note)
+        ):
+            return Result(
+                Reply(
+                    f"申诉值 {self._money(appeal, claimed)} 远超报告值 "
+                    f"{self._money(appeal, appeal.reported_value)}。"
+                    f"确认无误请回复「接受 {appeal_id} 确认」。"
+                    if zh
+                    else f"The claimed {self._money(appeal, claimed)} is far beyond the reported "
+                    f"{self._money(appeal, appeal.reported_value)}. If it is right, reply "
+                    f'"accept {appeal_id} confirm".',
+                    language,
+                )
+            )
+        moved = self.store.move(
+            appeal_id,
+            move,
+            person.id,
+            now,
+            note=None if move == "accept" and _confirms(note) else note,
+            version=version,
+        )
         if not moved.ok:
             current = moved.appeal or appeal
             state = _STATES[current.state][0 if zh else 1]
-            return Reply(
-                f"这张卡片已过期：申诉 #{appeal_id} 现在是「{state}」，未做更改。"
-                if zh
-                else f"This card is out of date: appeal #{appeal_id} is {state}; "
-                "nothing was changed.",
-                language,
+            return Result(
+                Reply(
+                    f"这张卡片已过期：申诉 #{appeal_id} 现在是「{state}」，未做更改。"
+                    if zh
+                    else f"This card is out of date: appeal #{appeal_id} is {state}; "
+                    "nothing was changed.",
+                    language,
+                )
             )
         done = moved.appeal
         assert done is not None
-        self._after(done, person, now)
         state = _STATES[done.state][0 if zh else 1]
-        return Reply(
-            f"申诉 #{appeal_id} {state}。" if zh else f"Appeal #{appeal_id} {state}.", language
+        return Result(
+            Reply(
+                f"申诉 #{appeal_id} {state}。" if zh else f"Appeal #{appeal_id} {state}.", language
+            ),
+            tuple(self._after(done, person)),
         )
 
-    def _after(self, appeal: AppealRow, actor: PersonConfig, now: int) -> None:
-        """Update the card, note it in the thread, tell the appellant, correct the numbers."""
+    def _after(self, appeal: AppealRow, actor: PersonConfig) -> list[Effect]:
+        """The card updated, a note in the thread, the appellant told, the posted numbers
+        re-checked."""
         team = self.organisation.teams[self.organisation.people[appeal.appellant].team]
-        if appeal.thread:
-            # Where cards cannot change, the thread message below says it.
-            with contextlib.suppress(ChatError):
-                self.notifier.adapter(appeal.platform).update(
-                    Sent(appeal.platform, appeal.channel, appeal.thread),
-                    self.card(appeal, team.language),
-                )
+        effects: list[Effect] = [
+            Edit(
+                self.root(appeal.id),
+                self.card(appeal, team.language),
+                key=f"appeal:{appeal.id}:card:v{appeal.version}",
+            )
+        ]
         zh = team.language == "zh"
         state = _STATES[appeal.state][0 if zh else 1]
         note = (
@@ -379,7 +417,11 @@ class AppealService:
             if zh
             else f"Appeal #{appeal.id} {state} by {actor.name}{note}"
         )
-        self._post(appeal, Reply(text, team.language), key=f"appeal:{appeal.id}:{appeal.state}")
+        effects.append(
+            self._in_thread(
+                appeal, Reply(text, team.language), f"appeal:{appeal.id}:{appeal.state}"
+            )
+        )
         if appeal.state in ("accepted", "rejected"):
             appellant = self.organisation.people[appeal.appellant]
             language = self.organisation.language_of(appellant)
@@ -399,25 +441,16 @@ class AppealService:
                     if zh
                     else f"Your appeal #{appeal.id} was rejected: {appeal.decision_note}"
                 )
-            self._tell(
-                appeal.appellant,
-                appeal.platform,
-                Reply(told, language),
-                key=f"appeal:{appeal.id}:told",
+            effects += self._tell(
+                appeal.appellant, appeal.platform, Reply(told, language), f"appeal:{appeal.id}:told"
             )
         if appeal.state == "accepted":
             # Where the number was posted (digests), a "revised" notice in reply to the post.
-            check_restatements(self.engine, self.organisation, self.figures, self.notifier, now=now)
+            effects.append(RunSoon("restatements"))
+        return effects
 
-    def on_action(self, action: Action, now: int) -> Reply | None:
+    def on_action(self, action: Action, person: PersonConfig, now: int) -> Result | None:
         """A button on an appeal card (or "Dispute" on an answer)."""
-        person = (
-            self.organisation.people.get(action.sender)  # the console speaks as a person id
-            if action.platform == "console"
-            else self.organisation.person_by_chat_id(action.platform, action.sender)
-        )
-        if person is None:
-            return None
         language = self.organisation.language_of(person)
         if action.action == START:
             metric, _, period = action.value.partition("|")
@@ -426,8 +459,11 @@ class AppealService:
                 if language == "zh"
                 else f"appeal {metric} {period} <the right number> orders <ids>"
             )
-            return Reply(
-                f"请回复：{example}" if language == "zh" else f"Reply with: {example}", language
+            return Result(
+                Reply(
+                    f"请回复：{example}" if language == "zh" else f"Reply with: {example}",
+                    language,
+                )
             )
         parts = action.value.split(":")
         try:
@@ -440,7 +476,9 @@ class AppealService:
     # -- the SLA ----------------------------------------------------------------------------
 
     def check(self, now: int) -> str:
-        """Remind reviewers of overdue appeals and tell their managers, once each."""
+        """Remind reviewers of overdue appeals and tell their managers, once each; tell the
+        reviewer, once, when the data of an accepted appeal goes past what was accepted."""
+        diverged = self._divergences(now)
         reminded = 0
         for appeal in self.store.overdue(now):
             reviewer = self.organisation.people.get(appeal.reviewer)
@@ -468,7 +506,51 @@ class AppealService:
                     text=text + "\n" + self.card(appeal, language).text,
                     headline=text,
                 )
-                self._tell(
-                    person_id, appeal.platform, reply, key=f"appeal:{appeal.id}:remind:{person_id}"
+                self.notifier.apply(
+                    self._tell(
+                        person_id,
+                        appeal.platform,
+                        reply,
+                        key=f"appeal:{appeal.id}:remind:{person_id}",
+                    )
                 )
-        return f"{reminded} appeals reminded"
+        told = f", {diverged} diverged corrections shown" if diverged else ""
+        return f"{reminded} appeals reminded{told}"
+
+    def _divergences(self, now: int) -> int:
+        """Accepted appeals (of the last 60 days) whose raw data has passed the claimed value:
+        the correction adds nothing any more (it never counts twice), and the reviewer is told
+        in the appeal's thread, once."""
+        told = 0
+        for state in correction_states(self.figures, now=now, since=now - 60 * 86400):
+            if state.appeal_id is None or not state.diverged:
+                continue
+            appeal = self.store.get(state.appeal_id)
+            if appeal is None or not self.store.note_divergence(appeal.id, state.raw, now):
+                continue
+            team = self.organisation.teams[self.organisation.people[appeal.appellant].team]
+            zh = team.language == "zh"
+            raw, claimed = self._money(appeal, state.raw), self._money(appeal, state.claimed)
+            text = (
+                f"申诉 #{appeal.id}：{self._period(appeal)} 的原始数据现在是 {raw}，"
+                f"已超过接受的 {claimed}。更正不再叠加（不会重复计算），数字以原始数据为准，"
+                "请复核。"
+                if zh
+                else f"Appeal #{appeal.id}: the data for {self._period(appeal)} now says {raw}, "
+                f"past the accepted {claimed}. The correction no longer adds anything (it never "
+                "counts twice); the figure is the data's. Please review."
+            )
+            reviewer = self.organisation.people.get(appeal.reviewer)
+            user = reviewer.chat.get(appeal.platform) if reviewer else None
+            mention = (Mention(user, reviewer.name),) if user and reviewer else ()
+            self.notifier.apply(
+                [
+                    self._in_thread(
+                        appeal,
+                        Reply(text, team.language, mentions=mention),
+                        f"appeal:{appeal.id}:diverged",
+                    )
+                ]
+            )
+            told += 1
+        return told

@@ -17,7 +17,7 @@ from functools import partial
 from sqlalchemy import Engine
 
 from bot.charts import render_month_chart
-from bot.chat.commands import ASK, percent
+from bot.chat.context import ASK, caveats, incomplete_mark, percent
 from bot.chat.messages import Button, KeyValue, Language, ProgressBar, Reply, Table
 from kpi_engine.annotations import notes
 from kpi_engine.compare import Delta, Ranked
@@ -26,21 +26,11 @@ from kpi_engine.figures import Figure, Figures, format_value
 from kpi_engine.freshness import SOURCES, last_imports
 from kpi_engine.instants import zone
 from kpi_engine.organisation import Organisation
-from kpi_engine.periods import Period
+from kpi_engine.restatements import Watched
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans, Progress
 
 KINDS = ("morning", "evening", "weekly")
-
-
-@dataclass(frozen=True)
-class Watched:
-    """A posted number to re-check later for revisions."""
-
-    scope: Scope
-    metric: str
-    period: Period
-    value: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -59,16 +49,7 @@ _SOURCE_NAMES = {
     "ad_spend": ("广告", "ads"),
     "metric_values": ("其他指标", "other metrics"),
 }
-_METRIC_NAMES = {
-    "gmv": ("GMV", "GMV"),
-    "orders": ("订单数", "Orders"),
-    "aov": ("客单价", "AOV"),
-    "refund_rate": ("退款率", "Refund rate"),
-    "views": ("观看人数", "Views"),
-}
-# Without live traffic the split is orders × order value (kpi_engine.compare.explain_gmv).
-_DRIVERS = {"traffic": ("流量", "traffic"), "conversion": ("转化率", "conversion")}
-_DRIVERS.update(aov=("客单价", "order value"), orders=("订单数", "orders"))
+__all__ = ["KINDS", "Digests", "Post", "Watched"]
 
 
 class Digests:
@@ -96,13 +77,23 @@ class Digests:
     def _name(self, person: str) -> str:
         return self.organisation.people[person].name
 
+    def _metric(self, language: Language, metric: str) -> str:
+        """A metric's compact name, from the catalogue (the one place names live)."""
+        found = self.organisation.catalogue.get(metric)
+        return found.label(language) if found else metric
+
+    def _driver(self, language: Language, name: str, metric: str | None) -> str:
+        """A driver of the GMV explanation, named as its metric is."""
+        if metric is None:  # the orders the traffic data does not cover
+            return self._t(language, "其他渠道（无流量数据）", "other channels (no traffic data)")
+        return self._metric(language, metric)
+
     def _freshness(self, language: Language, figures: list[Figure], timezone: str) -> str:
-        """Provisional or settled, and each source's latest import, in the team's zone."""
-        parts = [
-            self._t(language, "暂定数据（尚未结算）", "provisional (not settled yet)")
-            if any(f.provisional for f in figures)
-            else self._t(language, "已结算", "settled")
-        ]
+        """Provisional or settled, what else the reader must know (missing FX rates named,
+        shared credit, corrections), and each source's latest import, in the team's zone."""
+        t = partial(self._t, language)
+        notes = caveats(t, figures, split=self.figures.split_credit)
+        parts = [" · ".join(notes) if notes else t("已结算", "settled")]
         imported = last_imports(self.engine)
         for source in SOURCES:
             at = imported.get(source)
@@ -141,7 +132,14 @@ class Digests:
         fields.append(KeyValue(heading, "; ".join(items)))
         return [f"{heading}:"] + [f"· {item}" for item in items]
 
-    def _delta(self, language: Language, delta: Delta) -> str:
+    def _delta(self, language: Language, delta: Delta, unit: str = "money") -> str:
+        """A change: rates in percentage points, everything else relative."""
+        if unit == "ratio":
+            change = delta.change
+            if change is None:
+                return "—"
+            arrow = "↑" if change > 0 else "↓" if change < 0 else "→"
+            return f"{arrow}{abs(change) * 100:.1f} pp"
         ratio = delta.ratio
         if ratio is None:
             return "—"
@@ -212,14 +210,18 @@ class Digests:
         before = digest.day_before
         for metric in ("orders", "aov", "refund_rate", "views"):
             progress = digest.yesterday[metric]
-            change = self._delta(language, Delta(before[metric].value, progress.figure.value))
+            figure = progress.figure
+            change = self._delta(language, Delta(before[metric].value, figure.value), figure.unit)
             fields.append(
-                KeyValue(t(*_METRIC_NAMES[metric]), f"{self._value(progress.figure)} ({change})")
+                KeyValue(self._metric(language, metric), f"{self._value(figure)} ({change})")
             )
+        flag = incomplete_mark(t, [mtd.figure])
         fields += [
-            KeyValue(t("本月累计", "Month to date"), self._value(mtd.figure)),
-            KeyValue(t("本月进度", "MTD pace"), percent(mtd.pace)),
-            KeyValue(t("预计全月", "Projected month"), self._money(mtd.projection, currency)),
+            KeyValue(t("本月累计", "Month to date"), self._value(mtd.figure) + flag),
+            KeyValue(t("本月进度", "MTD pace"), percent(mtd.pace) + flag),
+            KeyValue(
+                t("预计全月", "Projected month"), self._money(mtd.projection, currency) + flag
+            ),
         ]
         lines = [headline]
         lines.append(
@@ -240,15 +242,29 @@ class Digests:
         )
         explanation = digest.explanation
         if explanation is not None and explanation.biggest is not None:
+            drivers = [(d.name, d.metric, d.contribution) for d in explanation.drivers]
+            if explanation.unexplained:
+                drivers.append(("other", None, explanation.unexplained))
             parts = ", ".join(
-                f"{t(*_DRIVERS[d.name])} {self._money(d.contribution, currency)}"
-                for d in explanation.drivers
+                f"{self._driver(language, name, metric)} {self._money(contribution, currency)}"
+                for name, metric, contribution in drivers
             )
+            biggest = explanation.biggest
+            main = self._driver(
+                language, biggest.name, None if biggest.name == "other" else biggest.metric
+            )
+            share = explanation.covered_share
+            covered = ""
+            if explanation.traffic == "views" and share is not None and share < 1:
+                covered = t(
+                    f"（直播流量只覆盖 {percent(share)} 的订单）",
+                    f" (live traffic covers {percent(share)} of the orders)",
+                )
             why = t(
                 f"较前一天 {self._money(explanation.change, currency)}：{parts}；"
-                f"主要原因：{t(*_DRIVERS[explanation.biggest.name])}",
+                f"主要原因：{main}{covered}",
                 f"{self._money(explanation.change, currency)} vs the day before: {parts}; "
-                f"biggest driver: {t(*_DRIVERS[explanation.biggest.name])}",
+                f"biggest driver: {main}{covered}",
             )
             fields.append(KeyValue(t("GMV 为什么变了", "Why GMV moved"), why))
             lines.append(f"GMV {why}")
@@ -260,11 +276,13 @@ class Digests:
             fields.append(KeyValue(t("变化最大", "Movers"), moved))
             lines.append(moved)
         table = self._people_table(language, digest.ranking, digest.people_yesterday, currency)
+        shown_people = list(digest.people_day.values()) if table is not None else []
         if table is not None:
             lines.append(t("昨日排名：", "Yesterday's ranking:"))
             lines += ["  " + "  ".join(row) for row in table.rows]
         lines += self._notes(language, digest.team, day.first.replace(day=1), day.last, fields)
-        context = self._freshness(language, [gmv.figure, mtd.figure], team.timezone)
+        stated = [p.figure for p in digest.yesterday.values()] + [mtd.figure]
+        context = self._freshness(language, stated + shown_people, team.timezone)
         lines.append(context)
         points = month_series(
             self.figures, self.plans, Scope("team", digest.team), day.last, now=now
@@ -288,7 +306,6 @@ class Digests:
             Button(t("本月排名", "Month ranking"), ASK, t("本月排名", "ranking this month")),
             Button(t("我的进度", "My progress"), ASK, t("我今天GMV多少", "my GMV today")),
         )
-        team_scope = Scope("team", digest.team)
         posts = [
             Post(
                 Reply(
@@ -303,9 +320,11 @@ class Digests:
                     context=context,
                 ),
                 None,
-                (
-                    Watched(team_scope, "gmv", day, gmv.figure.value),
-                    Watched(team_scope, "gmv", mtd.figure.period, mtd.figure.value),
+                # Every number posted is watched: the day's figures and the day before's (the
+                # changes shown), the month to date, and people's values where shown.
+                tuple(
+                    Watched.of(f)
+                    for f in [*stated, *before.values(), *values_shown(org, shown_people)]
                 ),
             )
         ]
@@ -358,13 +377,13 @@ class Digests:
                     f"预计 {self._money(month.projection, team.currency)}",
                     f"Month to date {self._value(month.figure)}, pace {percent(month.pace)}, "
                     f"projected {self._money(month.projection, team.currency)}",
-                ),
+                )
+                + incomplete_mark(t, [month.figure]),
             ]
             context = self._freshness(language, [yesterday.figure, month.figure], team.timezone)
             bars = self._bars(
                 ((t("昨日", "Yesterday"), yesterday), (t("本月", "Month"), month)), team.currency
             )
-            scope = Scope("person", person_id)
             posts.append(
                 Post(
                     Reply(
@@ -375,7 +394,10 @@ class Digests:
                             KeyValue(t("昨日 GMV", "GMV yesterday"), value),
                             KeyValue(t("目标", "Target"), target),
                             KeyValue(t("排名", "Rank"), rank),
-                            KeyValue(t("本月累计", "Month to date"), self._value(month.figure)),
+                            KeyValue(
+                                t("本月累计", "Month to date"),
+                                self._value(month.figure) + incomplete_mark(t, [month.figure]),
+                            ),
                         ),
                         progress=bars,
                         buttons=(
@@ -395,7 +417,7 @@ class Digests:
                         private=True,
                     ),
                     person_id,
-                    (Watched(scope, "gmv", digest.day, yesterday.figure.value),),
+                    (Watched.of(yesterday.figure), Watched.of(month.figure)),
                 )
             )
         return posts
@@ -434,12 +456,17 @@ class Digests:
             ),
         ]
         for metric in ("gmv", "orders", "aov", "refund_rate"):
+            figure = recap.progress[metric].figure
             change = self._delta(
-                language, Delta(recap.before[metric].value, recap.progress[metric].figure.value)
+                language, Delta(recap.before[metric].value, figure.value), figure.unit
             )
-            fields.append(KeyValue(f"{t(*_METRIC_NAMES[metric])} {versus}", change))
+            fields.append(KeyValue(f"{self._metric(language, metric)} {versus}", change))
+        month_figure = recap.month_gmv.figure
         fields += [
-            KeyValue(t("本月累计", "Month to date"), self._value(recap.month_gmv.figure)),
+            KeyValue(
+                t("本月累计", "Month to date"),
+                self._value(month_figure) + incomplete_mark(t, [month_figure]),
+            ),
             KeyValue(t("较上月同期", "vs last month, same days"), month_change),
         ]
         lines = [headline] + [f"{f.label}: {f.value}" for f in fields]
@@ -452,13 +479,25 @@ class Digests:
             lines += ["  " + "  ".join(row) for row in people.rows]
         shops = [r for r in recap.top_shops if r.rank is not None][:3]
         if shops:
-            lines.append(t("店铺前三：", "Top shops:"))
+            # Ranked and shown in the team's currency (each order at its own date's rate).
+            lines.append(t(f"店铺前三（折合 {currency}）：", f"Top shops (in {currency}):"))
             names = {r.entity: self.organisation.shops[r.entity].name for r in shops}
-            best = [f"{r.rank}. {names[r.entity]} {self._money(r.value, currency)}" for r in shops]
+            best = [
+                f"{r.rank}. {names[r.entity]} {self._value(recap.shop_figures[r.entity])}"
+                + incomplete_mark(t, [recap.shop_figures[r.entity]])
+                for r in shops
+            ]
             lines += [f"  {line}" for line in best]
             fields.append(KeyValue(t("店铺前三", "Top shops"), " · ".join(best)))
         lines += self._notes(language, recap.team, recap.period.first, recap.period.last, fields)
-        context = self._freshness(language, [gmv.figure], team.timezone)
+        shown_people = (
+            [recap.people_figures[r.entity] for r in recap.top_people[:5] if r.rank is not None]
+            if people is not None
+            else []
+        )
+        shown = [p.figure for p in recap.progress.values()] + [month_figure]
+        shown_shops = [recap.shop_figures[r.entity] for r in shops]
+        context = self._freshness(language, shown + shown_people + shown_shops, team.timezone)
         lines.append(context)
         return Post(
             Reply(
@@ -471,5 +510,14 @@ class Digests:
                 context=context,
             ),
             None,
-            (Watched(Scope("team", recap.team), "gmv", recap.period, gmv.figure.value),),
+            tuple(
+                [Watched.of(f) for f in [*shown, *recap.before.values(), recap.month_gmv_before]]
+                + [Watched.of(f) for f in values_shown(self.organisation, shown_people)]
+                + [Watched.of(f, converted=True) for f in shown_shops]
+            ),
         )
+
+
+def values_shown(organisation: Organisation, figures: list[Figure]) -> list[Figure]:
+    """People's figures whose values a team channel shows (`ranking_for_members: values`)."""
+    return figures if organisation.settings.ranking_for_members == "values" else []

@@ -1,0 +1,721 @@
+"""The one parser: a message's text becomes a complete, typed `Request`.
+
+It finds, in this order, and removes what it found from the text: links and order ids given
+as evidence, explicit dates and periods (ISO dates, weeks and ranges, 11月20日, 2025年11月,
+去年11月, 11/29, Nov 20, Q3, 最近7天…), a verb with a number at the start ("确认 42"), a
+claimed amount ("应该是12000"), @mentions, the words of the synonym files (metrics, periods,
+subjects, breakdowns, roles, comparisons, intents), people, teams and shops by name, "前三" /
+"top 3". What is left, less filler words, is the free text (a note, a reason) and tells the
+parser about names and metrics it does not know: then the request carries an `Unknown` with
+the closest known ones, so the bot asks back instead of answering another question.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+
+from bot.chat.request import Request, Subject, Unknown
+from bot.chat.vocabulary import Names, Vocabulary, Word, is_cjk, normalise
+from kpi_engine.languages import Language
+from kpi_engine.periods import WeekStart, week_of
+
+_PREFIX = re.compile(r"^\s*/?(?:kpi|kpibot)\b[\s:：,，]*", re.IGNORECASE)
+_LINK = re.compile(r"https?://[^\s<>\"'，。]+")
+_SPACE = re.compile(r"\s+")
+# Dates and periods written out.
+_RANGE = re.compile(
+    r"(\d{4}-\d{1,2}-\d{1,2})\s*(?:\.\.|~|～|到|至|to|until|-{1,2}|—)\s*(\d{4}-\d{1,2}-\d{1,2})"
+)
+_ISO_WEEK = re.compile(r"(?<!\d)(\d{4})-?w(\d{1,2})(?!\d)")
+_ISO_DAY = re.compile(r"(?<![\d-])(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?![\d-])")
+_CJK_DAY = re.compile(r"(?:(\d{4})年|(去年|今年|前年))?(\d{1,2})月(\d{1,2})[日号]?")
+_CJK_MONTH = re.compile(r"(?:(\d{4})年|(去年|今年|前年))?(\d{1,2})月份?(?!\d)")
+_CJK_YEAR = re.compile(r"(\d{4})年(?!\d)")
+_SLASH_DAY = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})(?![\d/])")
+_ISO_MONTH = re.compile(r"(?<![\d-])(\d{4})-(\d{1,2})(?![\d-])")
+_QUARTER = re.compile(r"(?:(\d{4})\s*)?(?:q([1-4])|第([一二三四1-4])季度?)(?:\s*(\d{4}))?")
+_LAST_N = re.compile(
+    r"(?:最近|近|过去|直近|過去|last|past)\s*(-?\d+)\s*(?:天|日|days?)", re.IGNORECASE
+)
+_MONTHS_EN = (
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+)  # fmt: skip
+_EN_DATE = re.compile(
+    r"(?<![a-z])(?:(\d{1,2})(?:st|nd|rd|th)?\s+)?"
+    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+    r"(?:\s+(\d{1,2})(?:st|nd|rd|th)?)?(?:,?\s+(\d{4}))?(?![a-z])"
+)
+_TOP = re.compile(r"(?:前|top\s*|best\s*|上位)(\d+|[一二两三四五六七八九十]+)(?:名|位|个)?")
+_BOTTOM_N = re.compile(r"(?:倒数(?:前)?|bottom\s*|worst\s*|下位)(\d+|[一二两三四五六七八九十]+)")
+_NUMBER = re.compile(r"(?<![\w.])[¥$€£￥]?\s*(\d[\d,]*(?:\.\d+)?)(?![\w.])")
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8}
+_CN_DIGITS |= {"九": 9, "十": 10}
+_METRIC_SUFFIX = re.compile(r"(率|额|量|数|价|时长|天数|周期|比|费|成本|时间|人数|次数|占比|周转)$")
+_LATIN_TOKEN = re.compile(r"[a-z][a-z0-9'._\-]*")
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]+")
+# The most a claim or amount may be written with: beyond it the number is not a figure.
+MAX_DIGITS = 15
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the parser needs besides the text."""
+
+    vocabulary: Vocabulary
+    names: Names
+    today: date  # in the asker's zone
+    fallback: Language  # the asker's language, for language-neutral text
+    week_start: WeekStart = "monday"
+    platform: str = ""
+    # Which intent wins when a message has the words of several (the registry's order).
+    precedence: Mapping[str, int] = field(default_factory=dict)
+
+
+class _Text:
+    """The text being parsed (lower case), with what was found blanked out (keeping
+    positions), beside the same text as written, for the free text."""
+
+    def __init__(self, text: str, written: str) -> None:
+        self.text = text
+        self.written = written if len(written) == len(text) else text
+
+    def take(self, start: int, end: int) -> str:
+        found = self.text[start:end]
+        blank = " " * (end - start)
+        self.text = self.text[:start] + blank + self.text[end:]
+        self.written = self.written[:start] + blank + self.written[end:]
+        return found
+
+    def take_all(self, pattern: re.Pattern[str]) -> list[re.Match[str]]:
+        found = list(pattern.finditer(self.text))
+        for match in reversed(found):
+            self.take(match.start(), match.end())
+        return found
+
+    def rest(self) -> str:
+        """What is left, as written."""
+        return _SPACE.sub(" ", self.written).strip()
+
+
+def detect_language(text: str, vocabulary: Vocabulary, fallback: Language) -> Language:
+    """Japanese when the text has kana or Japanese words, Chinese when it has Chinese
+    characters, English when it has English words; else the asker's own language (a bare
+    "GMV", "ROAS" or "2026-11-20 GMV" is said in no language)."""
+    normal = normalise(text)
+    if re.search(r"[\u3040-\u30ff]", normal):
+        return "ja"
+    if re.search(r"[\u3400-\u9fff]", normal):
+        found = {w.text for _, _, w in vocabulary.matches(normal) if is_cjk(w.text)}
+        said = [vocabulary.languages.get(text, frozenset()) for text in found]
+        ja = sum(1 for languages in said if languages == {"ja"})
+        zh = sum(1 for languages in said if languages == {"zh"})
+        return "ja" if ja > zh else "zh"
+    english = [
+        w
+        for _, _, w in vocabulary.matches(normal)
+        if w.language == "en" and w.category != "metrics"
+    ]
+    tokens = set(_LATIN_TOKEN.findall(normal))
+    if english or (tokens & vocabulary.fillers["en"] - {"kpi", "kpis", "data"}):
+        return "en"
+    return fallback
+
+
+def _count(text: str) -> int | None:
+    if text.isdigit():
+        return int(text) if len(text) < 4 else None
+    if text in _CN_DIGITS:
+        return _CN_DIGITS[text]
+    if len(text) == 2 and text[0] == "十" and text[1] in _CN_DIGITS:
+        return 10 + _CN_DIGITS[text[1]]
+    return None
+
+
+def _day(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+@dataclass
+class _Found:
+    period: str | None = None
+    said: str | None = None
+    problem: str | None = None  # "future", "impossible"
+
+    def set(self, spec: str | None, said: str, today: date, first: date | None = None) -> None:
+        """Keep the first period found: `spec` (None: no such day), starting on `first`."""
+        if self.period is not None or self.problem is not None:
+            return
+        self.said = said.strip()
+        if spec is None:
+            self.problem = "impossible"
+        elif first is not None and first > today:
+            self.problem = "future"
+        else:
+            self.period = spec
+
+
+def _year_word(word: str | None, today: date) -> int | None:
+    return {"去年": today.year - 1, "今年": today.year, "前年": today.year - 2}.get(word or "")
+
+
+def _periods(text: _Text, today: date, week_start: WeekStart) -> _Found:
+    """Dates and periods written out, taken from the text."""
+    found = _Found()
+    for match in text.take_all(_RANGE):
+        first = _day(*map(int, match.group(1).split("-")))
+        last = _day(*map(int, match.group(2).split("-")))
+        if first is None or last is None or last < first:
+            found.set(None, match.group(), today)
+        else:
+            found.set(f"{first.isoformat()}..{last.isoformat()}", match.group(), today, first)
+    for match in text.take_all(_ISO_WEEK):
+        year, week = int(match.group(1)), int(match.group(2))
+        try:
+            monday = date.fromisocalendar(year, week, 1)
+        except ValueError:
+            found.set(None, match.group(), today)
+            continue
+        found.set(f"{year:04d}-W{week:02d}", match.group(), today, monday)
+    for match in text.take_all(_ISO_DAY):
+        day = _day(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        found.set(day.isoformat() if day else None, match.group(), today, day)
+    for match in text.take_all(_CJK_DAY):
+        month, number = int(match.group(3)), int(match.group(4))
+        named = int(match.group(1)) if match.group(1) else _year_word(match.group(2), today)
+        # "11月20日" alone: the latest such day that is not in the future.
+        latest = today.year if (month, number) <= (today.month, today.day) else today.year - 1
+        day = _day(latest if named is None else named, month, number)
+        found.set(day.isoformat() if day else None, match.group(), today, day)
+    for match in text.take_all(_SLASH_DAY):
+        month, number = int(match.group(1)), int(match.group(2))
+        year = today.year if (month, number) <= (today.month, today.day) else today.year - 1
+        day = _day(year, month, number)
+        found.set(day.isoformat() if day else None, match.group(), today, day)
+    for match in text.take_all(_EN_DATE):
+        _english_date(match, found, today)
+    for match in text.take_all(_CJK_MONTH):
+        month = int(match.group(3))
+        named = int(match.group(1)) if match.group(1) else _year_word(match.group(2), today)
+        year = named if named is not None else today.year - (month > today.month)
+        first = _day(year, month, 1)
+        found.set(f"{year:04d}-{month:02d}" if first else None, match.group(), today, first)
+    for match in text.take_all(_ISO_MONTH):
+        year, month = int(match.group(1)), int(match.group(2))
+        first = _day(year, month, 1)
+        found.set(f"{year:04d}-{month:02d}" if first else None, match.group(), today, first)
+    for match in text.take_all(_QUARTER):
+        number = _count(match.group(2) or match.group(3) or "") or 0
+        year_text = match.group(1) or match.group(4)
+        year = int(year_text) if year_text else today.year
+        first = date(year, 3 * number - 2, 1)
+        if not year_text and first > today:
+            year, first = year - 1, date(year - 1, 3 * number - 2, 1)
+        last = (date(year + (number == 4), (3 * number) % 12 + 1, 1)) - timedelta(days=1)
+        found.set(
+            f"{first.isoformat()}..{min(last, today).isoformat()}", match.group(), today, first
+        )
+    for match in text.take_all(_CJK_YEAR):
+        year = int(match.group(1))
+        first = date(year, 1, 1)
+        last = min(date(year, 12, 31), today)
+        found.set(f"{first.isoformat()}..{last.isoformat()}", match.group(), today, first)
+    for match in text.take_all(_LAST_N):
+        count = int(match.group(1))
+        if count < 1 or count > 3660:
+            found.set(None, match.group(), today)
+        else:
+            found.set(f"last_{count}_days", match.group(), today)
+    del week_start  # relative weeks are read with the words, below
+    return found
+
+
+def _english_date(match: re.Match[str], found: _Found, today: date) -> None:
+    """ "Nov 20", "20 November", "November 20, 2025" (through dateparser), "November 2025"."""
+    day_text = match.group(1) or match.group(3)
+    month = _MONTHS_EN.index(match.group(2)[:3]) + 1
+    year_text = match.group(4)
+    if day_text is None:
+        year = (
+            int(year_text)
+            if year_text
+            else (today.year if month <= today.month else today.year - 1)
+        )
+        found.set(f"{year:04d}-{month:02d}", match.group(), today, date(year, month, 1))
+        return
+    import dateparser  # only when a month is named: it takes a moment to load
+
+    settings = {
+        "RELATIVE_BASE": _midnight(today),
+        "PREFER_DATES_FROM": "past",
+        "REQUIRE_PARTS": ["day", "month"],
+        "STRICT_PARSING": True,
+    }
+    parsed = dateparser.parse(match.group(), languages=["en"], settings=settings)
+    day = parsed.date() if parsed is not None else None
+    if day is None or day.month != month:
+        found.set(None, match.group(), today)
+        return
+    found.set(day.isoformat(), match.group(), today, day)
+
+
+def _midnight(day: date) -> object:
+    from datetime import datetime
+
+    return datetime(day.year, day.month, day.day, 12)
+
+
+def _relative(value: str, today: date, week_start: WeekStart) -> tuple[str | None, str | None]:
+    """A period word's spec, or the problem with it ("future")."""
+    if value in ("tomorrow", "next_week", "next_month"):
+        return None, "future"
+    if value == "day_before_yesterday":
+        return (today - timedelta(days=2)).isoformat(), None
+    if value == "week_before_last":
+        monday = week_of(today, "UTC", week_start).first - timedelta(days=14)
+        if week_start == "monday":
+            year, week, _ = monday.isocalendar()
+            return f"{year:04d}-W{week:02d}", None
+        return f"{monday.isoformat()}..{(monday + timedelta(days=6)).isoformat()}", None
+    if value == "this_year":
+        return f"{today.year:04d}-01-01..{today.isoformat()}", None
+    if value == "last_year":
+        return f"{today.year - 1:04d}-01-01..{today.year - 1:04d}-12-31", None
+    return value, None
+
+
+def _verb(body: str, vocabulary: Vocabulary) -> tuple[str, str, int, str] | None:
+    """(intent, verb, number, the rest) when the text starts with a verb and a number, as in
+    "确认 42 在跟进" or "snooze #42 2h"."""
+    verbs = [w for w in (*vocabulary.cjk, *vocabulary.latin) if w.category == "verbs"]
+    for word in verbs:
+        if not body.startswith(word.text):
+            continue
+        rest = body[len(word.text) :]
+        if not is_cjk(word.text) and rest[:1].isalnum():
+            continue  # "acknowledged…" is not "ack"
+        found = re.match(r"\s*#?(\d{1,40})(?!\d)\s*(.*)$", rest, re.S)
+        if found:
+            intent = "appeal_action" if word.value in _APPEAL_VERBS else "alert_action"
+            return intent, word.value, int(found.group(1)), found.group(2).strip()
+    return None
+
+
+_APPEAL_VERBS = frozenset({"review", "accept", "reject", "withdraw"})
+
+
+def _claim(text: _Text, vocabulary: Vocabulary) -> Decimal | str | None:
+    """A claimed amount after "应该是" / "should be" (taken from the text); "absurd" when it
+    has more digits than any figure."""
+    for word in vocabulary.claims:
+        position = text.text.find(word)
+        if position < 0:
+            continue
+        match = _NUMBER.match(text.text, position + len(word)) or re.match(
+            r"\s*[:：]?\s*[¥$€£￥]?\s*(\d[\d,]*(?:\.\d+)?)", text.text[position + len(word) :]
+        )
+        if match is None:
+            continue
+        if match.re is _NUMBER:
+            start, end = match.start(), match.end()
+        else:
+            start, end = position + len(word), position + len(word) + match.end()
+        text.take(position, end if end > start else position + len(word))
+        return _amount(match.group(1))
+    return None
+
+
+def _amount(digits: str) -> Decimal | str | None:
+    plain = digits.replace(",", "")
+    if len(plain.split(".")[0]) > MAX_DIGITS:
+        return "absurd"
+    try:
+        return Decimal(plain)
+    except InvalidOperation:
+        return None
+
+
+def _evidence(text: _Text, vocabulary: Vocabulary) -> list[str]:
+    """Links and order ids ("订单 5791234,5791240", "orders 57912, 57913")."""
+    found = [m.group() for m in text.take_all(_LINK)]
+    words = "|".join(re.escape(w) for w in vocabulary.order_words)
+    pattern = re.compile(
+        rf"(?:{words})\s*[:：#]?\s*((?:\d[\w-]*)(?:\s*[,，、/]\s*\d[\w-]*)*)", re.IGNORECASE
+    )
+    for match in text.take_all(pattern):
+        found += [f"order {o.strip()}" for o in re.split(r"[,，、/]", match.group(1)) if o.strip()]
+    return found
+
+
+def _names(text: _Text, names: Names) -> list[Subject]:
+    """People, teams and shops named in the text (taken from it), in the order found."""
+    found: list[tuple[int, Subject]] = []
+    tables = (("person", names.people), ("team", names.teams), ("shop", names.shops))
+    # Latin names and ids: runs of up to four tokens ("jessica lee", "tts-us-01", "la ops").
+    tokens = list(re.finditer(r"[a-z0-9][a-z0-9._\-]*[a-z0-9]|[a-z0-9]", text.text))
+    for size in (4, 3, 2, 1):
+        for i in range(len(tokens) - size + 1):
+            run = tokens[i : i + size]
+            if any(t.group() == "" for t in run):
+                continue
+            start, end = run[0].start(), run[-1].end()
+            if text.text[start:end].strip() != text.text[start:end]:
+                continue
+            key = " ".join(t.group() for t in run)
+            for kind, table in tables:
+                entity = table.get(key) or table.get(key.replace(" ", ""))
+                if entity and text.text[start:end].strip():
+                    found.append((start, Subject(kind, entity)))  # type: ignore[arg-type]
+                    text.take(start, end)
+                    break
+        tokens = list(re.finditer(r"[a-z0-9][a-z0-9._\-]*[a-z0-9]|[a-z0-9]", text.text))
+    # Chinese and Japanese names: the longest piece of a run of such characters that is one.
+    for kind, table in tables:
+        cjk = sorted((k for k in table if is_cjk(k)), key=len, reverse=True)
+        for key in cjk:
+            position = text.text.find(key)
+            if position >= 0:
+                found.append((position, Subject(kind, table[key])))  # type: ignore[arg-type]
+                text.take(position, position + len(key))
+    # A shop by its platform ("shopee today"), when the platform has exactly one shop.
+    for platform, shops in names.platforms.items():
+        match = re.search(rf"(?<![a-z]){re.escape(platform)}(?![a-z])", text.text)
+        if match and len(shops) == 1:
+            found.append((match.start(), Subject("shop", shops[0])))
+            text.take(match.start(), match.end())
+    return [subject for _, subject in sorted(found, key=lambda f: f[0])]
+
+
+def parse(text: str, context: Context) -> Request:
+    """The request in `text` (intent "unknown" when nothing in it is understood)."""
+    vocabulary, names = context.vocabulary, context.names
+    raw = _PREFIX.sub("", text, count=1)
+    language = detect_language(raw, vocabulary, context.fallback)
+    body = normalise(raw)
+    words = body
+    written = " ".join(unicodedata.normalize("NFKC", raw).split())
+    mentioned = [
+        person
+        for user, person in names.mentions.get(context.platform, {}).items()
+        if normalise(user) in body
+    ]
+    work = _Text(body, written)
+    for user in names.mentions.get(context.platform, {}):
+        for match in list(re.finditer(re.escape(normalise(user)), work.text)):
+            work.take(match.start(), match.end())
+    work.take_all(re.compile(r"<@[^>]*>|@\S+"))
+    verb = _verb(work.text.strip(), vocabulary)
+    number = None
+    verb_intent = verb_value = None
+    if verb is not None and verb[0] in vocabulary.known_intents:
+        # "确认 42 在跟进", "snooze 42 tomorrow", "驳回 7 两单已退款": the rest, as written, is
+        # the verb's own (a note, a length, a reason), not a question.
+        verb_intent, verb_value, number, _ = verb
+        start = work.text.find(str(number))
+        work.take(0, start + len(str(number)))
+        return Request(
+            intent=verb_intent,
+            language=language,
+            verb=verb_value,
+            number=number,
+            text=work.rest(),
+            words=words,
+            mentions=tuple(mentioned),
+        )
+    note = _note(work, context)
+    if note is not None:
+        return replace(note, language=language, words=words, mentions=tuple(mentioned))
+    evidence = _evidence(work, vocabulary)
+    claimed = _claim(work, vocabulary)
+    periods = _periods(work, context.today, context.week_start)
+    top: int | None = None
+    bottom = False
+    for match in work.take_all(_BOTTOM_N):
+        top, bottom = _count(match.group(1)), True
+    for match in work.take_all(_TOP):
+        top = top or _count(match.group(1))
+    named = _names(work, names)
+
+    chosen = _choose(vocabulary.matches(work.text))
+    values: dict[str, list[str]] = {}
+    for _, _, word in chosen:
+        values.setdefault(word.category, []).append(word.value)
+    intent = _intent(values, verb_intent, vocabulary, context.precedence)
+    # The words that were understood are taken out of the free text: every command word,
+    # subject, breakdown and comparison, and the first metric, period and role named. A note
+    # or an appeal's reason keeps all else as it was written.
+    free = intent in ("annotate", "appeal")
+    seen: set[str] = set()
+    for start, end, word in chosen:
+        if free and word.category not in ("intents", "metrics", "periods"):
+            continue
+        single = word.category in ("metrics", "periods", "roles")
+        if single and word.category in seen:
+            continue
+        seen.add(word.category)
+        work.take(start, end)
+    for phrase in vocabulary.bottom:
+        position = work.text.find(phrase)
+        if position >= 0 and not free:
+            bottom = True
+            work.take(position, position + len(phrase))
+
+    if periods.period is None and periods.problem is None and "periods" in values:
+        spec, problem = _relative(values["periods"][0], context.today, context.week_start)
+        periods.period, periods.problem = spec, problem
+        periods.said = next(
+            (body[s:e] for s, e, w in chosen if w.category == "periods"), periods.said
+        )
+
+    subject = _subject(mentioned, named, values.get("subjects", []))
+    metric = _first(values, "metrics")
+    rest = _rest(work.rest(), vocabulary)
+    amount: Decimal | None = claimed if isinstance(claimed, Decimal) else None
+    unknown: Unknown | None = None
+    if claimed == "absurd":
+        unknown = Unknown("period", "", reason="absurd_amount")
+    if intent == "appeal" and claimed is None:
+        # A long run of digits is an order id pasted without "订单"/"orders": evidence, not
+        # the claim; the claim is the last number that can be an amount.
+        numbers = []
+        for match in _NUMBER.finditer(rest):
+            digits = match.group(1).replace(",", "")
+            if "." not in digits and len(digits) > MAX_DIGITS:
+                evidence.append(f"order {digits}")
+            else:
+                numbers.append(match)
+        for digits in [f[6:] for f in evidence if f.startswith("order ")]:
+            rest = _rest(rest.replace(digits, " "), vocabulary)
+        numbers = list(_NUMBER.finditer(rest))
+        if numbers:
+            value = _amount(numbers[-1].group(1))
+            if value == "absurd":
+                unknown = Unknown("period", "", reason="absurd_amount")
+            elif isinstance(value, Decimal):
+                amount = value
+                rest = _rest(rest[: numbers[-1].start()] + rest[numbers[-1].end() :], vocabulary)
+    if periods.problem is not None:
+        unknown = Unknown("period", periods.said or "", reason=periods.problem)
+    elif unknown is None:
+        unknown = _unknown(intent, rest.lower(), metric, subject, names, vocabulary)
+    if intent == "unknown" and unknown is None and (metric or periods.period or subject):
+        intent = "breakdown" if values.get("breakdowns") else "progress"
+    if intent == "progress" and values.get("breakdowns"):
+        intent = "breakdown"
+    if (intent in ("annotate", "appeal") or verb is not None) and (
+        unknown is not None and unknown.kind != "period"
+    ):
+        unknown = None  # a note or a reason may say anything
+    by = _first(values, "breakdowns")
+    compare = _first(values, "compare")
+    return Request(
+        intent=intent,
+        language=language,
+        metric=metric,
+        subject=subject,
+        period=periods.period,
+        period_said=periods.said,
+        by=by if by in ("shop", "person", "day", "channel") else None,  # type: ignore[arg-type]
+        compare="year_ago" if compare == "year_ago" else "previous" if compare else None,
+        top=top,
+        bottom=bottom,
+        role=_first(values, "roles"),
+        verb=verb_value,
+        number=number,
+        amount=amount,
+        evidence=tuple(evidence),
+        text=rest,
+        unknown=unknown,
+        words=words,
+        mentions=tuple(mentioned),
+    )
+
+
+def _note(work: _Text, context: Context) -> Request | None:
+    """A note to add ("加备注 TikTok算法调整 昨天"): everything after the command word, as
+    written, less the period it is for; None when the message is not a note. Links, names
+    and markup in a note are its text, not evidence or mentions."""
+    plain = _LINK.sub(lambda m: " " * len(m.group()), work.text)
+    chosen = _choose(context.vocabulary.matches(plain))
+    values: dict[str, list[str]] = {}
+    for _, _, word in chosen:
+        values.setdefault(word.category, []).append(word.value)
+    intent = _intent(values, None, context.vocabulary, context.precedence)
+    if intent != "annotate":
+        return None
+    keyword = next((s, e) for s, e, w in chosen if w.category == "intents" and w.value == intent)
+    text = _Text(work.text, work.written)
+    text.take(*keyword)
+    found = _periods(_Text(text.text, text.written), context.today, context.week_start)
+    if found.said:
+        position = text.text.find(found.said.lower())
+        if position >= 0:
+            text.take(position, position + len(found.said))
+    if found.period is None and found.problem is None:
+        for start, end, word in chosen:
+            if word.category == "periods":
+                found.period, found.problem = _relative(
+                    word.value, context.today, context.week_start
+                )
+                found.said = work.text[start:end]
+                text.take(start, end)
+                break
+    named = _names(_Text(text.text, text.written), context.names)
+    problem = Unknown("period", found.said or "", reason=found.problem) if found.problem else None
+    return Request(
+        intent="annotate",
+        language="en",
+        subject=_subject([], named, values.get("subjects", [])),
+        period=found.period,
+        period_said=found.said,
+        text=text.rest(),
+        unknown=problem,
+    )
+
+
+def _first(values: Mapping[str, list[str]], category: str) -> str | None:
+    found = values.get(category)
+    return found[0] if found else None
+
+
+def _choose(matches: list[tuple[int, int, Word]]) -> list[tuple[int, int, Word]]:
+    """Non-overlapping matches, longer ones first (a word may mean two things at once:
+    "环比" asks to compare, and with the previous period)."""
+    taken: list[tuple[int, int, Word]] = []
+    for start, end, word in sorted(matches, key=lambda m: (-(m[1] - m[0]), m[0])):
+        if all(end <= s or start >= e or (start, end) == (s, e) for s, e, _ in taken):
+            taken.append((start, end, word))
+    return sorted(taken, key=lambda m: m[0])
+
+
+def _intent(
+    values: Mapping[str, list[str]],
+    verb_intent: str | None,
+    vocabulary: Vocabulary,
+    precedence: Mapping[str, int],
+) -> str:
+    if verb_intent is not None and verb_intent in vocabulary.known_intents:
+        return verb_intent
+    found = values.get("intents", [])
+    if not found:
+        return "unknown"
+    return min(found, key=lambda intent: precedence.get(intent, 1000))
+
+
+def _subject(mentioned: list[str], named: list[Subject], words: list[str]) -> Subject | None:
+    if mentioned:
+        return Subject("person", mentioned[0])
+    if named:
+        return named[0]
+    if "company" in words:
+        return Subject("company")
+    if "team" in words:
+        return Subject("team")
+    if "me" in words:
+        return Subject("me")
+    return None
+
+
+def _rest(text: str, vocabulary: Vocabulary) -> str:
+    """The free text: what is left without filler words at its ends."""
+    fillers = vocabulary.fillers
+    tokens = text.split()
+    every = fillers["zh"] | fillers["en"] | fillers["ja"]
+    while tokens and tokens[0].strip(",.，。:：!！?？").lower() in every:
+        tokens.pop(0)
+    while tokens and tokens[-1].strip(",.，。:：!！?？").lower() in every:
+        tokens.pop()
+    return " ".join(tokens).strip(" ,，:：。.!！?？")
+
+
+def _content(text: str, vocabulary: Vocabulary) -> list[str]:
+    """The words of `text` that are not filler: Latin words, and runs of Chinese or Japanese
+    characters with filler characters cut out."""
+    every = vocabulary.fillers["zh"] | vocabulary.fillers["en"] | vocabulary.fillers["ja"]
+    found = [w for w in _LATIN_TOKEN.findall(text) if w.strip("'") not in every and len(w) > 1]
+    cjk_fillers = sorted((f for f in every if is_cjk(f)), key=len, reverse=True)
+    for run in _CJK_RUN.findall(text):
+        for filler in cjk_fillers:
+            run = run.replace(filler, " ")
+        found += [piece for piece in run.split() if len(piece) >= 2]
+    return found
+
+
+def _unknown(
+    intent: str,
+    rest: str,
+    metric: str | None,
+    subject: Subject | None,
+    names: Names,
+    vocabulary: Vocabulary,
+) -> Unknown | None:
+    """A name or metric the text uses that kpibot does not know, with the closest known."""
+    if intent not in ("progress", "ranking", "compare", "breakdown", "why", "score", "unknown"):
+        return None
+    content = _content(rest, vocabulary)
+    if not content:
+        return None
+    from rapidfuzz import fuzz, process
+
+    for piece in content:
+        if is_cjk(piece) and _METRIC_SUFFIX.search(piece) and metric is None:
+            return Unknown("metric", piece, _closest_metrics(piece, vocabulary))
+    if subject is None:
+        people = [
+            (display, pid) for (kind, pid), display in names.display.items() if kind == "person"
+        ]
+        for piece in content:
+            best = process.extractOne(
+                piece,
+                {pid: name for name, pid in names.people.items()},
+                scorer=fuzz.WRatio,
+                score_cutoff=60,
+            )
+            looks_like_name = (
+                is_cjk(piece) and 2 <= len(piece) <= 4 and not _METRIC_SUFFIX.search(piece)
+            ) or (not is_cjk(piece) and piece.isalpha() and intent != "unknown")
+            if looks_like_name and (best is not None or intent in ("progress", "score", "compare")):
+                closest = _closest_people(piece, names)
+                if closest or not is_cjk(piece):
+                    return Unknown("person", piece, closest)
+        del people
+    if metric is None and intent != "unknown":
+        for piece in content:
+            if not is_cjk(piece) and len(piece) >= 4:
+                return Unknown("metric", piece, _closest_metrics(piece, vocabulary))
+    return None
+
+
+def _closest_metrics(said: str, vocabulary: Vocabulary) -> tuple[tuple[str, str], ...]:
+    from rapidfuzz import fuzz, process
+
+    choices = {
+        f"{key}\0{name}": name for key, names in vocabulary.metric_names.items() for name in names
+    }
+    found = process.extract(said, choices, scorer=fuzz.partial_ratio, limit=12)
+    keys: list[tuple[str, str]] = []
+    for _, _, choice in found:
+        key = choice.split("\0", 1)[0]
+        if key not in [k for k, _ in keys]:
+            keys.append((key, key))
+    return tuple(keys[:3])
+
+
+def _closest_people(said: str, names: Names) -> tuple[tuple[str, str], ...]:
+    from rapidfuzz import fuzz, process
+
+    found = process.extract(said, list(names.people), scorer=fuzz.WRatio, limit=10, score_cutoff=55)
+    ids: list[str] = []
+    for key, _, _ in found:
+        person = names.people[key]
+        if person not in ids:
+            ids.append(person)
+    return tuple((pid, names.display[("person", pid)]) for pid in ids[:3])
