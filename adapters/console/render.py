@@ -3,16 +3,23 @@ progress bars, numbered buttons and the context line."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import unicodedata
 from collections.abc import Callable
+from decimal import Decimal
 
-from bot.chat.messages import Reply, Sent, Table, Target
+from bot.chat.messages import Reply, Sent, Table, Target, displayable
 
 
 def width(text: str) -> int:
     """Columns the text takes in a terminal (Chinese characters take two)."""
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+    return len(text) if text.isascii() else sum(map(_char_width, text))
+
+
+@functools.cache
+def _char_width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def _pad(text: str, columns: int) -> str:
@@ -21,8 +28,9 @@ def _pad(text: str, columns: int) -> str:
 
 def render_table(table: Table) -> list[str]:
     """A table with aligned columns."""
-    rows = [table.columns, *table.rows]
-    widths = [max(width(row[i]) for row in rows) for i in range(len(table.columns))]
+    count = len(table.columns)
+    rows = [tuple((list(row) + [""] * count)[:count]) for row in (table.columns, *table.rows)]
+    widths = [max(width(row[i]) for row in rows) for i in range(count)]
     lines = [
         "  ".join(_pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
     ]
@@ -34,7 +42,7 @@ def render_text(reply: Reply, *, private: bool = False) -> str:
     """The reply as terminal text; the structured parts replace the plain text where present."""
     lines: list[str] = []
     if reply.mentions:
-        lines.append(" ".join(f"@{user}" for user in reply.mentions))
+        lines.append(" ".join(f"@{m.name}" for m in reply.mentions))
     if private:
         lines.append("🔒 " + ("仅你可见" if reply.language == "zh" else "only you can see this"))
     structured = reply.fields or reply.table or reply.progress
@@ -47,10 +55,10 @@ def render_text(reply: Reply, *, private: bool = False) -> str:
         label_width = max(width(f.label) for f in reply.fields)
         lines += [f"  {_pad(f.label, label_width)}  {f.value}" for f in reply.fields]
     for bar in reply.progress:
-        filled = max(0, min(20, round(float(bar.ratio) * 20)))
-        lines.append(
-            f"  [{'█' * filled}{'░' * (20 - filled)}] {bar.ratio * 100:.0f}%  {bar.caption}"
-        )
+        finite = Decimal(bar.ratio).is_finite()
+        filled = round(min(1.0, max(0.0, float(bar.ratio) if finite else 0.0)) * 20)
+        shown = f"{bar.ratio * 100:.0f}%" if finite and abs(bar.ratio) < 10**7 else "—"
+        lines.append(f"  [{'█' * filled}{'░' * (20 - filled)}] {shown}  {bar.caption}")
     if reply.table:
         lines += ["  " + line for line in render_table(reply.table)]
     if reply.chart:
@@ -59,7 +67,8 @@ def render_text(reply: Reply, *, private: bool = False) -> str:
         lines.append(f"  [{number}] {button.label}")
     if reply.context:
         lines.append(f"  ({reply.context})")
-    return "\n".join(lines)
+    # Terminal escape sequences and other control characters in anybody's text are dropped.
+    return displayable("\n".join(lines))
 
 
 class ConsoleAdapter:

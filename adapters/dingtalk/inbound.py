@@ -18,14 +18,16 @@ import hmac
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from bot.chat.messages import Action, InboundMessage
+from adapters.loops import finish
+from bot.chat.adapter import MAX_BODY_BYTES, read_body
+from bot.chat.messages import Action, InboundMessage, displayable
 from bot.chat.pipeline import Pipeline
+from kpi_engine.clock import system_clock
 
 log = logging.getLogger(__name__)
 WINDOW_SECONDS = 3600
@@ -42,10 +44,11 @@ def callback_sign(secret: str, timestamp: str) -> str:
 
 
 def parse_message(
-    data: dict[str, Any], clock: Callable[[], float] = time.time
+    data: dict[str, Any], clock: Callable[[], float] = system_clock, *, replayable: bool = False
 ) -> InboundMessage | None:
     """A robot message (HTTP body or Stream `data`) as an `InboundMessage`; None for what the
-    bot does not answer (a group message that does not @mention it, non-text)."""
+    bot does not answer (a group message that does not @mention it, non-text). `replayable`
+    for the HTTP callback, whose signature does not cover the body."""
     direct = str(data.get("conversationType")) == "1"
     if not direct and not data.get("isInAtList"):
         return None
@@ -64,15 +67,16 @@ def parse_message(
         # A single chat is answered one-to-one by user id: it has no group to post to.
         channel="" if direct else str(data.get("conversationId", "")),
         sender=str(sender),
-        text=" ".join(text.split()),
+        text=" ".join(displayable(text).split()),  # no lone surrogate or control character
         event_id=str(data["msgId"]),
         received_at=int(clock()),
         is_direct=direct,
+        replayable=replayable,
     )
 
 
 def parse_card_callback(
-    data: dict[str, Any], message_id: str, clock: Callable[[], float] = time.time
+    data: dict[str, Any], message_id: str, clock: Callable[[], float] = system_clock
 ) -> Action | None:
     """A card button click (`CardCallbackMessage`) as an `Action`: the button's callback
     parameters carry the action and value."""
@@ -82,23 +86,29 @@ def parse_card_callback(
     params = ((content or {}).get("cardPrivateData") or {}).get("params") or {}
     if "action" not in params or not data.get("userId") or not data.get("outTrackId"):
         return None
+    # A click in the robot's one-to-one chat (space IM_ROBOT) names no group: it is answered
+    # in that chat, by the clicker's user id.
+    group = str(data.get("openConversationId") or "")
+    if not group and data.get("spaceType") == "IM_GROUP":
+        group = str(data.get("spaceId") or "")
     return Action(
         platform="dingtalk",
         workspace=str(data.get("corpId", "")),
         action=str(params["action"]),
         value=str(params.get("value", "")),
         sender=str(data["userId"]),
-        channel=str(data.get("openConversationId") or data.get("spaceId") or ""),
+        channel=group,
         message_id="card:" + str(data["outTrackId"]),
         event_id=message_id,
         received_at=int(clock()),
+        is_direct=not group,
     )
 
 
 class DingTalkEvents:
     """Hands DingTalk messages and clicks to the pipeline (shared by HTTP and Stream)."""
 
-    def __init__(self, client_secret: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client_secret: str, *, clock: Callable[[], float] = system_clock) -> None:
         self.client_secret = client_secret
         self.clock = clock
         self.pipeline: Pipeline | None = None
@@ -107,10 +117,11 @@ class DingTalkEvents:
         """Why a callback is refused, or None."""
         if not timestamp or not sign:
             return "the timestamp or sign header is missing"
-        try:
-            age = abs(self.clock() * 1000 - int(timestamp)) / 1000
-        except ValueError:
-            return "the timestamp is not a number"
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 16):
+            return "the timestamp is not a time in milliseconds"
+        if not sign.isascii():
+            return "the sign is not Base64"
+        age = abs(self.clock() * 1000 - int(timestamp)) / 1000
         if age > WINDOW_SECONDS:
             return f"the request is {age:.0f} s old"
         expected = callback_sign(self.client_secret, timestamp)
@@ -118,9 +129,9 @@ class DingTalkEvents:
             return "the sign does not match"
         return None
 
-    def message(self, data: dict[str, Any]) -> bool:
+    def message(self, data: dict[str, Any], *, replayable: bool = False) -> bool:
         """A robot message; False when it was not for the bot or seen before."""
-        parsed = parse_message(data, self.clock)
+        parsed = parse_message(data, self.clock, replayable=replayable)
         if parsed is None or self.pipeline is None:
             return False
         return self.pipeline.accept(parsed)
@@ -133,21 +144,31 @@ class DingTalkEvents:
         return self.pipeline.accept_action(action)
 
 
+def _answer(status: int, message: str) -> Response:
+    return Response(json.dumps({"msg": message}), status, media_type="application/json")
+
+
 def mount_webhook(app: FastAPI, events: DingTalkEvents) -> None:
     """`POST /dingtalk/robot`: the robot's HTTP message callback."""
 
     async def robot(request: Request) -> Response:
+        body = await read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            log.warning("refused a DingTalk callback: larger than %d bytes", MAX_BODY_BYTES)
+            return _answer(413, "too large")
         reason = events.verify(
             request.headers.get("timestamp", ""), request.headers.get("sign", "")
         )
         if reason is not None:
             log.warning("refused a DingTalk callback: %s", reason)
-            return Response(json.dumps({"msg": "unauthorised"}), 401, media_type="application/json")
+            return _answer(401, "unauthorised")
         try:
-            data = json.loads(await request.body())
-        except ValueError:
-            return Response(json.dumps({"msg": "not JSON"}), 400, media_type="application/json")
-        events.message(data if isinstance(data, dict) else {})
+            data = json.loads(body)
+        except ValueError:  # UnicodeDecodeError included
+            log.warning("refused a DingTalk callback: the body is not JSON")
+            return _answer(400, "not JSON")
+        # The sign covers only the timestamp: this body could be anybody's within the hour.
+        events.message(data if isinstance(data, dict) else {}, replayable=True)
         return Response("{}", media_type="application/json")
 
     app.add_api_route("/dingtalk/robot", robot, methods=["POST"], include_in_schema=False)
@@ -213,8 +234,11 @@ class StreamConnection:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
-        with contextlib.suppress(RuntimeError):  # `stop()` stopped the loop
-            loop.run_until_complete(self.client.start())
+        try:
+            with contextlib.suppress(RuntimeError):  # `stop()` stopped the loop
+                loop.run_until_complete(self.client.start())
+        finally:
+            finish(loop)
 
     def stop(self, timeout: float = 5) -> None:
         """Stop the loop and wait for the thread."""

@@ -17,15 +17,17 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import threading
-import time
 import urllib.parse
+from decimal import Decimal
 from typing import Any
 
 import requests
 
 from bot.chat.adapter import AuthRevoked, RateLimited, TargetNotFound, Unavailable, Unsupported
-from bot.chat.messages import Reply, Sent, Target
+from bot.chat.messages import Mention, Reply, Sent, Table, Target, displayable
+from kpi_engine.clock import system_clock
 
 log = logging.getLogger(__name__)
 
@@ -56,41 +58,174 @@ def out_track_id(key: str) -> str:
     return "kpibot-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def markdown(reply: Reply) -> tuple[str, str]:
-    """(title, markdown text) of a reply: every part, as DingTalk's markdown can show it."""
+# DingTalk's robot markdown documents no escape character, so a member's text is kept from
+# being read as markup by writing the characters that would open it as their full-width
+# twins (a link's brackets, a tag's angle brackets, emphasis stars, code ticks), and by a
+# zero-width space before a heading, quote or list marker at a line's start. URLs keep their
+# characters (`_`, `/`, `:`), so a pasted link is shown as the plain URL it is.
+_TWINS = (
+    ("[", "［"),
+    ("]", "］"),
+    ("<", "＜"),
+    (">", "＞"),
+    ("*", "＊"),
+    ("`", "｀"),
+    ("\\", "＼"),
+)
+_LONE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_LINE_MARKUP = re.compile(r"^(\s*)(?=#|[-+]\s|\d+\.\s)", re.MULTILINE)
+# msgParam is at most 15,000 bytes (robot group messages); a card's parameters are kept within
+# the same budget.
+MAX_PARAM_BYTES = 15_000
+MAX_MARKDOWN_BYTES = 12_000
+MAX_TITLE = 60
+MAX_TABLE_ROWS = 50
+MAX_BUTTONS = 20
+MAX_TEXT = 15_000  # characters of any one text before it is escaped (the message is cut later)
+MAX_CELL = 200
+LINE_BREAK = "  \n"  # DingTalk: two spaces before a newline break the line
+
+
+def escape(text: str, *, line_start: bool = False) -> str:
+    """Plain text for DingTalk markdown: nothing in it is read as markup. `line_start` when
+    the text begins a line (else only its later lines are)."""
+    text = displayable(text)
+    for markup, twin in _TWINS:
+        text = text.replace(markup, twin)
+    text = text.replace("~~", "～～")
+    text = _LONE_UNDERSCORE.sub("＿", text)
+    first, newline, rest = text.partition("\n")
+    if line_start:
+        first = _LINE_MARKUP.sub(lambda m: m.group(1) + "\u200b", first)
+    return first + newline + _LINE_MARKUP.sub(lambda m: m.group(1) + "\u200b", rest)
+
+
+def _lines(text: str, *, line_start: bool = False) -> str:
+    """Escaped text whose lines show as lines (not one paragraph)."""
+    return LINE_BREAK.join(escape(_cut(text), line_start=line_start).split("\n"))
+
+
+def _cut(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _one_line(text: str, limit: int = MAX_TEXT) -> str:
+    """Escaped text on one line."""
+    return escape(" ".join(_cut(text, limit).split()))
+
+
+def _percent(ratio: Decimal) -> str:
+    if not Decimal(ratio).is_finite():
+        return "—"
+    value = Decimal(ratio) * 100
+    if abs(value) >= 10**9:  # an absurd ratio is shown as such
+        return "≥999,999,999%" if value > 0 else "≤-999,999,999%"
+    return f"{value:.0f}%"
+
+
+def _bar(ratio: Decimal) -> str:
+    value = float(ratio) if Decimal(ratio).is_finite() else 0.0
+    filled = round(min(1.0, max(0.0, value)) * _BAR)
+    return "▓" * filled + "░" * (_BAR - filled)
+
+
+def table_lines(table: Table, zh: bool) -> list[str]:
+    """A table as DingTalk's markdown shows it well (it has no tables): its header as one
+    bold line, then a list item per row, its cells separated by dots."""
+    head = " · ".join(_one_line(c, MAX_CELL) for c in table.columns)
+    lines = [f"**{head}**"] if head.strip() else []
+    for row in table.rows[:MAX_TABLE_ROWS]:
+        cells = [_one_line(c, MAX_CELL) for c in row]
+        if not cells:
+            continue
+        # Empty cells and placeholders ("·" for a value the reader may not see) are left out.
+        shown = " · ".join(c for c in cells if c.strip() not in ("", "·", "—"))
+        lines.append(f"- {shown}".rstrip())
+    if len(table.rows) > MAX_TABLE_ROWS:
+        more = len(table.rows) - MAX_TABLE_ROWS
+        lines.append(f"- …（另有 {more} 行）" if zh else f"- … ({more} more rows)")
+    return lines
+
+
+_USER_ID = re.compile(r"[\w.-]{1,64}", re.ASCII)
+
+
+def notifiable(mentions: tuple[Mention, ...]) -> list[Mention]:
+    """The mentions whose user id can be a DingTalk userId (others are shown by name only)."""
+    return [m for m in mentions if _USER_ID.fullmatch(m.user)]
+
+
+def mention_text(mention: Mention, *, notify: bool) -> str:
+    """How a mention reads: `@userId` (which DingTalk highlights and notifies when the id is in
+    `at.atUserIds`) and the person's name; just `@name` where nothing can notify."""
+    name = _one_line(mention.name, 100)
+    return f"@{mention.user} {name}" if notify and _USER_ID.fullmatch(mention.user) else f"@{name}"
+
+
+def encoded_size(value: object) -> int:
+    """Bytes `value` takes in a JSON request body (as the adapter writes it)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+
+def fit(text: str, limit: int, zh: bool) -> str:
+    """`text` within `limit` bytes of JSON, cut at a line when it can be, with a marker."""
+    if encoded_size(text) <= limit:
+        return text
+    marker = LINE_BREAK + ("…（内容过长，已截断）" if zh else "… (too long, cut)")
+    room = limit - encoded_size(marker)
+    kept = text.encode("utf-8")[:room].decode("utf-8", "ignore")
+    while encoded_size(kept) > room:  # JSON escapes (newlines, quotes) take two bytes
+        kept = kept[: len(kept) * 9 // 10]
+    line = kept.rfind("\n")
+    if line > len(kept) // 2:
+        kept = kept[:line].removesuffix("  ")
+    if kept.count("**") % 2:  # never leave a bold mark open
+        kept = kept[: kept.rfind("**")]
+    return kept + marker
+
+
+def markdown(reply: Reply, *, at: bool = False, limit: int = MAX_MARKDOWN_BYTES) -> tuple[str, str]:
+    """(title, markdown text) of a reply: every part, as DingTalk's markdown can show it,
+    within `limit` bytes. `at`: the message carries `at.atUserIds`, so `@userId` in the text
+    notifies."""
     zh = reply.language == "zh"
-    lines: list[str] = []
+    blocks: list[list[str]] = []
     if reply.mentions:
-        lines.append(" ".join(f"@{user}" for user in reply.mentions))
-    if reply.headline:
-        lines.append(f"#### {reply.headline}")
+        blocks.append([" ".join(mention_text(m, notify=at) for m in reply.mentions)])
+    headline = " ".join(displayable(reply.headline or "").split())
+    if headline:
+        blocks.append([f"#### {escape(headline)}"])
+    body: list[str] = []
     structured = reply.fields or reply.table or reply.progress
     if not structured:
-        lines.append(reply.text.replace("\n", "  \n"))
+        body.append(_lines(reply.text, line_start=True))
     for field in reply.fields:
-        lines.append(f"- **{field.label}**: {field.value}")
+        body.append(f"- **{_one_line(field.label, 200)}**: {_lines(field.value)}")
     for bar in reply.progress:
-        filled = max(0, min(_BAR, round(float(bar.ratio) * _BAR)))
-        lines.append(
-            f"- **{bar.label}** {'▓' * filled}{'░' * (_BAR - filled)} "
-            f"{bar.ratio * 100:.0f}%  {bar.caption}"
+        body.append(
+            f"- **{_one_line(bar.label, 200)}** {_bar(bar.ratio)} "
+            f"{_percent(bar.ratio)}  {_one_line(bar.caption)}"
         )
     if reply.table:
-        table = reply.table
-        lines.append("| " + " | ".join(table.columns) + " |")
-        lines.append("|" + "---|" * len(table.columns))
-        lines += ["| " + " | ".join(row) + " |" for row in table.rows[:50]]
+        body += table_lines(reply.table, zh)
     if reply.chart:
-        lines.append(f"> {reply.chart.title}: {reply.chart.alt}")
+        body.append(f"📈 {_one_line(reply.chart.title)}: {_one_line(reply.chart.alt)}")
     if reply.buttons:
         asks = [b for b in reply.buttons if b.action == "ask"]
         if asks:
             prompt = "可以接着问：" if zh else "You can ask: "
-            lines.append(prompt + " · ".join(f"「{b.value}」" for b in asks))
+            body.append(prompt + " · ".join(f"「{_one_line(b.value, 200)}」" for b in asks))
+    if body:
+        blocks.append(body)
     if reply.context:
-        lines.append(f"> {reply.context}")
-    title = (reply.headline or reply.text.splitlines()[0] if reply.text else "kpibot")[:60]
-    return title, "\n\n".join(lines)
+        blocks.append([f"> {_one_line(reply.context)}"])
+    first = reply.text.strip().splitlines()[0] if reply.text.strip() else "kpibot"
+    title = " ".join(displayable(headline or first).split())[:MAX_TITLE] or "kpibot"
+    # Lines inside a part break with two spaces; parts are paragraphs.
+    text = "\n\n".join(LINE_BREAK.join(lines) for lines in blocks)
+    if not text.strip():  # DingTalk sends no empty message: the text says it
+        text = _lines(reply.text, line_start=True).strip() or "…"
+    return title, fit(text, limit, zh)
 
 
 def raise_for(status: int, body: Any, headers: Any = None) -> None:
@@ -153,7 +288,7 @@ class DingTalkAdapter:
     def token(self) -> str:
         """The app's access token, fetched once and again 5 minutes before it expires."""
         with self._lock:
-            if self._token is not None and self._token[1] > time.time():
+            if self._token is not None and self._token[1] > system_clock():
                 return self._token[0]
             try:
                 body = self._call(
@@ -165,7 +300,7 @@ class DingTalkAdapter:
             except (Unsupported, TargetNotFound) as exc:
                 raise AuthRevoked(f"DingTalk refused the app credentials: {exc}") from exc
             token = str(body["accessToken"])
-            self._token = (token, time.time() + int(body.get("expireIn", 7200)) - 300)
+            self._token = (token, system_clock() + int(body.get("expireIn", 7200)) - 300)
             return token
 
     def _call(
@@ -212,25 +347,25 @@ class DingTalkAdapter:
         """The message (or card) parameters for `reply`."""
         if reply.buttons and self.card_template and not target.channel.startswith("http"):
             return {"card": self._card_params(reply)}
-        title, text = markdown(reply)
+        title, text = markdown(reply, at=target.channel.startswith("http"))
         return {"msgKey": "sampleMarkdown", "msgParam": {"title": title, "text": text}}
 
     def _card_params(self, reply: Reply) -> dict[str, str]:
-        title, text = markdown(reply)
-        buttons = [
-            {
-                "text": b.label,
-                "color": "blue" if b.style == "primary" else "gray",
-                "action": b.action,
-                "value": b.value,
-            }
-            for b in reply.buttons
-        ]
-        return {
-            "title": title,
-            "markdown": text,
-            "buttons": json.dumps(buttons, ensure_ascii=False),
-        }
+        buttons = json.dumps(
+            [
+                {
+                    "text": " ".join(displayable(b.label).split())[:30] or "·",
+                    "color": "blue" if b.style == "primary" else "gray",
+                    "action": displayable(b.action)[:100],
+                    "value": displayable(b.value)[:200],
+                }
+                for b in reply.buttons[:MAX_BUTTONS]
+            ],
+            ensure_ascii=False,
+        )
+        room = MAX_PARAM_BYTES - encoded_size(buttons) - 600  # the title and the map's keys
+        title, text = markdown(reply, limit=min(MAX_MARKDOWN_BYTES, room))
+        return {"title": title, "markdown": text, "buttons": buttons}
 
     def send(self, reply: Reply, target: Target, *, key: str | None = None) -> Sent:
         """A group message, a one-to-one message, a card, or a custom robot post."""
@@ -242,7 +377,9 @@ class DingTalkAdapter:
         payload = self.render(reply, target)
         assert isinstance(payload, dict)
         if "card" in payload:
-            sent = self._send_card(payload["card"], target, user, key or repr(reply))
+            sent = self._send_card(
+                payload["card"], target, user, key or repr(reply), reply.mentions
+            )
         else:
             sent = self._send_message(payload["msgKey"], payload["msgParam"], target, user)
         if reply.chart is not None:
@@ -273,25 +410,44 @@ class DingTalkAdapter:
         return Sent(self.platform, target.channel, str(body.get("processQueryKey", "")), params)
 
     def _send_card(
-        self, params: dict[str, str], target: Target, user: str | None, key: str
+        self,
+        params: dict[str, str],
+        target: Target,
+        user: str | None,
+        key: str,
+        mentions: tuple[Mention, ...] = (),
     ) -> Sent:
+        """Create and deliver an interactive card, with the space and delivery models the
+        official SDK sends (`dingtalk_stream.CardReplier`): a one-to-one card in the robot's
+        chat with `user` (IM_ROBOT), a group card in the group (IM_GROUP), mentioning
+        `mentions` there through `atUserIds`."""
         track = out_track_id(key)
-        space = f"dtv1.card//IM_ROBOT.{user}" if user else f"dtv1.card//IM_GROUP.{target.channel}"
         body: dict[str, Any] = {
             "cardTemplateId": self.card_template,
             "outTrackId": track,
             "callbackType": "STREAM",
             "cardData": {"cardParamMap": params},
-            "openSpaceId": space,
+            "userIdType": 1,
+            "imGroupOpenSpaceModel": {"supportForward": True},
+            "imRobotOpenSpaceModel": {"supportForward": True},
         }
         if user:
+            body["openSpaceId"] = f"dtv1.card//IM_ROBOT.{user}"
             body["imRobotOpenDeliverModel"] = {
                 "spaceType": "IM_ROBOT",
                 "robotCode": self.robot_code,
             }
         else:
-            body["imGroupOpenDeliverModel"] = {"robotCode": self.robot_code}
-            body["imGroupOpenSpaceModel"] = {"supportForward": True}
+            body["openSpaceId"] = f"dtv1.card//IM_GROUP.{target.channel}"
+            deliver: dict[str, Any] = {"robotCode": self.robot_code}
+            if notifiable(mentions):
+                # Notified as the message's @ (atUserIds: id → name) and @ in the card.
+                deliver["atUserIds"] = {
+                    m.user: " ".join(displayable(m.name).split()) or m.user
+                    for m in notifiable(mentions)
+                }
+                body["cardAtUserIds"] = [m.user for m in notifiable(mentions)]
+            body["imGroupOpenDeliverModel"] = deliver
         self._call("POST", f"{self.api}/v1.0/card/instances/createAndDeliver", body)
         return Sent(self.platform, user or target.channel, CARD_PREFIX + track, params)
 
@@ -328,11 +484,12 @@ class DingTalkAdapter:
         markdown message."""
         url = target.channel
         if self.robot_secret:
-            stamp = int(time.time() * 1000)
+            stamp = int(system_clock() * 1000)
             sign = urllib.parse.quote_plus(robot_sign(self.robot_secret, stamp))
             url = f"{url}&timestamp={stamp}&sign={sign}"
-        title, text = markdown(reply)
-        at = {"atUserIds": list(reply.mentions)} if reply.mentions else {}
+        title, text = markdown(reply, at=True)
+        users = [m.user for m in notifiable(reply.mentions)]
+        at = {"atUserIds": users} if users else {}
         self._call(
             "POST",
             url,

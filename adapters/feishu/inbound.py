@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,9 +32,11 @@ from lark_oapi.event.callback.model.p2_card_action_trigger import (
 )
 
 from adapters.feishu.outbound import FeishuAdapter
-from bot.chat.adapter import ChatError
-from bot.chat.messages import Action, InboundMessage, Reply, Target
+from adapters.loops import finish
+from bot.chat.adapter import MAX_BODY_BYTES, ChatError, read_body
+from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.pipeline import Pipeline
+from kpi_engine.clock import system_clock
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class FeishuEvents:
         *,
         encrypt_key: str | None,
         verification_token: str | None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = system_clock,
         window: float = WINDOW_SECONDS,
     ) -> None:
         self.adapter = adapter
@@ -127,10 +128,9 @@ class FeishuEvents:
             given = headers.get("x-lark-signature", "")
             if not (timestamp and nonce and given):
                 raise Refused("the signature headers are missing")
-            try:
-                age = abs(self.clock() - float(timestamp))
-            except ValueError as exc:
-                raise Refused("the timestamp is not a number") from exc
+            if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+                raise Refused("the timestamp is not a time in seconds")
+            age = abs(self.clock() - int(timestamp))
             if age > self.window:
                 raise Refused(f"the request is {age:.0f} s old (a replay?)")
             if not _same(given, signature(timestamp, nonce, self.encrypt_key, body)):
@@ -222,7 +222,7 @@ def _text_of(message_type: str, content: str) -> str:
 def parse_message(
     data: lark.im.v1.P2ImMessageReceiveV1,
     bot_open_id: Callable[[], str],
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = system_clock,
 ) -> InboundMessage | None:
     """An `InboundMessage`, or None for what the bot does not answer (other bots, group
     messages that do not @mention it, images and files)."""
@@ -264,7 +264,7 @@ def parse_message(
         workspace=header.tenant_key or event.sender.tenant_key or "",
         channel=message.chat_id or "",
         sender=sender,
-        text=" ".join(text.split()),
+        text=" ".join(displayable(text).split()),  # no lone surrogate or control character
         event_id=header.event_id or message.message_id or "",
         received_at=int(clock()),
         thread=message.root_id if message.thread_id else None,
@@ -274,7 +274,7 @@ def parse_message(
 
 
 def parse_card_action(
-    data: P2CardActionTrigger, clock: Callable[[], float] = time.time
+    data: P2CardActionTrigger, clock: Callable[[], float] = system_clock
 ) -> Action | None:
     """An `Action` for a button click on one of our cards (value ``{"action", "value"}``)."""
     event, header = data.event, data.header
@@ -284,6 +284,7 @@ def parse_card_action(
     if "action" not in value or not event.operator.open_id:
         return None
     context = event.context
+    direct = value.get("direct") is True
     return Action(
         platform="feishu",
         workspace=header.tenant_key or event.operator.tenant_key or "",
@@ -294,6 +295,7 @@ def parse_card_action(
         message_id=(context.open_message_id if context else None) or "",
         event_id=header.event_id or "",
         received_at=int(clock()),
+        is_direct=direct,
     )
 
 
@@ -302,7 +304,12 @@ def mount_webhooks(app: FastAPI, events: FeishuEvents) -> None:
     both the event subscription and the card callback at either)."""
 
     async def receive(request: Request) -> Response:
-        body = await request.body()
+        body = await read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            log.warning("refused a Feishu request: larger than %d bytes", MAX_BODY_BYTES)
+            return Response(
+                json.dumps({"msg": "too large"}), status_code=413, media_type="application/json"
+            )
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
             payload = events.verify(headers, body)
@@ -366,6 +373,8 @@ class LongConnection:
             pass  # `stop()` stopped the loop
         except Exception:
             log.exception("the Feishu long connection ended")
+        finally:
+            finish(loop)
 
     def stop(self, timeout: float = 5) -> None:
         """Stop the loop and wait for the thread."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -99,6 +100,10 @@ class FeishuAdapter:
             .build()
         )
         self._bot_open_id: str | None = None
+        # One-to-one chats this process sent to, so that a card updated there keeps its
+        # buttons' "direct" mark (another process's updates fall back as Feishu answers).
+        self._direct_chats: set[str] = set()
+        self._lock = threading.Lock()
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -170,7 +175,6 @@ class FeishuAdapter:
     def send(self, reply: Reply, target: Target, *, key: str | None = None) -> Sent:
         """Post `reply`: in a thread, privately in a group, to a chat, or to a user."""
         image_key = self.upload_image(reply.chart.png) if reply.chart else None
-        msg_type, body = content(reply, image_key=image_key)
         idempotency = send_uuid(key) if key else None
         if target.private and target.channel and target.user:
             try:
@@ -179,6 +183,10 @@ class FeishuAdapter:
                 # Topic groups and some clients cannot show it: a direct message instead.
                 log.info("ephemeral card refused (%s); sending a direct message", exc)
                 target = Target.direct(self.platform, target.workspace, target.user)
+        # A one-to-one chat: a user's open_id, or a chat the bot answers its one reader in
+        # (the pipeline names the reader of a direct chat without making it private).
+        direct = not target.channel or (target.user is not None and not target.private)
+        msg_type, body = content(reply, image_key=image_key, direct=direct)
         thread = target.thread or reply.thread
         if thread and target.channel:
             reply_request = (
@@ -212,6 +220,9 @@ class FeishuAdapter:
             )
             response = self._call(lambda: self.client.im.v1.message.create(create_request))
         data = response.data
+        if direct and data.chat_id:
+            with self._lock:
+                self._direct_chats.add(str(data.chat_id))
         return Sent(
             self.platform,
             str(data.chat_id or target.channel),
@@ -247,7 +258,9 @@ class FeishuAdapter:
     def update(self, sent: Sent, reply: Reply) -> Sent:
         """Replace a card the bot sent (after a button click); text messages cannot be."""
         image_key = self.upload_image(reply.chart.png) if reply.chart else None
-        payload = json.dumps(card(reply, image_key=image_key), ensure_ascii=False)
+        with self._lock:
+            direct = sent.channel in self._direct_chats
+        payload = json.dumps(card(reply, image_key=image_key, direct=direct), ensure_ascii=False)
         request = (
             PatchMessageRequest.builder()
             .message_id(sent.message_id)

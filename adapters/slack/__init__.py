@@ -7,18 +7,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk.signature import SignatureVerifier
 from starlette.concurrency import run_in_threadpool
 
 from adapters.slack.client import SlackAdapter, make_web_client
 from adapters.slack.inbound import build_bolt_app
+from bot.chat.adapter import MAX_BODY_BYTES, read_body
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,15 +64,29 @@ class SlackConnection:
             return  # Socket Mode only: no request could be verified
         bolt = self.bolt_app(pipeline)
 
+        verifier = SignatureVerifier(self.signing_secret)
+
         @app.post(EVENTS_PATH, include_in_schema=False)
         async def slack_events(request: Request) -> Response:
-            body = await request.body()
+            body = await read_body(request, MAX_BODY_BYTES)
+            if body is None:
+                log.warning("refused a Slack request: larger than %d bytes", MAX_BODY_BYTES)
+                return _refused(413, "request too large")
+            # Bolt parses the body before it verifies it: what is not Slack's own is refused
+            # here first, with one line in the log and no trace.
+            reason = unauthentic(verifier, request.headers, body)
+            if reason is not None:
+                log.warning("refused a Slack request: %s", reason)
+                return _refused(401, "invalid request")
             try:
                 bolt_request = to_bolt_request(request, body)
-            except UnicodeDecodeError:  # not text: no request Slack signed
-                return Response(status_code=401, content='{"error":"invalid request"}')
-            # Verification and the listeners touch the database: off the event loop.
-            return to_starlette_response(await run_in_threadpool(bolt.dispatch, bolt_request))
+                # Verification and the listeners touch the database: off the event loop.
+                response = await run_in_threadpool(bolt.dispatch, bolt_request)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                # Signed, yet not a payload Bolt can read (JSON in a form field, a wrong shape).
+                log.warning("refused a signed Slack request Bolt cannot parse: %r", exc)
+                return _refused(400, "malformed request")
+            return to_starlette_response(response)
 
     def start(self, pipeline: Pipeline) -> None:
         """Open the Socket Mode connection (when `SLACK_APP_TOKEN` is set) in the background,
@@ -104,6 +123,31 @@ class SlackConnection:
         if self._socket is not None:
             self._socket.client.close()
             self._socket = None
+
+
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+
+
+def unauthentic(verifier: SignatureVerifier, headers: Mapping[str, str], body: bytes) -> str | None:
+    """Why a request is not Slack's own (the `v0=` signature over the raw body, at most five
+    minutes old), or None."""
+    stamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        return "the timestamp is missing or not a number"
+    if not _SIGNATURE.fullmatch(signature):
+        return "the signature is missing or malformed"
+    try:
+        valid = verifier.is_valid(body, stamp, signature)
+    except UnicodeDecodeError:  # the SDK signs text: bytes that are not UTF-8 are not Slack's
+        return "the body is not UTF-8 text"
+    if not valid:
+        return "the signature does not match or the request is too old"
+    return None
+
+
+def _refused(status: int, error: str) -> Response:
+    return Response(status_code=status, content=json.dumps({"error": error}))
 
 
 def connect(settings: Settings) -> SlackConnection | None:

@@ -22,9 +22,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
 from adapters.slack.errors import error_code, to_chat_error
-from adapters.slack.render import MAX_TEXT, render_message, truncate
+from adapters.slack.render import render_message, render_text, truncate
 from bot.chat.adapter import TargetNotFound
-from bot.chat.messages import Reply, Sent, Target
+from bot.chat.messages import Reply, Sent, Target, displayable
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class SlackAdapter:
         except Exception as exc:
             raise to_chat_error(exc, method) from exc
         kwargs.pop("blocks", None)
-        kwargs["text"] = truncate(reply.text, MAX_TEXT)
+        kwargs["text"] = render_text(reply)
         return self._call(method, call, **kwargs)
 
     @staticmethod
@@ -167,7 +167,7 @@ class SlackAdapter:
                 file=chart.png,
                 filename="chart.png",
                 title=chart.title,
-                alt_txt=truncate(chart.alt, 1000),
+                alt_txt=truncate(displayable(chart.alt), 1000),
                 thread_ts=thread,
             )
         except Exception as exc:

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import logging
 import re
-import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from adapters.slack.render import action_of
-from bot.chat.messages import Action, InboundMessage
+from bot.chat.messages import Action, InboundMessage, displayable
+from kpi_engine.clock import system_clock
 
 if TYPE_CHECKING:
     from bot.chat.pipeline import Pipeline
@@ -54,7 +55,7 @@ def clean_text(text: str, bot_user: str | None) -> tuple[str, tuple[str, ...]]:
     text = _MENTION.sub(lambda m: f"<@{m.group(1)}>", text)
     # Slack escapes exactly these three in message text.
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    return " ".join(text.split()), mentions
+    return " ".join(displayable(text).split()), mentions  # no lone surrogate or control
 
 
 def parse_event(body: dict[str, Any], bot_user: str | None) -> InboundMessage | None:
@@ -78,7 +79,7 @@ def parse_event(body: dict[str, Any], bot_user: str | None) -> InboundMessage | 
         sender=str(user),
         text=text,
         event_id=str(body.get("event_id") or f"{event.get('channel')}:{event.get('ts')}"),
-        received_at=_seconds(body.get("event_time"), time.time()),
+        received_at=_seconds(body.get("event_time"), system_clock()),
         thread=event.get("thread_ts"),
         mentions=mentions,
         is_direct=event.get("channel_type") == "im",
@@ -97,8 +98,9 @@ def parse_command(body: dict[str, Any], bot_user: str | None) -> InboundMessage:
         sender=str(body.get("user_id") or ""),
         text=f"{command} {text}".strip(),
         # A command has no event id; its trigger id is unique to the invocation.
-        event_id=f"command:{body.get('trigger_id') or body.get('response_url') or time.time_ns()}",
-        received_at=int(time.time()),
+        event_id="command:"
+        + str(body.get("trigger_id") or body.get("response_url") or uuid.uuid4().hex),
+        received_at=int(system_clock()),
         mentions=mentions,
         is_direct=body.get("channel_name") == "directmessage" and channel.startswith("D"),
     )
@@ -129,7 +131,7 @@ def parse_actions(body: dict[str, Any]) -> list[Action]:
                 message_id=str(message_ts),
                 # The click's own id: the message it was on and the moment of the click.
                 event_id=f"{container.get('message_ts') or message_ts}:{action_ts}",
-                received_at=_seconds(action_ts, time.time()),
+                received_at=_seconds(action_ts, system_clock()),
                 thread=thread if thread and thread != message_ts else None,
             )
         )

@@ -1,21 +1,32 @@
 """Replies as Block Kit: a header, the text or the structured parts (fields, progress bars as
 text bars, the table as preformatted text), buttons and a context line — within Slack's limits.
 
+Every string of a `Reply` is plain text (`bot.chat.messages`): `&`, `<` and `>` are escaped
+everywhere, so no `<!channel>`, `<@U…>` or `<https://…|disguise>` from a member's note becomes
+live; every mrkdwn object is `verbatim` (Slack turns no bare URL, `#channel` or `@here` into a
+link or a mention); the only tokens a message carries are the `<@U…>` of its typed mentions.
+Slack's mrkdwn has no way to escape `*`, `_`, `~` and backticks, so those may still style a
+member's words: emphasis, never a link, mention or image.
+
 Limits respected (Block Kit reference): 50 blocks a message, a header's 150 characters, a
-section's 3,000 characters of text and 10 fields of 2,000, a button's 75-character label,
-2,000-character value and 255-character action id, and 40,000 characters of message text.
-Long text and tables are split over several sections; a message that would still need more
-than 50 blocks is cut at 49 with a line saying so (its `text` stays complete).
+section's 3,000 characters of text and 10 fields of 2,000, a context's 10 elements of 2,000,
+a button's 75-character label, 2,000-character value and 255-character action id, 25 elements
+an actions block, and 40,000 characters of message text. Long text and tables are split over
+several sections (a line longer than a section is split too); a message that would still need
+more than 50 blocks is cut at 49 with a line saying so (its `text` stays complete up to 40,000
+characters, where it is cut with a marker).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
-from bot.chat.messages import Button, Reply, Table
+from bot.chat.messages import Button, Reply, Table, displayable
 
 Block = dict[str, Any]
 
@@ -31,44 +42,43 @@ MAX_BUTTON_LABEL = 75
 MAX_BUTTON_VALUE = 2_000
 MAX_ACTION_ID = 255
 BAR_CELLS = 20
+MAX_TABLE_ROWS = 2_000
+MAX_CELL = 300
 # A Block Kit action id must be unique within its block, but several of our buttons may share
 # an action (three "ask" buttons): the second and later get "~2", "~3"…, which `action_of`
 # takes off again when the click comes back.
 ACTION_SUFFIX = "~"
-
-# Slack's own markup in text we send: mentions, channel links, special mentions and links.
-_SLACK_TOKEN = re.compile(r"<(?:[@#!][^<>\s]*|(?:https?|mailto):[^<>\s]*)>")
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,3}$")
 
 
 def escape(text: str) -> str:
-    """Text for mrkdwn: &, < and > escaped, Slack's own <@U…>/<#C…>/<!here>/<url|…> kept."""
-    out: list[str] = []
-    last = 0
-    for match in _SLACK_TOKEN.finditer(text):
-        out.append(_escape_plain(text[last : match.start()]))
-        out.append(match.group(0))
-        last = match.end()
-    out.append(_escape_plain(text[last:]))
-    return "".join(out)
-
-
-def _escape_plain(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Plain text for mrkdwn (and the message's `text`): `&`, `<` and `>` escaped, so none of
+    it is read as a link, a mention or a special mention."""
+    return displayable(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def truncate(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` cut to `limit` characters, with an ellipsis when cut (never inside an escape)."""
+    if len(text) <= limit:
+        return text
+    return _PARTIAL_ENTITY.sub("", text[: limit - 1]) + "…"
 
 
 def width(text: str) -> int:
     """Columns the text takes in a monospace font (Chinese characters take two)."""
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+    return len(text) if text.isascii() else sum(map(_char_width, text))
+
+
+@functools.cache
+def _char_width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def table_lines(table: Table) -> list[str]:
-    """The table as aligned monospace lines: header, rule, rows."""
-    rows = [table.columns, *table.rows]
+    """The table as aligned monospace lines: header, rule, rows (at most `MAX_TABLE_ROWS`
+    rows of cells of at most `MAX_CELL` characters: more would not fit in 50 blocks)."""
+    cut = [tuple(truncate(cell, MAX_CELL) for cell in row) for row in table.rows[:MAX_TABLE_ROWS]]
+    rows = [tuple(truncate(c, MAX_CELL) for c in table.columns), *cut]
     count = len(table.columns)
     widths = [max(width(row[i]) if i < len(row) else 0 for row in rows) for i in range(count)]
 
@@ -76,13 +86,34 @@ def table_lines(table: Table) -> list[str]:
         cells = [row[i] if i < len(row) else "" for i in range(count)]
         return "  ".join(c + " " * (widths[i] - width(c)) for i, c in enumerate(cells)).rstrip()
 
-    return [line(table.columns), "  ".join("─" * w for w in widths), *map(line, table.rows)]
+    return [line(rows[0]), "  ".join("─" * w for w in widths), *map(line, rows[1:])]
 
 
-def bar(ratio: float) -> str:
+def bar(ratio: Decimal) -> str:
     """A text progress bar of `BAR_CELLS` cells, full at 100 % (and beyond)."""
-    filled = max(0, min(BAR_CELLS, round(ratio * BAR_CELLS)))
+    filled = round(_clamped(ratio) * BAR_CELLS)
     return "█" * filled + "░" * (BAR_CELLS - filled)
+
+
+def _clamped(ratio: Decimal) -> float:
+    try:
+        value = float(ratio)
+    except (ArithmeticError, TypeError, ValueError):
+        return 0.0
+    return min(1.0, max(0.0, value)) if value == value else 0.0
+
+
+def percent(ratio: Decimal) -> str:
+    """`ratio` as a whole percentage; an absurd one is shown as such, never raised."""
+    try:
+        if not Decimal(ratio).is_finite():
+            return "—"
+        value = Decimal(ratio) * 100
+    except (ArithmeticError, TypeError, ValueError):
+        return "—"
+    if abs(value) >= 10**9:  # an absurd ratio is shown as such
+        return "≥999,999,999%" if value > 0 else "≤-999,999,999%"
+    return f"{value:.0f}%"
 
 
 def action_of(action_id: str) -> str:
@@ -91,47 +122,65 @@ def action_of(action_id: str) -> str:
     return base if sep and base and number.isdigit() else action_id
 
 
+def _pieces(line: str, limit: int) -> Iterator[str]:
+    """A line in pieces of at most `limit` characters, never splitting an escape."""
+    while len(line) > limit:
+        cut = limit
+        partial = _PARTIAL_ENTITY.search(line[:cut])
+        if partial and partial.start() > 0:
+            cut = partial.start()
+        yield line[:cut]
+        line = line[cut:]
+    yield line
+
+
 def _chunks(lines: list[str], limit: int) -> Iterator[list[str]]:
-    """Consecutive lines grouped so each group's joined length stays within `limit`."""
+    """Consecutive lines grouped so each group's joined length stays within `limit`; a line
+    longer than `limit` is split."""
     group: list[str] = []
     size = 0
-    for line in lines:
-        line = truncate(line, limit)
-        if group and size + len(line) + 1 > limit:
-            yield group
-            group, size = [], 0
-        group.append(line)
-        size += len(line) + 1
+    for whole in lines:
+        for line in _pieces(whole, limit):
+            if group and size + len(line) + 1 > limit:
+                yield group
+                group, size = [], 0
+            group.append(line)
+            size += len(line) + 1
     if group:
         yield group
 
 
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
 def _section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": _mrkdwn(text)}
 
 
 def _context(text: str) -> Block:
-    return {
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": truncate(text, MAX_CONTEXT)}],
-    }
+    """A context line of mrkdwn text that is escaped already."""
+    return {"type": "context", "elements": [_mrkdwn(truncate(text, MAX_CONTEXT))]}
 
 
 def _text_sections(text: str) -> list[Block]:
-    if not text.strip():
+    escaped = escape(text)
+    if not escaped.strip():
         return []  # Slack refuses an empty section
-    return [_section("\n".join(group)) for group in _chunks(escape(text).split("\n"), MAX_SECTION)]
+    return [
+        _section("\n".join(group))
+        for group in _chunks(escaped.split("\n"), MAX_SECTION)
+        if "".join(group).strip()
+    ]
 
 
 def _table_sections(table: Table) -> list[Block]:
     fence = 8  # the ``` before and after, and their newlines
-    lines = table_lines(table)
+    lines = [escape(line) for line in table_lines(table)]
     head, body = lines[:2], lines[2:] or [""]
+    head = [truncate(h, MAX_SECTION // 4) for h in head]
     room = MAX_SECTION - fence - sum(len(h) + 1 for h in head)
-    return [
-        _section("```\n" + "\n".join(head + group) + "\n```")
-        for group in _chunks([_escape_plain(line) for line in body], max(200, room))
-    ]
+    return [_section("```\n" + "\n".join(head + group) + "\n```") for group in _chunks(body, room)]
 
 
 def _buttons(buttons: tuple[Button, ...]) -> list[Block]:
@@ -140,25 +189,31 @@ def _buttons(buttons: tuple[Button, ...]) -> list[Block]:
         seen: dict[str, int] = {}
         elements = []
         for button in buttons[start : start + MAX_BUTTONS]:
-            seen[button.action] = seen.get(button.action, 0) + 1
-            n = seen[button.action]
-            action_id = button.action if n == 1 else f"{button.action}{ACTION_SUFFIX}{n}"
+            action = displayable(button.action)[: MAX_ACTION_ID - 4] or "·"
+            seen[action] = seen.get(action, 0) + 1
+            n = seen[action]
+            action_id = action if n == 1 else f"{action}{ACTION_SUFFIX}{n}"
             element: dict[str, Any] = {
                 "type": "button",
                 "text": {
                     "type": "plain_text",
-                    "text": truncate(button.label, MAX_BUTTON_LABEL),
+                    "text": truncate(displayable(button.label), MAX_BUTTON_LABEL) or "·",
                     "emoji": True,
                 },
-                "action_id": action_id[:MAX_ACTION_ID],
+                "action_id": action_id,
             }
             if button.value:  # Slack refuses an empty value
-                element["value"] = button.value[:MAX_BUTTON_VALUE]
+                element["value"] = displayable(button.value)[:MAX_BUTTON_VALUE]
             if button.style != "default":  # Slack knows only primary and danger
                 element["style"] = button.style
             elements.append(element)
         blocks.append({"type": "actions", "elements": elements})
     return blocks
+
+
+def _mentions(reply: Reply) -> str:
+    """The typed mentions as Slack tokens (user ids are Slack's own: letters and digits)."""
+    return " ".join(f"<@{m.user}>" for m in reply.mentions if re.fullmatch(r"[A-Z0-9]+", m.user))
 
 
 def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
@@ -170,15 +225,16 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
     """
     zh = reply.language == "zh"
     blocks: list[Block] = []
-    if reply.mentions:
-        blocks.append(_section(" ".join(f"<@{user}>" for user in reply.mentions)))
-    if reply.headline:
+    mentions = _mentions(reply)
+    if mentions:
+        blocks.append(_section(truncate(mentions, MAX_SECTION)))
+    if reply.headline and displayable(reply.headline).strip():
         blocks.append(
             {
                 "type": "header",
                 "text": {
                     "type": "plain_text",
-                    "text": truncate(reply.headline, MAX_HEADER),
+                    "text": truncate(" ".join(displayable(reply.headline).split()), MAX_HEADER),
                     "emoji": True,
                 },
             }
@@ -192,16 +248,18 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
             {
                 "type": "section",
                 "fields": [
-                    {
-                        "type": "mrkdwn",
-                        "text": truncate(f"*{escape(f.label)}*\n{escape(f.value)}", MAX_FIELD),
-                    }
+                    _mrkdwn(
+                        truncate(
+                            f"*{truncate(escape(f.label), 200)}*\n{escape(f.value)}", MAX_FIELD
+                        )
+                    )
                     for f in fields
                 ],
             }
         )
     bars = [
-        f"*{escape(p.label)}*\n`{bar(float(p.ratio))}` {p.ratio * 100:.0f}%  {escape(p.caption)}"
+        f"*{truncate(escape(p.label), 200)}*\n`{bar(p.ratio)}` {percent(p.ratio)}  "
+        f"{escape(p.caption)}"
         for p in reply.progress
     ]
     blocks += [_section("\n".join(group)) for group in _chunks(bars, MAX_SECTION)]
@@ -210,8 +268,8 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
     if reply.chart is not None and not chart_attached:
         blocks.append(_context(f"📈 {escape(reply.chart.title)}: {escape(reply.chart.alt)}"))
     blocks += _buttons(reply.buttons)
-    if reply.context:
-        blocks.append(_context(escape(reply.context)))
+    if escape(reply.context or "").strip():
+        blocks.append(_context(escape(reply.context or "")))
     if len(blocks) > MAX_BLOCKS:
         left = len(blocks) - (MAX_BLOCKS - 1)
         note = f"…（另有 {left} 段未显示）" if zh else f"… ({left} more parts not shown)"
@@ -219,10 +277,20 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
     return blocks
 
 
+def render_text(reply: Reply) -> str:
+    """The message's `text`: what notifications show and what is sent alone if Slack refuses
+    the blocks — the typed mentions and the escaped complete text, within 40,000 characters."""
+    mentions = _mentions(reply)
+    text = (mentions + " " if mentions else "") + escape(reply.text)
+    if len(text) <= MAX_TEXT:
+        return text
+    marker = "…（已截断）" if reply.language == "zh" else "… (cut)"
+    return _PARTIAL_ENTITY.sub("", text[: MAX_TEXT - len(marker)]) + marker
+
+
 def render_message(reply: Reply, *, chart_attached: bool = False) -> dict[str, Any]:
     """The `text` (the complete fallback, for notifications) and `blocks` of a message."""
-    mentions = "".join(f"<@{user}> " for user in reply.mentions)
     return {
-        "text": truncate(mentions + reply.text, MAX_TEXT),
+        "text": render_text(reply),
         "blocks": render_blocks(reply, chart_attached=chart_attached),
     }
