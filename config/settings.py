@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_CONFIG_DIR = Path(__file__).parent / "example"
+# Starting organisations for `kpibot init --template NAME` (one folder of YAML files each).
+TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
 class Settings(BaseSettings):
@@ -18,15 +20,33 @@ class Settings(BaseSettings):
     # Core
     database_url: str = Field("sqlite:///./kpibot.db", validation_alias="KPIBOT_DATABASE_URL")
     config_dir: Path = Field(Path("./config"), validation_alias="KPIBOT_CONFIG_DIR")
+    # A bootstrap key with every scope (admin); named, scoped keys: `kpibot apikey create`.
     api_key: SecretStr | None = Field(None, validation_alias="KPIBOT_API_KEY")
+    # Serve the API's documentation (/docs, /openapi.json) — off unless enabled.
+    api_docs: bool = Field(False, validation_alias="KPIBOT_API_DOCS")
     auto_migrate: bool = Field(True, validation_alias="KPIBOT_AUTO_MIGRATE")
     log_level: str = Field("INFO", validation_alias="KPIBOT_LOG_LEVEL")
+    # Run as if it were this moment (`2026-11-24T10:30`, a local time in the company's zone,
+    # or with an offset): one-shot commands answer exactly as they would have then; a server
+    # starts its clock there and lets it run. Unset: the system clock.
+    now: str | None = Field(None, validation_alias="KPIBOT_NOW")
     # Digests and checks run in `kpibot serve` when a chat platform is connected; every
     # replica may run them (each firing happens once), or set this false on all but some.
     scheduler: bool = Field(True, validation_alias="KPIBOT_SCHEDULER")
     # How long a sender may hold a claimed outbox message before another process (or this one,
     # restarted after a crash) may deliver it again.
     outbox_lease_seconds: float = Field(60.0, gt=0, validation_alias="KPIBOT_OUTBOX_LEASE_SECONDS")
+
+    # The dashboard (bot/web): links are signed with a key derived from the secret (also the
+    # shop tokens' key); they open at the public address, are valid for minutes and once.
+    secret_key: SecretStr | None = Field(None, validation_alias="KPIBOT_SECRET_KEY")
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias="KPIBOT_PUBLIC_URL")
+    dashboard_link_minutes: int = Field(
+        10, ge=1, le=60, validation_alias="KPIBOT_DASHBOARD_LINK_MINUTES"
+    )
+    dashboard_session_hours: int = Field(
+        12, ge=1, le=24 * 7, validation_alias="KPIBOT_DASHBOARD_SESSION_HOURS"
+    )
 
     # Slack
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")

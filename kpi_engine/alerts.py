@@ -24,8 +24,9 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from kpi_engine.calendar import alert_behaviour
 from kpi_engine.figures import Figure, Figures
-from kpi_engine.freshness import last_imports
+from kpi_engine.freshness import last_data, last_imports
 from kpi_engine.instants import zone
 from kpi_engine.models import Alert, AlertEvent, AlertStreak
 from kpi_engine.organisation import AlertRuleConfig, Organisation
@@ -56,7 +57,7 @@ class Observation:
     period: Period
     period_key: str
     breached: bool
-    evaluated: bool  # False when the sample was too small or the data not settled yet
+    evaluated: bool  # False when the sample was too small, the data not settled or incomplete
     value: Decimal | None = None
     threshold: Decimal | None = None
     target: Decimal | None = None
@@ -214,8 +215,23 @@ def observe(
         key = period.first.isoformat() if rule.period == "today" else period.label()
         if not active(rule, plans, period.first):
             continue
+        # The calendar may suspend the rule today (a holiday) or make it stricter (11.11).
+        behaviour = alert_behaviour(
+            organisation.calendar, rule.id, scope, today(now, period.timezone)
+        )
+        if behaviour.suspended:
+            found.append(
+                Observation(
+                    rule, scope, period, key, False, False,
+                    detail={"suspended": ", ".join(behaviour.events)},
+                )
+            )  # fmt: skip
+            continue
         if condition.kind == "stale":
-            last = (imports or (lambda: last_imports(figures.engine)))().get(condition.source)
+            if scope.kind == "shop" and imports is None:
+                last = last_data(figures.engine, scope.id).get(condition.source)  # per shop
+            else:
+                last = (imports or (lambda: last_imports(figures.engine)))().get(condition.source)
             hours = condition.stale_hours or 0
             silent = None if last is None else (now - last) // 3600
             found.append(
@@ -236,6 +252,13 @@ def observe(
         if rule.settled_only and figure.provisional:
             found.append(Observation(rule, scope, period, key, False, False))
             continue
+        if figure.incomplete or (
+            condition.kind == "change" and earlier[scope].incomplete
+        ):  # an amount could not be converted: the figure is not judged until its rate comes
+            missing = sorted({*figure.missing_rates, *earlier.get(scope, figure).missing_rates})
+            why = {"incomplete": ", ".join(f"{c} {d.isoformat()}" for c, d in missing)}
+            found.append(Observation(rule, scope, period, key, False, False, detail=why))
+            continue
         if rule.min_sample is not None:
             sample = computed[scope][rule.min_sample.metric]
             if sample.value is None or sample.value < rule.min_sample.at_least:
@@ -244,14 +267,17 @@ def observe(
         value = figure.value
         breached, threshold, target = False, None, None
         detail: dict[str, str] = {}
+        if behaviour.mode == "stricter":
+            detail["stricter"] = ", ".join(behaviour.events)
         if condition.kind == "below_pace":
             progress = plans.progress(figure, now)
             target = progress.target
             if progress.pace is not None and progress.expected is not None:
-                limit = 1 - (condition.below_pace_percent or Decimal(0)) / 100
+                allowed = (condition.below_pace_percent or Decimal(0)) * behaviour.factor
+                limit = 1 - allowed / 100
                 breached = progress.pace < limit
                 threshold = progress.expected
-                detail = {"pace": str(progress.pace), "limit": str(limit)}
+                detail |= {"pace": str(progress.pace), "limit": str(limit)}
             else:
                 found.append(Observation(rule, scope, period, key, False, False, value))
                 continue
@@ -263,11 +289,11 @@ def observe(
         else:  # change against the previous period, to date
             before = earlier[scope]
             threshold = before.value
-            percent = condition.change_percent or Decimal(0)
+            percent = (condition.change_percent or Decimal(0)) * behaviour.factor
             if value is not None and before.value:
                 change = (value - before.value) / before.value * 100
                 breached = change <= percent if percent < 0 else change >= percent
-                detail = {"change": str(change.quantize(Decimal("0.1")))}
+                detail["change"] = str(change.quantize(Decimal("0.1")))
         found.append(
             Observation(
                 rule,
@@ -613,9 +639,18 @@ class AlertStore:
         )
 
     def refused(self, alert_id: int, actor: str, action: str, now: int) -> None:
-        """Record an attempt by someone not allowed to act."""
+        """Record an attempt by someone not allowed to act: once per person and alert (a
+        second attempt adds nothing to the trail)."""
         with self.engine.begin() as conn:
-            self._event(conn, alert_id, now, actor, "refused", action=action)
+            before = conn.execute(
+                select(_EVENTS.c.id).where(
+                    _EVENTS.c.alert_id == alert_id,
+                    _EVENTS.c.actor == actor,
+                    _EVENTS.c.kind == "refused",
+                )
+            ).first()
+            if before is None:
+                self._event(conn, alert_id, now, actor, "refused", action=action)
 
     def false_alarm_rates(self) -> dict[str, tuple[int, int]]:
         """Per rule: (alerts marked not a problem, alerts opened)."""

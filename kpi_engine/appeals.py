@@ -19,8 +19,10 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
-from kpi_engine.figures import Figure
+from kpi_engine.figures import Figure, Figures, still_owed
 from kpi_engine.models import Appeal, AppealEvent, Correction
+from kpi_engine.periods import Period
+from kpi_engine.scopes import Scope
 
 _APPEALS = Appeal.__table__  # type: ignore[attr-defined]
 _EVENTS = AppealEvent.__table__  # type: ignore[attr-defined]
@@ -191,6 +193,24 @@ class AppealStore:
         assert found is not None
         return found
 
+    def open_for(self, appellant: str, metric: str, first: date, last: date) -> AppealRow | None:
+        """The appellant's appeal on this figure that is still open or in review, if any."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(_APPEALS).where(
+                        _APPEALS.c.appellant == appellant,
+                        _APPEALS.c.metric == metric,
+                        _APPEALS.c.first_day == first,
+                        _APPEALS.c.last_day == last,
+                        _APPEALS.c.state.in_(("open", "in_review")),
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return None if row is None else _row(row)
+
     def get(self, appeal_id: int) -> AppealRow | None:
         """One appeal, or None."""
         with self.engine.connect() as conn:
@@ -198,6 +218,23 @@ class AppealStore:
                 conn.execute(select(_APPEALS).where(_APPEALS.c.id == appeal_id)).mappings().first()
             )
         return _row(data) if data else None
+
+    def listing(
+        self,
+        *,
+        appellants: list[str] | None = None,
+        states: tuple[str, ...] | None = None,
+        limit: int = 50,
+    ) -> list[AppealRow]:
+        """The newest `limit` appeals (of these appellants, in these states), newest first."""
+        query = select(_APPEALS)
+        if appellants is not None:
+            query = query.where(_APPEALS.c.appellant.in_(appellants))
+        if states is not None:
+            query = query.where(_APPEALS.c.state.in_(states))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(_APPEALS.c.id.desc()).limit(limit)).mappings()
+            return [_row(r) for r in rows]
 
     def events(self, appeal_id: int) -> list[tuple[str, str, str | None]]:
         """(kind, actor, detail) of the appeal's audit trail, in order."""
@@ -260,7 +297,11 @@ class AppealStore:
                         metric=appeal.metric,
                         scope=appeal.scope,
                         day=appeal.last_day,
+                        first_day=appeal.first_day,
+                        timezone=appeal.timezone,
                         delta=str(appeal.delta),
+                        claimed=str(appeal.claimed_value),
+                        reported=str(appeal.reported_value or 0),
                         currency=appeal.currency,
                         created_by=actor,
                         created_at=now,
@@ -294,6 +335,20 @@ class AppealStore:
             )
         return [_row(r) for r in rows]
 
+    def note_divergence(self, appeal_id: int, raw: Decimal | None, now: int) -> bool:
+        """Record, once, that the data of an accepted appeal went past its claimed value; True
+        the first time (the reviewer is to be told)."""
+        with self.engine.begin() as conn:
+            seen = conn.execute(
+                select(_EVENTS.c.id).where(
+                    _EVENTS.c.appeal_id == appeal_id, _EVENTS.c.kind == "diverged"
+                )
+            ).first()
+            if seen is not None:
+                return False
+            self._event(conn, appeal_id, now, "kpibot", "diverged", raw=raw)
+        return True
+
     def remind(self, appeal: AppealRow, now: int, escalated_to: str | None) -> bool:
         """Mark an overdue appeal reminded (and escalated), once."""
         with self.engine.begin() as conn:
@@ -303,3 +358,73 @@ class AppealStore:
             if done:
                 self._event(conn, appeal.id, now, "kpibot", "reminded", escalated_to=escalated_to)
         return done
+
+
+@dataclass(frozen=True)
+class CorrectionState:
+    """An accepted correction beside the data now: what the raw figure of the appealed period
+    is, what the correction still adds, and whether the data has gone past the claim."""
+
+    id: int
+    appeal_id: int | None
+    metric: str
+    scope: str
+    period: Period
+    currency: str | None
+    claimed: Decimal
+    reported: Decimal
+    raw: Decimal | None
+    adds: Decimal
+
+    @property
+    def diverged(self) -> bool:
+        """True when the raw data has passed the accepted value (in the claim's direction):
+        the correction adds nothing any more and the reviewer should look again."""
+        if self.raw is None:
+            return False
+        if self.claimed > self.reported:
+            return self.raw > self.claimed
+        if self.claimed < self.reported:
+            return self.raw < self.claimed
+        return False
+
+
+def correction_states(figures: Figures, *, now: int, since: int = 0) -> list[CorrectionState]:
+    """Every correction accepted at or after `since` with a claimed value, as the data stands."""
+    c = _CORRECTIONS
+    with figures.engine.connect() as conn:
+        rows = (
+            conn.execute(
+                select(c).where(c.c.claimed.is_not(None), c.c.created_at >= since).order_by(c.c.id)
+            )
+            .mappings()
+            .all()
+        )
+    states = []
+    for row in rows:
+        kind, _, ident = str(row["scope"]).partition(":")
+        if (kind == "person" and ident not in figures.organisation.people) or (
+            kind == "team" and ident not in figures.organisation.teams
+        ):
+            continue  # no longer in the configuration
+        period = Period("custom", row["first_day"] or row["day"], row["day"], row["timezone"])
+        scope = Scope(kind, ident)  # type: ignore[arg-type]
+        raw = figures.uncorrected(
+            row["metric"], scope, period, now=now, currency=row["currency"]
+        ).value
+        claimed, reported = Decimal(row["claimed"]), Decimal(row["reported"])
+        states.append(
+            CorrectionState(
+                row["id"],
+                row["appeal_id"],
+                row["metric"],
+                row["scope"],
+                period,
+                row["currency"],
+                claimed,
+                reported,
+                raw,
+                still_owed(claimed, reported, raw),
+            )
+        )
+    return states

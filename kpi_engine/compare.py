@@ -1,8 +1,14 @@
 """Comparisons: period-over-period deltas, rankings with ties, movers, and why a figure changed.
 
-The explanation splits a GMV change into traffic × conversion × average order value. It uses
-Shapley values — each factor's average marginal effect over every order of switching factors
-from before to after — so the parts always add up exactly to the total change, zeros included.
+The explanation splits a GMV change into traffic × conversion × order value over the orders the
+traffic data covers, and names what it leaves unexplained. With the shops' own traffic
+(`shop_visitors`) every order is covered: visitors × shop conversion × AOV. With live traffic
+only, live views cover the live orders alone: live views × live conversion × live order value
+explain the live GMV, and the change of the other orders (Amazon, the shop page, videos…) is
+stated as unexplained, with the share of orders the traffic covers. Without any traffic the
+split is orders × AOV. The parts are Shapley values — each factor's average marginal effect
+over every order of switching factors from before to after — so drivers plus the unexplained
+part always add up exactly to the total change, zeros included.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from decimal import Decimal
 from fractions import Fraction
 from itertools import permutations
 from math import factorial
-from typing import Literal
+from typing import Any, Literal
 
 Direction = Literal["higher", "lower"]
 
@@ -76,21 +82,31 @@ def movers(
 
 @dataclass(frozen=True)
 class Driver:
-    """One factor of a product, before and after, and its share of the change."""
+    """One factor of a product, before and after, and its share of the change.
+
+    `name` is its role (traffic, conversion, aov, orders; "other" for the unexplained part)
+    and `metric` the catalogue metric it is, so every surface names it as the catalogue does.
+    """
 
     name: str
     before: Decimal
     after: Decimal
     contribution: Decimal
+    metric: str | None = None
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """A change split into factor contributions that add up to it."""
+    """A change split into factor contributions that, with the unexplained part, add up to it."""
 
     before: Decimal
     after: Decimal
     drivers: tuple[Driver, ...]
+    traffic: str | None = None  # "shop_visitors", "views" or None (orders × AOV)
+    unexplained: Decimal = Decimal(0)  # the change of the orders the traffic does not cover
+    covered_share: Decimal | None = None  # share of the orders (after) the traffic covers
+    period: Any = None  # the Period explained, when known
+    previous: Any = None  # the Period it is compared with (to date for one under way)
 
     @property
     def change(self) -> Decimal:
@@ -99,8 +115,11 @@ class Explanation:
 
     @property
     def biggest(self) -> Driver | None:
-        """The factor that moved the figure most (by absolute contribution)."""
+        """The factor that moved the figure most (by absolute contribution); "other" when the
+        orders the traffic does not cover moved it more."""
         moving = [d for d in self.drivers if d.contribution]
+        if self.unexplained:
+            moving.append(Driver("other", Decimal(0), Decimal(0), self.unexplained))
         return max(moving, key=lambda d: abs(d.contribution), default=None)
 
 
@@ -127,36 +146,61 @@ def _product(values: Sequence[Fraction]) -> Fraction:
     return result
 
 
-def explain_gmv(
-    before: Mapping[str, Decimal | None], after: Mapping[str, Decimal | None]
-) -> Explanation | None:
-    """Split a GMV change into traffic (views), conversion (orders ÷ views) and AOV.
+# What the explanation reads, and with shop traffic also `shop_visitors`.
+EXPLAIN_METRICS = ("gmv", "orders", "live_gmv", "live_orders", "views")
 
-    Without live traffic in either period the split is orders × AOV. None when GMV is missing,
-    or orders are 0 on a side where GMV is not (the identity does not hold).
+
+def explain_gmv(
+    before: Mapping[str, Decimal | None],
+    after: Mapping[str, Decimal | None],
+    *,
+    shop_traffic: bool = False,
+) -> Explanation | None:
+    """Split a GMV change into traffic × conversion × order value (module docstring).
+
+    `shop_traffic`: `shop_visitors` covers every order of both periods. None when GMV is
+    missing, or orders are 0 on a side where GMV is not (the identity does not hold).
     """
     gmv0, gmv1 = before.get("gmv"), after.get("gmv")
-    orders0, orders1 = before.get("orders") or Decimal(0), after.get("orders") or Decimal(0)
-    views0, views1 = before.get("views") or Decimal(0), after.get("views") or Decimal(0)
+    orders0, orders1 = _zero(before.get("orders")), _zero(after.get("orders"))
     if gmv0 is None or gmv1 is None:
         return None
     if (orders0 == 0 and gmv0 != 0) or (orders1 == 0 and gmv1 != 0):
         return None
-    aov0 = _ratio(gmv0, orders0)
-    aov1 = _ratio(gmv1, orders1)
-    if views0 and views1:
-        names = ["traffic", "conversion", "aov"]
-        factors0 = [Fraction(views0), _ratio(orders0, views0), aov0]
-        factors1 = [Fraction(views1), _ratio(orders1, views1), aov1]
+    visitors0, visitors1 = _zero(before.get("shop_visitors")), _zero(after.get("shop_visitors"))
+    views0, views1 = _zero(before.get("views")), _zero(after.get("views"))
+    live0, live1 = _zero(before.get("live_gmv")), _zero(after.get("live_gmv"))
+    live_orders0, live_orders1 = _zero(before.get("live_orders")), _zero(after.get("live_orders"))
+    if shop_traffic and visitors0 and visitors1:
+        names = [("traffic", "shop_visitors"), ("conversion", "shop_conversion_rate")]
+        names.append(("aov", "aov"))
+        factors0 = [Fraction(visitors0), _ratio(orders0, visitors0), _ratio(gmv0, orders0)]
+        factors1 = [Fraction(visitors1), _ratio(orders1, visitors1), _ratio(gmv1, orders1)]
+        traffic, covered0, covered1, share = "shop_visitors", gmv0, gmv1, Decimal(1)
+    elif views0 and views1:
+        names = [("traffic", "views"), ("conversion", "live_conversion_rate")]
+        names.append(("aov", "live_aov"))
+        factors0 = [Fraction(views0), _ratio(live_orders0, views0), _ratio(live0, live_orders0)]
+        factors1 = [Fraction(views1), _ratio(live_orders1, views1), _ratio(live1, live_orders1)]
+        traffic, covered0, covered1 = "views", live0, live1
+        orders, covered = (orders1, live_orders1) if orders1 else (orders0, live_orders0)
+        share = covered / orders if orders else Decimal(1)
     else:
-        names = ["orders", "aov"]
-        factors0, factors1 = [Fraction(orders0), aov0], [Fraction(orders1), aov1]
+        names = [("orders", "orders"), ("aov", "aov")]
+        factors0 = [Fraction(orders0), _ratio(gmv0, orders0)]
+        factors1 = [Fraction(orders1), _ratio(gmv1, orders1)]
+        traffic, covered0, covered1, share = None, gmv0, gmv1, Decimal(1)
     shares = shapley(factors0, factors1)
     drivers = tuple(
-        Driver(name, _decimal(f0), _decimal(f1), _decimal(share))
-        for name, f0, f1, share in zip(names, factors0, factors1, shares, strict=True)
+        Driver(name, _decimal(f0), _decimal(f1), _decimal(part), metric)
+        for (name, metric), f0, f1, part in zip(names, factors0, factors1, shares, strict=True)
     )
-    return Explanation(gmv0, gmv1, drivers)
+    unexplained = (gmv1 - covered1) - (gmv0 - covered0)
+    return Explanation(gmv0, gmv1, drivers, traffic, unexplained, share)
+
+
+def _zero(value: Decimal | None) -> Decimal:
+    return Decimal(0) if value is None else value
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Fraction:

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from kpi_engine.ingest.formats import KINDS
-from kpi_engine.instants import day_bounds, zone
+from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.money import minor_exponent, parse_minor
 from kpi_engine.organisation import AssignmentConfig, Organisation, ShopConfig
 
@@ -225,10 +225,22 @@ def _field(text: str) -> str:
 @dataclass
 class _Context:
     organisation: Organisation
-    dates: list[date]
+    dates: list[date]  # the range's dates where it ends (the latest local date anywhere)
     sinks: dict[str, _Sink]
     orders_per_day: int
     seed: int
+    cutoff: int | None  # nothing happens at or after this instant (the data ends "now")
+
+    def dates_in(self, tz: ZoneInfo) -> list[date]:
+        """The range's local dates in `tz`: as many days, ending on the cutoff's local date."""
+        if self.cutoff is None:
+            return self.dates
+        last = local_date(self.cutoff - 1, tz)
+        return [last - timedelta(days=len(self.dates) - 1 - i) for i in range(len(self.dates))]
+
+    def complete(self, day: _Day) -> bool:
+        """True when the whole local day lies before the cutoff."""
+        return self.cutoff is None or day.end <= self.cutoff
 
 
 @dataclass
@@ -245,12 +257,22 @@ def generate(
     *,
     scale: Scale = "small",
     days: int = 90,
-    end: date,
+    end: date | None = None,
+    now: int | None = None,
     seed: int = 42,
 ) -> GeneratedData:
-    """Write CSV files for `days` days ending on `end` (inclusive) into out_dir."""
+    """Write CSV files for `days` whole days ending on `end` (inclusive), or for the `days`
+    local days up to the instant `now` — today partial, nothing at or after `now` (a live
+    still running is exported as it stands: it ends at `now`) — into out_dir."""
     if days < 1:
         raise ValueError("days must be at least 1")
+    if (end is None) == (now is None):
+        raise ValueError("give either end (whole days) or now (data up to that instant)")
+    if now is not None:  # the latest local date anywhere: the eastern-most zone's today
+        zones = [zone(s.timezone) for s in organisation.shops.values()]
+        zones += [zone(t.timezone) for t in organisation.teams.values()]
+        end = max(local_date(now - 1, tz) for tz in zones)
+    assert end is not None
     for kind, columns in _COLUMNS.items():
         expected = tuple(c.name for c in KINDS[kind].columns)
         if columns != expected:
@@ -263,7 +285,7 @@ def generate(
             label: _Sink(stack, path, _COLUMNS[FILE_KINDS.get(label, label)])
             for label, path in files.items()
         }
-        context = _Context(organisation, dates, sinks, _ORDERS_PER_DAY[scale], seed)
+        context = _Context(organisation, dates, sinks, _ORDERS_PER_DAY[scale], seed, now)
         _write_fx(context)
         weights = _shop_weights(organisation, scale, seed)
         staff = _staff_by_shop(organisation)
@@ -407,12 +429,13 @@ def _write_shop(
     rng = Random(f"{context.seed}/{shop.id}")
     tz = zone(shop.timezone)
     exponent = minor_exponent(shop.currency)
-    days = _local_days(context.dates, tz)
+    days = _local_days(context.dates_in(tz), tz)
     counts = _daily_counts(rng, days, context.orders_per_day * weight)
     pricing = _pricing(rng, shop.currency, exponent, taxed=shop.region == "US")
     live_share = _LIVE_SHARE.get(shop.platform, 0.1)
     lives = _write_lives(context, shop, index, rng, days, counts, staff, live_share)
-    orders = _OrderWriter(context, shop, index, rng, pricing, exponent, days[-1].end)
+    export = days[-1].end if context.cutoff is None else min(days[-1].end, context.cutoff - 1)
+    orders = _OrderWriter(context, shop, index, rng, pricing, exponent, export)
     sinks = context.sinks
     quality = rng.randint(9000, 9700)
     first = 0  # lives are in time order and never overlap: skip those that ended
@@ -427,12 +450,13 @@ def _write_shop(
         credit = _on(staff, day.day, ("streamer", "operator")) or _on(
             staff, day.day, ("streamer", "operator", "ad_buyer", "editor", "cs", "manager")
         )
-        orders.write_day(day, count, windows, live_share if windows else 0.0, credit)
-        _write_ads(context, shop, index, rng, day, count, pricing.average, staff)
+        written = orders.write_day(day, count, windows, live_share if windows else 0.0, credit)
+        _write_ads(context, shop, index, rng, day, written, pricing.average, staff)
         value = min(9900, max(8500, quality + rng.randint(-300, 300)))
-        sinks["metric_values"].add(
-            ("on_time_delivery_rate", "shop", shop.id, day.text, _ratio(value))
-        )
+        if context.complete(day):  # a day's rate is known once the day is over
+            sinks["metric_values"].add(
+                ("on_time_delivery_rate", "shop", shop.id, day.text, _ratio(value))
+            )
 
 
 def _local_epoch(day: _Day, minute: int) -> int:
@@ -470,6 +494,8 @@ def _write_lives(
             start = _local_epoch(day, minute)
             sessions.append((start, start + duration * 60))
             minute += duration + rng.randint(10, 40)
+        if context.cutoff is not None:  # not started yet: none; still running: as it stands
+            sessions = [(s, min(e, context.cutoff)) for s, e in sessions if s < context.cutoff]
         live_orders = count * live_share
         total_seconds = sum(stop - start for start, stop in sessions)
         for start, stop in sessions:
@@ -522,9 +548,11 @@ class _OrderWriter:
         self.rng = rng
         self.pricing = pricing
         self.exponent = exponent
-        # Orders are as exported at the end of the range; revisions come from a day later.
+        # Orders are as exported at the end of the range; revisions come from a day later —
+        # unless the range ends now: then both are as they stand now.
         self.export_time = export_time
-        self.revision_time = export_time + _DAY
+        self.cutoff = context.cutoff
+        self.revision_time = export_time + _DAY if context.cutoff is None else export_time
         self.next_order = 5770 * 10**14 + index * 10**10
         self.next_refund = 5780 * 10**14 + index * 10**10
         total = sum(_HOUR_WEIGHTS)
@@ -554,8 +582,9 @@ class _OrderWriter:
         windows: list[tuple[int, int, str]],
         live_share: float,
         credit: list[str],
-    ) -> None:
-        """Write `count` orders created on `day`; about `live_share` of them in the live windows."""
+    ) -> int:
+        """Write `count` orders created on `day` (those before the cutoff: the number written
+        is returned); about `live_share` of them in the live windows."""
         rng = self.rng
         rnd = rng.random
         live_count = round(count * live_share)
@@ -565,6 +594,8 @@ class _OrderWriter:
             share = round(live_count * (stop - start) / live_seconds) if live_seconds else 0
             times.extend(start + int(rnd() * (stop - start)) for _ in range(share))
         times.sort()
+        if self.cutoff is not None:
+            times = times[: bisect_right(times, self.cutoff - 1)]
 
         # Order, revision and refund lines are formatted here rather than by csv.writer, which
         # costs more than generating the row; every text from the config is escaped once.
@@ -647,6 +678,7 @@ class _OrderWriter:
         self.orders.extend_lines(order_lines)
         self.revisions.extend_lines(revision_lines)
         self.refunds.extend_lines(refund_lines)
+        return len(times)
 
     def _refund(self, order_number: int, paid: int, sub_total: int) -> str:
         """A refund line after the shop prefix, requested 1–14 days after payment, never after
@@ -720,9 +752,14 @@ def _write_person_metrics(context: _Context) -> None:
     sink = context.sinks["metric_values"]
     agents = [p.id for p in context.organisation.people.values() if p.role == "cs"]
     levels = {person: rng.randint(8800, 9800) for person in agents}
+    last = {
+        t.id: context.dates_in(zone(t.timezone))[-1] for t in context.organisation.teams.values()
+    }
     for day in context.dates:
         text = day.isoformat()
         for person in agents:
+            if context.cutoff is not None and day >= last[context.organisation.people[person].team]:
+                continue  # the day is not over in the agent's team: no rate yet
             value = min(10_000, max(8000, levels[person] + rng.randint(-600, 500)))
             sink.add(("response_rate_12h", "person", person, text, _ratio(value)))
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
-from kpi_engine.compare import Delta, Explanation, Ranked, explain_gmv, movers, rank
+from kpi_engine.compare import (
+    EXPLAIN_METRICS,
+    Delta,
+    Explanation,
+    Ranked,
+    explain_gmv,
+    movers,
+    rank,
+)
 from kpi_engine.figures import Figure, Figures
 from kpi_engine.instants import day_bounds, zone
 from kpi_engine.periods import Period, day_of, earlier_period, month_of, today, week_of
@@ -33,6 +41,7 @@ class TeamDigest:
     day_before: dict[str, Figure]
     month_to_date: Progress  # GMV against the month's target, with pace and projection
     ranking: list[Ranked]  # the team's people by yesterday's GMV
+    people_day: dict[str, Figure]  # each person's GMV yesterday (what the ranking ranks)
     risers: list[tuple[str, Delta]]
     fallers: list[tuple[str, Delta]]
     explanation: Explanation | None  # why the team's GMV moved from the day before
@@ -55,8 +64,19 @@ def _team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> T
     people = [
         Scope("person", p.id) for p in figures.organisation.people.values() if p.team == team_id
     ]
-    now_figures = figures.figures_of(TEAM_METRICS, [team], yesterday, now=now)[team]
-    before_figures = figures.figures_of(TEAM_METRICS, [team], day_before, now=now)[team]
+    # The explanation's figures come with the digest's own (the same rollup reads).
+    shop_traffic = figures.shop_traffic_covers(team, (yesterday, day_before))
+    keys = list(dict.fromkeys([*TEAM_METRICS, *EXPLAIN_METRICS]))
+    keys += ["shop_visitors"] if shop_traffic else []
+    now_all = figures.figures_of(keys, [team], yesterday, now=now)[team]
+    before_all = figures.figures_of(keys, [team], day_before, now=now)[team]
+    now_figures = {m: now_all[m] for m in TEAM_METRICS}
+    before_figures = {m: before_all[m] for m in TEAM_METRICS}
+    explanation = explain_gmv(
+        {k: f.value for k, f in before_all.items()},
+        {k: f.value for k, f in now_all.items()},
+        shop_traffic=shop_traffic,
+    )
     mtd = figures.figures_of(["gmv"], [team], month, now=now)[team]["gmv"]
     after_people = figures.figures_of(["gmv"], people, yesterday, now=now)
     month_people = figures.figures_of(["gmv"], people, month, now=now)
@@ -81,12 +101,12 @@ def _team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> T
         day_before=before_figures,
         month_to_date=month_progress(mtd),
         ranking=rank({p.id: after_people[p]["gmv"].value for p in people}),
+        people_day={p.id: after_people[p]["gmv"] for p in people},
         risers=risers,
         fallers=fallers,
-        explanation=explain_gmv(
-            {k: before_figures[k].value for k in ("gmv", "orders", "views")},
-            {k: now_figures[k].value for k in ("gmv", "orders", "views")},
-        ),
+        explanation=None
+        if explanation is None
+        else replace(explanation, period=yesterday, previous=day_before),
         people_yesterday={p.id: plans.progress(after_people[p]["gmv"], now) for p in people},
         people_month={p.id: month_progress(month_people[p]["gmv"]) for p in people},
     )
@@ -114,7 +134,9 @@ class Recap:
     month_gmv: Progress
     month_gmv_before: Figure
     top_people: list[Ranked]  # by GMV over the period, best first
-    top_shops: list[Ranked]
+    top_shops: list[Ranked]  # by GMV converted to the team's currency, best first
+    people_figures: dict[str, Figure]  # the people's GMV the ranking ranks
+    shop_figures: dict[str, Figure]  # each shop's GMV in the team's currency
 
 
 def recap(figures: Figures, plans: Plans, team_id: str, period: Period, *, now: int) -> Recap:
@@ -133,6 +155,11 @@ def recap(figures: Figures, plans: Plans, team_id: str, period: Period, *, now: 
     people = [Scope("person", p.id) for p in org.people.values() if p.team == team_id]
     shops = [Scope("shop", s.id) for s in org.shops.values() if s.team == team_id]
     now_figures = figures.figures_of(TEAM_METRICS, [team], period, now=now)[team]
+    currency = figures.reporting_currency(team)
+    people_gmv = figures.figures_of(["gmv"], people, period, now=now)
+    # Shops sell in their own currencies: ranked (and shown) converted to the team's, each
+    # order at its own date's rate, never as raw amounts in mixed currencies.
+    shop_gmv = figures.figures_of(["gmv"], shops, period, now=now, currency=currency)
     return Recap(
         team=team_id,
         period=period,
@@ -143,8 +170,10 @@ def recap(figures: Figures, plans: Plans, team_id: str, period: Period, *, now: 
         month_before=month_before,
         month_gmv=plans.progress(figures.figure("gmv", team, month, now=now), now),
         month_gmv_before=figures.figure("gmv", team, month_before, now=now),
-        top_people=figures.ranking("gmv", people, period, now=now),
-        top_shops=figures.ranking("gmv", shops, period, now=now),
+        top_people=rank({p.id: people_gmv[p]["gmv"].value for p in people}),
+        top_shops=rank({s.id: shop_gmv[s]["gmv"].value for s in shops}),
+        people_figures={p.id: people_gmv[p]["gmv"] for p in people},
+        shop_figures={s.id: shop_gmv[s]["gmv"] for s in shops},
     )
 
 

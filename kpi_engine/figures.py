@@ -1,13 +1,17 @@
-"""Figures: the value of a metric for a scope (company, team, shop) over a period.
+"""Figures: the value of a metric for a scope (company, team, shop, person) over a period.
 
 Every figure is exact (Decimal), in an explicit time zone (the period's), converted to one
-reporting currency with the FX rate of each order's local date in its shop's zone, and says
-whether it is provisional (a source has not settled yet), how fresh its data is (`as_of`) and
-which FX rates were missing (then it is incomplete, never silently wrong).
+reporting currency with the FX rate of each amount's local date in its shop's zone, and says
+whether it is provisional (a source has not settled yet), how fresh its data is (`as_of`),
+which FX rates were missing (then it is incomplete, never silently wrong), whether part of a
+person's figure is credited to several people at once (`shared`), and which accepted
+corrections it includes.
 
 Base measures come from the rollups (`kpi_engine.rollups`) where they are kept for the
-period's zone, and from the raw rows otherwise (`rollups=False` forces the raw rows: the
+period's zone, and otherwise from the raw rows through the very same generated SQL
+(`kpi_engine.measure_sql`) run over the period alone (`rollups=False` forces the raw rows: the
 comparison point of the benchmarks and of the tests that check rollups equal raw figures).
+Derived metrics are evaluated from the base values, formulas over formulas inner first.
 """
 
 from __future__ import annotations
@@ -17,49 +21,34 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Engine,
-    Select,
-    and_,
-    case,
-    distinct,
-    exists,
-    func,
-    literal_column,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import Date, Engine, bindparam, func, select, text
 
-from kpi_engine.compare import Explanation, Ranked, explain_gmv, rank
-from kpi_engine.instants import day_bounds, local_date, zone
-from kpi_engine.metrics import Metric, Source, Unit
-from kpi_engine.models import (
-    AdSpend,
-    Correction,
-    FxRate,
-    ImportBatch,
-    LiveSession,
-    MetricValue,
-    Order,
-    Refund,
+from kpi_engine.compare import EXPLAIN_METRICS, Explanation, Ranked, explain_gmv, rank
+from kpi_engine.formulas import PRECISION
+from kpi_engine.measure_sql import (
+    CTES,
+    Axis,
+    Segment,
+    credit_windows,
+    credits_ctes,
+    hosts_ctes,
+    segments,
+    values_cte,
 )
+from kpi_engine.metrics import Measure, Metric, Source, Unit
+from kpi_engine.models import Correction, FxRate, ImportBatch, MetricValue
 from kpi_engine.money import minor_exponent
 from kpi_engine.organisation import Organisation, PersonConfig, ShopConfig
-from kpi_engine.periods import Period
-from kpi_engine.rollups import AXIS_OF, Rollups, Sums
+from kpi_engine.periods import Period, earlier_period
+from kpi_engine.rollups import AXIS_OF, Rollups, Sums, company_zone, from_epoch_day
 from kpi_engine.rollups import read as read_rollups
 from kpi_engine.scopes import Scope, ScopeError, parse_scope
 
-_ORDERS = Order.__table__  # type: ignore[attr-defined]
-_REFUNDS = Refund.__table__  # type: ignore[attr-defined]
-_LIVES = LiveSession.__table__  # type: ignore[attr-defined]
-_ADS = AdSpend.__table__  # type: ignore[attr-defined]
 _FX = FxRate.__table__  # type: ignore[attr-defined]
 _BATCHES = ImportBatch.__table__  # type: ignore[attr-defined]
 _VALUES = MetricValue.__table__  # type: ignore[attr-defined]
@@ -84,6 +73,21 @@ def format_value(value: Decimal | None, unit: Unit, currency: str | None) -> str
     return f"{_round(value, 2):,.2f}"
 
 
+def quantize(value: Decimal | None, unit: Unit, currency: str | None) -> Decimal | None:
+    """A value rounded (half up) to its unit, as programs receive it: money to its currency's
+    minor unit ("4500000.00"); ratios to six places (0.0001 %), counts and seconds to two (a
+    split credit gives halves), other decimals to four — without trailing zeros ("0.9712")."""
+    if value is None:
+        return None
+    if unit == "money" and currency:
+        return _round(value, minor_exponent(currency))
+    places = {"ratio": 6, "count": 2, "seconds": 2}.get(unit, 4)
+    rounded = _round(value, places)
+    if rounded == rounded.to_integral_value():
+        return rounded.quantize(Decimal(1))
+    return rounded.quantize(Decimal(1).scaleb(-len(str(rounded).split(".")[1].rstrip("0"))))
+
+
 def _round(value: Decimal, places: int) -> Decimal:
     """Half-up rounding, as people round money (Python's default is half-even)."""
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
@@ -104,10 +108,13 @@ class Figure:
     missing_rates: tuple[tuple[str, date], ...] = ()
     sources: frozenset[Source] = frozenset()
     unimported: frozenset[Source] = frozenset()  # sources with no data imported at all
+    shared: bool = False  # part of it is credited to several people at once (co-hosts…)
+    corrections: tuple[int, ...] = ()  # accepted corrections it includes (their ids)
 
     @property
     def incomplete(self) -> bool:
-        """True when some amounts could not be converted (their FX rate is missing)."""
+        """True when some amounts could not be converted (their FX rate is missing): the value
+        is then the sum of the amounts that could be, and says so everywhere."""
         return bool(self.missing_rates)
 
 
@@ -115,54 +122,29 @@ class Figure:
 class _Money:
     """Exact amounts in minor units, by (currency, local date) for conversion."""
 
-    parts: dict[tuple[str, date], int] = field(default_factory=lambda: defaultdict(int))
+    parts: dict[tuple[str, date], Fraction] = field(default_factory=lambda: defaultdict(Fraction))
 
 
 _BaseValue = _Money | Decimal | None
 
 
 @dataclass(frozen=True)
-class _Credit:
-    """A person's share of the data: credited orders and the live sessions they hosted."""
+class _Effect:
+    """What one accepted correction adds now to the figures it applies to."""
 
-    orders: ColumnElement[bool]
-    lives: ColumnElement[bool]
+    id: int
+    metric: str
+    scope: str
+    first: date
+    last: date
+    amount: Decimal  # 0 once the raw data has reached the claimed value
+    currency: str | None
+    counted: bool = False  # added to a base measure already
 
-
-def _hosted_by(lives: Any, person_id: str) -> ColumnElement[bool]:
-    """True for live sessions whose comma-separated `hosts` include `person_id`."""
-    padded: ColumnElement[str] = literal_column("','") + lives.c.hosts + literal_column("','")
-    return padded.contains(f",{person_id},", autoescape=True)
-
-
-@dataclass(frozen=True)
-class _Measure:
-    """How a base measure is computed from one table."""
-
-    source: Source
-    money: bool
-
-
-_MEASURES: dict[str, _Measure] = {
-    "placed_gmv": _Measure("orders", True),
-    "gmv": _Measure("orders", True),
-    "placed_orders": _Measure("orders", False),
-    "orders": _Measure("orders", False),
-    "cancelled_orders": _Measure("orders", False),
-    "cancelled_paid_gmv": _Measure("orders", True),
-    "live_gmv": _Measure("orders", True),
-    "live_orders": _Measure("orders", False),
-    "refund_amount": _Measure("refunds", True),
-    "cohort_refund_amount": _Measure("refunds", True),
-    "cohort_refunded_orders": _Measure("refunds", False),
-    "views": _Measure("live_sessions", False),
-    "viewers": _Measure("live_sessions", False),
-    "watch_seconds": _Measure("live_sessions", False),
-    "product_impressions": _Measure("live_sessions", False),
-    "product_clicks": _Measure("live_sessions", False),
-    "ad_spend": _Measure("ad_spend", True),
-    "ad_revenue": _Measure("ad_spend", True),
-}
+    @property
+    def adds(self) -> bool:
+        """True when the correction changes the figure now."""
+        return self.counted or bool(self.amount)
 
 
 class Figures:
@@ -188,6 +170,11 @@ class Figures:
             self._held.depth = depth
             if depth == 0:
                 self._held.checked = False
+
+    @property
+    def split_credit(self) -> bool:
+        """True when orders credited to several people are split among them."""
+        return self.organisation.settings.attribution.cohost_credit == "split"
 
     def scope_of(self, text: str) -> Scope:
         """An entity such as `team:sz-live` or `person:li.na` (ScopeError when unknown)."""
@@ -217,18 +204,25 @@ class Figures:
             if scope.id not in self.organisation.teams:
                 raise FigureError(f"unknown team {scope.id!r}")
             return self.organisation.teams[scope.id].timezone
-        return next(iter(self.organisation.teams.values())).timezone
+        return company_zone(self.organisation)
 
     def explain(
         self, scope: Scope, period: Period, *, now: int, previous: Period | None = None
     ) -> Explanation | None:
-        """Why GMV moved from the previous period: traffic × conversion × AOV contributions."""
-        keys = ["gmv", "orders", "views"]
-        after = self.figures(keys, scope, period, now=now)
-        before = self.figures(keys, scope, previous or period.previous(), now=now)
-        return explain_gmv(
-            {k: f.value for k, f in before.items()}, {k: f.value for k, f in after.items()}
+        """Why GMV moved from the period before — to date, as the comparison is: a period
+        under way against as many days of the previous one (`earlier_period`)."""
+        previous = previous or earlier_period(period, "previous", now)
+        with self.held():
+            shop_traffic = self.shop_traffic_covers(scope, (period, previous))
+            keys = [*EXPLAIN_METRICS, *(["shop_visitors"] if shop_traffic else [])]
+            after = self.figures(keys, scope, period, now=now)
+            before = self.figures(keys, scope, previous, now=now)
+        found = explain_gmv(
+            {k: f.value for k, f in before.items()},
+            {k: f.value for k, f in after.items()},
+            shop_traffic=shop_traffic,
         )
+        return None if found is None else replace(found, period=period, previous=previous)
 
     def ranking(
         self, metric: str, scopes: Iterable[Scope], period: Period, *, now: int
@@ -239,22 +233,55 @@ class Figures:
         values = {scope.id or scope.kind: found[scope][metric].value for scope in found}
         return rank(values, definition.direction if definition else "higher")
 
-    def figure(self, metric: str, scope: Scope, period: Period, *, now: int) -> Figure:
-        """One metric's figure."""
-        return self.figures([metric], scope, period, now=now)[metric]
+    def figure(
+        self, metric: str, scope: Scope, period: Period, *, now: int, currency: str | None = None
+    ) -> Figure:
+        """One metric's figure (money in `currency` when given, else the scope's own)."""
+        return self.figures([metric], scope, period, now=now, currency=currency)[metric]
+
+    def uncorrected(
+        self, metric: str, scope: Scope, period: Period, *, now: int, currency: str | None = None
+    ) -> Figure:
+        """A figure as the data alone gives it, without accepted corrections."""
+        return self._figures_of([metric], [scope], period, now, currency, corrected=False)[scope][
+            metric
+        ]
 
     def figures(
-        self, metrics: Iterable[str], scope: Scope, period: Period, *, now: int
+        self,
+        metrics: Iterable[str],
+        scope: Scope,
+        period: Period,
+        *,
+        now: int,
+        currency: str | None = None,
     ) -> dict[str, Figure]:
         """Several metrics' figures, computing each base measure once."""
-        return self.figures_of(metrics, [scope], period, now=now)[scope]
+        return self.figures_of(metrics, [scope], period, now=now, currency=currency)[scope]
 
     def figures_of(
-        self, metrics: Iterable[str], scopes: Iterable[Scope], period: Period, *, now: int
+        self,
+        metrics: Iterable[str],
+        scopes: Iterable[Scope],
+        period: Period,
+        *,
+        now: int,
+        currency: str | None = None,
     ) -> dict[Scope, dict[str, Figure]]:
-        """Several metrics' figures for several scopes, reading each rollup once for all."""
-        wanted = list(metrics)
-        scopes = list(dict.fromkeys(scopes))
+        """Several metrics' figures for several scopes, reading each rollup once for all; money
+        in `currency` when given (each amount at its own date's rate), else each scope's."""
+        return self._figures_of(list(metrics), list(dict.fromkeys(scopes)), period, now, currency)
+
+    def _figures_of(
+        self,
+        wanted: list[str],
+        scopes: list[Scope],
+        period: Period,
+        now: int,
+        currency: str | None,
+        *,
+        corrected: bool = True,
+    ) -> dict[Scope, dict[str, Figure]]:
         resolved: dict[str, Metric] = {}
         generic: list[str] = []  # keys that only exist as imported metric_values
         for name in wanted:
@@ -263,7 +290,7 @@ class Figures:
                 generic.append(name)
             else:
                 resolved[name] = metric
-        currencies = {scope: self.reporting_currency(scope) for scope in scopes}
+        currencies = {scope: currency or self.reporting_currency(scope) for scope in scopes}
         bases = sorted(
             {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
         )
@@ -272,15 +299,23 @@ class Figures:
             if not (inside and getattr(self._held, "checked", False)):
                 self.rollups.ensure_current(now=now)
                 self._held.checked = inside
+        wanted_keys = {m.key for m in resolved.values()} | set(generic)
         with self.engine.connect() as conn:
-            raws = self._bases(conn, bases, scopes, period)
+            corrections = (
+                self._corrections(conn, wanted_keys | set(bases), scopes, period)
+                if corrected
+                else []
+            )
+            effects = self._effects(corrections, now)
+            raws, shared = self._bases(conn, bases, scopes, period)
+            applied = {scope: self._apply(effects, scope, raws[scope]) for scope in scopes}
             rates: dict[str, dict[tuple[str, date], Decimal]] = {
-                currency: self._rates(
+                code: self._rates(
                     conn,
-                    [v for s in scopes if currencies[s] == currency for v in raws[s].values()],
-                    currency,
+                    [v for s in scopes if currencies[s] == code for v in raws[s].values()],
+                    code,
                 )
-                for currency in set(currencies.values())
+                for code in set(currencies.values())
             }
             freshness: dict[str, int] = dict(
                 conn.execute(
@@ -297,6 +332,8 @@ class Figures:
                     scope,
                     period,
                     raws[scope],
+                    shared[scope],
+                    applied[scope],
                     currencies[scope],
                     rates[currencies[scope]],
                     freshness,
@@ -304,56 +341,102 @@ class Figures:
                 )
                 for scope in scopes
             }
-            self._correct(conn, found, wanted, period)
         return {scope: {name: found[scope][name] for name in wanted} for scope in scopes}
 
-    def _correct(
-        self, conn: Any, found: dict[Scope, dict[str, Figure]], wanted: list[str], period: Period
-    ) -> None:
-        """Add accepted appeals' corrections to the figures they adjust: a person's correction
-        counts for the person, their team and the company; a team's or shop's for itself and
-        the company. One in another currency than the figure's makes the figure incomplete
-        (named currency and day) rather than silently wrong."""
-        rows = conn.execute(
-            select(
-                _CORRECTIONS.c.metric,
-                _CORRECTIONS.c.scope,
-                _CORRECTIONS.c.day,
-                _CORRECTIONS.c.delta,
-                _CORRECTIONS.c.currency,
-            ).where(
-                _CORRECTIONS.c.metric.in_(wanted),
-                _CORRECTIONS.c.day >= period.first,
-                _CORRECTIONS.c.day <= period.last,
-            )
-        ).all()
-        if not rows:
-            return
+    # -- corrections ---------------------------------------------------------------------
+
+    def _applies(self, target: str, scope: Scope) -> bool:
+        """A person's correction counts for the person, their team and the company; a team's or
+        shop's for itself and the company."""
+        kind, _, ident = target.partition(":")
         people = self.organisation.people
-        for scope, figures in found.items():
-            for metric, target, day, delta, currency in rows:
-                figure = figures.get(metric)
-                if figure is None:
-                    continue
-                kind, _, ident = str(target).partition(":")
-                applies = (
-                    scope.kind == "company"
-                    or (scope.kind == kind and scope.id == ident)
-                    or (
-                        scope.kind == "team"
-                        and kind == "person"
-                        and ident in people
-                        and people[ident].team == scope.id
-                    )
+        return (
+            scope.kind == "company"
+            or (scope.kind == kind and scope.id == ident)
+            or (
+                scope.kind == "team"
+                and kind == "person"
+                and ident in people
+                and people[ident].team == scope.id
+            )
+        )
+
+    def _corrections(
+        self, conn: Any, keys: set[str], scopes: list[Scope], period: Period
+    ) -> list[Mapping[str, Any]]:
+        """The accepted corrections of these metrics inside the period that apply to these
+        scopes (usually none: one indexed look-up)."""
+        c = _CORRECTIONS
+        rows = conn.execute(
+            select(c).where(
+                c.c.metric.in_(sorted(keys)),
+                c.c.day >= period.first,
+                c.c.day <= period.last,
+            )
+        ).mappings()
+        return [
+            row
+            for row in rows
+            if (row["first_day"] or row["day"]) >= period.first
+            and any(self._applies(row["scope"], scope) for scope in scopes)
+        ]
+
+    def _effects(self, found: list[Mapping[str, Any]], now: int) -> list[_Effect]:
+        """What each correction adds now: the claimed value less the raw figure of the appealed
+        period, until the raw data reaches (or passes) the claimed value — then nothing, so a
+        correction never counts twice (docs/metrics.md, "Corrections")."""
+        effects = []
+        for row in found:
+            amount = Decimal(row["delta"])
+            if row["claimed"] is not None:
+                kind, _, ident = str(row["scope"]).partition(":")
+                appealed = Period(
+                    "custom", row["first_day"] or row["day"], row["day"], row["timezone"]
                 )
-                if not applies:
+                scope = Scope(kind, ident)  # type: ignore[arg-type]
+                raw = self.uncorrected(
+                    row["metric"], scope, appealed, now=now, currency=row["currency"]
+                ).value
+                amount = still_owed(Decimal(row["claimed"]), Decimal(row["reported"]), raw)
+            effects.append(
+                _Effect(
+                    row["id"],
+                    row["metric"],
+                    row["scope"],
+                    row["first_day"] or row["day"],
+                    row["day"],
+                    amount,
+                    row["currency"],
+                )
+            )
+        return effects
+
+    def _apply(
+        self, effects: list[_Effect], scope: Scope, raw: dict[str, _BaseValue]
+    ) -> list[_Effect]:
+        """Add the effects on base measures to the scope's base values (so every formula over
+        them follows); return the effects left for derived or imported metrics, and those
+        applied (for the figures' `corrections`)."""
+        rest = []
+        for effect in effects:
+            if not self._applies(effect.scope, scope):
+                continue
+            metric = self.catalogue.metrics.get(effect.metric)
+            if metric is None or metric.formula is not None or effect.metric not in raw:
+                rest.append(effect)
+                continue
+            value = raw[effect.metric]
+            if isinstance(value, _Money):
+                if effect.currency is None:
                     continue
-                if currency and figure.currency and currency != figure.currency:
-                    missing = (*figure.missing_rates, (currency, day))
-                    figures[metric] = replace(figure, missing_rates=missing)
-                    continue
-                base = figure.value or Decimal(0)
-                figures[metric] = replace(figure, value=base + Decimal(delta))
+                minor = Fraction(effect.amount) * 10 ** minor_exponent(effect.currency)
+                value.parts[(effect.currency, effect.last)] += minor
+            elif value is not None:
+                raw[effect.metric] = value + effect.amount
+            rest.append(replace(effect, amount=Decimal(0), counted=bool(effect.amount)))
+        return rest
+
+    # -- assembling figures ----------------------------------------------------------------
 
     def _scope_figures(
         self,
@@ -363,6 +446,8 @@ class Figures:
         scope: Scope,
         period: Period,
         raw: Mapping[str, _BaseValue],
+        shared: set[str],
+        effects: list[_Effect],
         currency: str,
         rates: Mapping[tuple[str, date], Decimal],
         freshness: Mapping[str, int],
@@ -370,15 +455,16 @@ class Figures:
     ) -> dict[str, Figure]:
         generic_values = {name: self._generic(conn, name, scope, period) for name in generic}
         missing: set[tuple[str, date]] = set()
-        values = {key: self._convert(value, currency, rates, missing) for key, value in raw.items()}
+        bases = {key: self._convert(value, currency, rates, missing) for key, value in raw.items()}
+        values = self.catalogue.evaluate([m.key for m in resolved.values()], bases)
         result: dict[str, Figure] = {}
         for name, metric in resolved.items():
-            value = (
-                values[metric.key] if metric.formula is None else metric.formula.evaluate(values)
-            )
-            sources = self.catalogue.sources(metric.key)
+            value = values[metric.key]
             bases_of = self.catalogue.base_dependencies(metric.key)
             parts = {p for b in bases_of if isinstance(m := raw[b], _Money) for p in m.parts}
+            lacking = missing & parts
+            applied = [e for e in effects if e.metric in bases_of or e.metric == metric.key]
+            value = self._add_effects(value, metric.key, metric.unit, applied, currency, lacking)
             result[name] = self._figure(
                 metric.key,
                 scope,
@@ -386,72 +472,50 @@ class Figures:
                 value,
                 metric.unit,
                 currency,
-                sources,
+                self.catalogue.sources(metric.key),
                 freshness,
                 now,
-                tuple(sorted(missing & parts)),
+                tuple(sorted(lacking)),
+                shared=bool(shared & bases_of),
+                corrections=tuple(sorted({e.id for e in applied if e.adds})),
             )
         for name, value in generic_values.items():
             unit: Unit = "ratio" if name.endswith(("_rate", "_ratio", "_share")) else "decimal"
+            applied = [e for e in effects if e.metric == name]
             result[name] = self._figure(
                 name,
                 scope,
                 period,
-                value,
+                self._add_effects(value, name, unit, applied, currency, set()),
                 unit,
                 currency,
                 frozenset({"metric_values"}),
                 freshness,
                 now,
                 (),
+                corrections=tuple(sorted({e.id for e in applied if e.adds})),
             )
         return result
 
-    def _bases(
-        self, conn: Any, keys: list[str], scopes: list[Scope], period: Period
-    ) -> dict[Scope, dict[str, _BaseValue]]:
-        """Every base measure for every scope: from rollups where kept, else from raw rows."""
-        found: dict[Scope, dict[str, _BaseValue]] = {scope: {} for scope in scopes}
-        rolled = [key for key in keys if key in AXIS_OF] if self.rollups is not None else []
-        people = [s for s in scopes if s.kind == "person" and self._kept(s, period)]
-        totals = [s for s in scopes if s.kind != "person" and self._kept(s, period)]
-        for scope in scopes:
-            on_rollups = scope in people or scope in totals
-            raw_keys = [key for key in keys if not (on_rollups and key in rolled)]
-            if not raw_keys:
+    @staticmethod
+    def _add_effects(
+        value: Decimal | None,
+        key: str,
+        unit: Unit,
+        effects: list[_Effect],
+        currency: str,
+        missing: set[tuple[str, date]],
+    ) -> Decimal | None:
+        """Corrections of the figure's own (derived or imported) metric, added to its value; one
+        in another currency cannot be converted safely and makes the figure incomplete."""
+        for effect in effects:
+            if effect.metric != key or not effect.amount:
                 continue
-            shops = self._shops(scope)
-            credit = self._credit(conn, scope.id) if scope.kind == "person" else None
-            for key in raw_keys:
-                found[scope][key] = self._base(conn, key, scope, shops, period, credit)
-        shop_ids = {scope: [shop.id for shop in self._shops(scope)] for scope in totals}
-        person_ids = [s.id for s in people]
-        shop_list = sorted({i for ids in shop_ids.values() for i in ids})
-        for axis in {AXIS_OF[key] for key in rolled}:
-            where = (axis, period.timezone, period.first, period.last)
-            by_person = read_rollups(conn, *where, people=person_ids) if people else {}
-            by_shop = read_rollups(conn, *where, shops=shop_list) if totals else {}
-            for scope in people + totals:
-                parts = (
-                    [by_person.get(scope.id, {})]
-                    if scope.kind == "person"
-                    else [by_shop.get(shop, {}) for shop in shop_ids[scope]]
-                )
-                for key in rolled:
-                    if AXIS_OF[key] is axis:
-                        found[scope][key] = _from_sums(
-                            key, axis.value(key), _MEASURES[key].money, parts
-                        )
-        return found
-
-    def _kept(self, scope: Scope, period: Period) -> bool:
-        """True when the scope's rollups are kept in the period's zone."""
-        if self.rollups is None:
-            return False
-        if scope.kind == "person":
-            self._person(scope.id)  # validates the id
-            return self.rollups.covers("person", [scope.id], period.timezone)
-        return self.rollups.covers("shop", [s.id for s in self._shops(scope)], period.timezone)
+            if unit == "money" and effect.currency and effect.currency != currency:
+                missing.add((effect.currency, effect.last))
+                continue
+            value = (value or Decimal(0)) + effect.amount
+        return value
 
     def _figure(
         self,
@@ -465,6 +529,9 @@ class Figures:
         freshness: Mapping[str, int],
         now: int,
         missing: tuple[tuple[str, date], ...],
+        *,
+        shared: bool = False,
+        corrections: tuple[int, ...] = (),
     ) -> Figure:
         return Figure(
             metric=key,
@@ -478,6 +545,8 @@ class Figures:
             missing_rates=missing,
             sources=sources,
             unimported=frozenset(s for s in sources if s not in freshness),
+            shared=shared,
+            corrections=corrections,
         )
 
     def _generic(self, conn: Any, name: str, scope: Scope, period: Period) -> Decimal | None:
@@ -504,6 +573,201 @@ class Figures:
         if not rows:
             return None
         return sum((Decimal(value) for value in rows), Decimal(0)) / len(rows)
+
+    # -- base measures -------------------------------------------------------------------
+
+    def _bases(
+        self, conn: Any, keys: list[str], scopes: list[Scope], period: Period
+    ) -> tuple[dict[Scope, dict[str, _BaseValue]], dict[Scope, set[str]]]:
+        """Every base measure for every scope — from rollups where kept, else from the raw rows
+        by the same SQL — and, per scope, the measures part of which is shared credit."""
+        found: dict[Scope, dict[str, _BaseValue]] = {scope: {} for scope in scopes}
+        shared: dict[Scope, set[str]] = {scope: set() for scope in scopes}
+        measures = self.catalogue.measures()
+        for key in keys:
+            if measures[key].by_day:
+                for scope in scopes:
+                    found[scope][key] = self._by_day(conn, key, measures[key], scope, period)
+        rolled = [key for key in keys if key in AXIS_OF]
+        people = [s for s in scopes if s.kind == "person"]
+        totals = [s for s in scopes if s.kind != "person"]
+        shop_ids = {scope: [shop.id for shop in self._shops(scope)] for scope in totals}
+        # Each person or shop is read from the rollups where they are kept in the period's
+        # zone, else from the raw rows by the same SQL: the two agree, so they mix freely.
+        all_shops = sorted({i for ids in shop_ids.values() for i in ids})
+        kept_shops = [i for i in all_shops if self._covered("shop", i, period)]
+        raw_shops = [i for i in all_shops if i not in kept_shops]
+        kept_people = [s.id for s in people if self._covered("person", s.id, period)]
+        raw_people = [s.id for s in people if s.id not in kept_people]
+        for axis in {AXIS_OF[key]: None for key in rolled}:
+            keys_of = [key for key in rolled if AXIS_OF[key] is axis]
+            where = (axis, period.timezone, period.first, period.last)
+            by_person = read_rollups(conn, *where, people=kept_people) if kept_people else {}
+            by_shop = read_rollups(conn, *where, shops=kept_shops) if kept_shops else {}
+            if raw_people:
+                by_person.update(self._raw_people(conn, axis, period, raw_people))
+            if raw_shops:
+                by_shop.update(self._raw_shops(conn, axis, period, raw_shops))
+            for scope in people + totals:
+                parts = (
+                    [by_person.get(scope.id, {})]
+                    if scope.kind == "person"
+                    else [by_shop.get(shop, {}) for shop in shop_ids[scope]]
+                )
+                for key in keys_of:
+                    value, is_shared = _from_sums(
+                        axis.value(key),
+                        self.catalogue.metrics[key].unit == "money",
+                        measures[key].per,
+                        parts,
+                        split=self.split_credit,
+                    )
+                    found[scope][key] = value
+                    if is_shared:
+                        shared[scope].add(key)
+        return found, shared
+
+    def _kept(self, scope: Scope, period: Period) -> bool:
+        """True when the scope's rollups are kept in the period's zone."""
+        if scope.kind == "person":
+            self._person(scope.id)  # validates the id
+            return self._covered("person", scope.id, period)
+        return all(self._covered("shop", s.id, period) for s in self._shops(scope))
+
+    def _covered(self, kind: str, ident: str, period: Period) -> bool:
+        return self.rollups is not None and self.rollups.covers(kind, [ident], period.timezone)
+
+    def _by_zone(self, shops: Iterable[str]) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = defaultdict(list)
+        for shop in sorted(shops):
+            grouped[self.organisation.shops[shop].timezone].append(shop)
+        return grouped
+
+    def _raw_shops(
+        self, conn: Any, axis: Axis, period: Period, shops: list[str]
+    ) -> dict[str, Sums]:
+        """Shops' own sums over the period, by the rollup's SQL run over the period alone."""
+        zone_name, (start, end) = period.timezone, period.bounds()
+        found: dict[str, Sums] = defaultdict(dict)
+        for shop_zone, members in self._by_zone(shops).items():
+            for a, b, offsets in segments([zone_name, shop_zone], start, end):
+                segment = Segment(axis, a, b, {zone_name: (start, end)}, offsets, shop_zone)
+                query = text(segment.shop_rows()).bindparams(bindparam("shops", expanding=True))
+                for row in conn.execute(query, {"zone": zone_name, "shops": members}).mappings():
+                    _add_row(found[row["shop_id"]], row)
+        return found
+
+    def _raw_people(
+        self, conn: Any, axis: Axis, period: Period, people: list[str]
+    ) -> dict[str, Sums]:
+        """People's sums over the period, by the rollup's SQL with the attribution chain (and
+        the hosts' split) as common table expressions instead of the rollups' tables."""
+        zone_name, (start, end) = period.timezone, period.bounds()
+        dialect = conn.dialect.name
+        tail = self.organisation.settings.attribution.live_tail_minutes * 60
+        longest = conn.execute(text("SELECT MAX(end_time - start_time) FROM live_sessions"))
+        reach = int(longest.scalar() or 0) + tail
+        zones = values_cte(
+            "zones", ("kind", "id", "zone"), [("person", p, zone_name) for p in people]
+        )
+        windows = values_cte(
+            "windows",
+            ("person", "shop_id", "start_time:BIGINT", "end_time:BIGINT"),
+            [
+                (w["person"], w["shop_id"], w["start_time"], w["end_time"])
+                for w in credit_windows(self.organisation)
+            ],
+        )
+        found: dict[str, Sums] = defaultdict(dict)
+        for shop_zone, members in self._by_zone(self.organisation.shops).items():
+            for a, b, offsets in segments([zone_name, shop_zone], start, end):
+                segment = Segment(axis, a, b, {zone_name: (start, end)}, offsets, shop_zone, CTES)
+                if axis.credit == "hosts":
+                    lives = f"shop_id IN :shops AND start_time >= {a} AND start_time < {b}"
+                    ctes = hosts_ctes(dialect, lives)
+                else:
+                    base, chain = credits_ctes(a, b, tail, reach, "hosts", "windows")
+                    near = (
+                        f"shop_id IN :shops AND start_time > (SELECT MIN(create_time) FROM base) "
+                        f"- {reach} AND start_time <= (SELECT MAX(create_time) FROM base)"
+                    )
+                    ctes = f"{base}, {hosts_ctes(dialect, near)}, {windows}, {chain}"
+                sql = f"WITH RECURSIVE {ctes}, {zones} {segment.person_rows()}"
+                query = text(sql).bindparams(bindparam("shops", expanding=True))
+                for row in conn.execute(query, {"shops": members}).mappings():
+                    _add_row(found[row["owner"]], row)
+        return found
+
+    def _by_day(
+        self, conn: Any, key: str, measure: Measure, scope: Scope, period: Period
+    ) -> _BaseValue:
+        """A measure of a table keyed by local date (ad spend, shop traffic), for the dates of
+        the period; credited by the row's person, or by its shop."""
+        where = [*measure.where, f"{measure.time} >= :first", f"{measure.time} <= :last"]
+        params: dict[str, Any] = {"first": period.first, "last": period.last}
+        if measure.credit == "person":
+            if scope.kind == "shop":
+                return None  # ad accounts are tied to people, not shops
+            people = self._people(scope)
+            if people is not None:
+                where.append("t.person_id IN :people")
+                params["people"] = people
+        else:  # shop-level data: people have none
+            if scope.kind == "person":
+                return None
+            column = "t.entity_id" if measure.table == "metric_values" else "t.shop_id"
+            where.append(f"{column} IN :shops")
+            params["shops"] = [shop.id for shop in self._shops(scope)]
+        condition = " AND ".join(where)
+        money = self.catalogue.metrics[key].unit == "money"
+        if money:
+            sql = (
+                f"SELECT t.currency, {measure.time}, SUM({measure.value}) FROM {measure.table} t "
+                f"WHERE {condition} GROUP BY t.currency, {measure.time}"
+            )
+        else:  # metric_values hold exact decimal text: added up here, not by the database
+            sql = f"SELECT {measure.value} FROM {measure.table} t WHERE {condition}"
+        query = text(sql).bindparams(bindparam("first", type_=Date), bindparam("last", type_=Date))
+        for name in ("people", "shops"):
+            if name in params:
+                query = query.bindparams(bindparam(name, expanding=True))
+        rows = conn.execute(query, params).all()
+        if money:
+            total = _Money()
+            for currency, day, amount in rows:
+                if amount:
+                    total.parts[(currency, _as_date(day))] += int(amount)
+            return total
+        if not rows:
+            return Decimal(0)
+        return sum((Decimal(str(value)) for (value,) in rows), Decimal(0)) / measure.per
+
+    def shop_traffic_covers(self, scope: Scope, periods: Iterable[Period]) -> bool:
+        """True when every shop of the scope has its traffic (`shop_visitors`) imported for
+        every day of the periods (one query)."""
+        if scope.kind == "person":
+            return False
+        shops = [shop.id for shop in self._shops(scope)]
+        days = {day for period in periods for day in period.dates()}
+        if not shops or not days:
+            return False
+        v = _VALUES
+        with self.engine.connect() as conn:
+            counts: dict[Any, int] = dict(
+                conn.execute(
+                    select(v.c.date, func.count())
+                    .where(
+                        v.c.metric == "shop_visitors",
+                        v.c.entity_type == "shop",
+                        v.c.entity_id.in_(shops),
+                        v.c.date >= min(days),
+                        v.c.date <= max(days),
+                    )
+                    .group_by(v.c.date)
+                ).all()
+            )
+        found = {_as_date(day): count for day, count in counts.items()}
+        return all(found.get(day, 0) >= len(shops) for day in days)
 
     # -- scope ---------------------------------------------------------------------------
 
@@ -544,100 +808,12 @@ class Figures:
             return [scope.id]
         return None
 
-    def _credit(self, conn: Any, person_id: str) -> _Credit:
-        """SQL conditions for a person's credited orders and hosted live sessions."""
-        settings = self.organisation.settings.attribution
-        o, tail = _ORDERS, settings.live_tail_minutes * 60
-        # No session covers an order created later than its longest span after it starts:
-        # that bound turns "some session started before the order" into a short index range.
-        longest = conn.execute(select(func.max(_LIVES.c.end_time - _LIVES.c.start_time))).scalar()
-        reach = int(longest or 0) + tail
-        covering = _LIVES.alias("covering")
-        session: Select[Any] = select(literal_column("1")).where(
-            covering.c.platform == o.c.platform,
-            covering.c.shop_id == o.c.shop_id,
-            o.c.create_time >= covering.c.start_time,
-            covering.c.start_time > o.c.create_time - reach,
-            o.c.create_time < covering.c.end_time + tail,
-        )
-        unattributed = o.c.attributed_to.is_(None)
-        rules = [
-            o.c.attributed_to == person_id,
-            and_(unattributed, exists(session.where(_hosted_by(covering, person_id)))),
-        ]
-        person = self._person(person_id)
-        if person.role in settings.fallback_roles:
-            windows = []
-            for assignment in self.organisation.assignments:
-                if assignment.person != person_id:
-                    continue
-                tz = zone(self.organisation.shops[assignment.shop].timezone)
-                start = day_bounds(assignment.valid_from, tz)[0]
-                window = [o.c.shop_id == assignment.shop, o.c.create_time >= start]
-                if assignment.valid_to is not None:
-                    window.append(o.c.create_time < day_bounds(assignment.valid_to, tz)[1])
-                windows.append(and_(*window))
-            if windows:
-                rules.append(and_(unattributed, ~exists(session), or_(*windows)))
-        return _Credit(orders=or_(*rules), lives=_hosted_by(_LIVES, person_id))
-
     # -- settlement ----------------------------------------------------------------------
 
     def _provisional(self, sources: frozenset[Source], period: Period, now: int) -> bool:
         lags = self.organisation.settings.settlement_lag_days
         end = period.bounds()[1]
         return any(now < end + getattr(lags, source) * 86400 for source in sources)
-
-    # -- base measures -------------------------------------------------------------------
-
-    def _base(
-        self,
-        conn: Any,
-        key: str,
-        scope: Scope,
-        shops: list[ShopConfig],
-        period: Period,
-        credit: _Credit | None,
-    ) -> _BaseValue:
-        measure = _MEASURES.get(key)
-        if measure is None:
-            raise FigureError(f"metric {key!r} has no computation")
-        if measure.source == "ad_spend":
-            if scope.kind == "shop":
-                return None  # ad accounts are tied to people, not shops
-            return self._ads(conn, key, self._people(scope), period)
-        if not shops:
-            return _Money() if measure.money else Decimal(0)
-        start, end = period.bounds()
-        total: _Money | Decimal = _Money() if measure.money else Decimal(0)
-        by_zone: dict[str, list[str]] = defaultdict(list)
-        for shop in shops:
-            by_zone[shop.timezone].append(shop.id)
-        for timezone, shop_ids in by_zone.items():
-            query = _measure_query(key, shop_ids, start, end, timezone, credit)
-            for row in conn.execute(query):
-                if isinstance(total, _Money):
-                    currency, day, amount = row
-                    if amount:
-                        total.parts[(currency, _as_date(day))] += int(amount)
-                else:
-                    total += Decimal(row[0] or 0) / (1000 if key == "watch_seconds" else 1)
-        return total
-
-    def _ads(self, conn: Any, key: str, people: list[str] | None, period: Period) -> _Money:
-        column = _ADS.c.spend if key == "ad_spend" else _ADS.c.attributed_revenue
-        query = (
-            select(_ADS.c.currency, _ADS.c.date, func.sum(column))
-            .where(_ADS.c.date >= period.first, _ADS.c.date <= period.last)
-            .group_by(_ADS.c.currency, _ADS.c.date)
-        )
-        if people is not None:
-            query = query.where(_ADS.c.person_id.in_(people))
-        money = _Money()
-        for currency, day, amount in conn.execute(query):
-            if amount:
-                money.parts[(currency, _as_date(day))] += int(amount)
-        return money
 
     # -- currency ------------------------------------------------------------------------
 
@@ -672,28 +848,71 @@ class Figures:
         if not isinstance(value, _Money):
             return value
         total = Decimal(0)
-        for (code, day), minor in value.parts.items():
-            amount = Decimal(minor).scaleb(-minor_exponent(code))
-            if code == currency:
-                total += amount
-            elif (code, day) in rates:
-                total += amount * rates[(code, day)]
-            else:
-                missing.add((code, day))
+        with localcontext() as context:
+            context.prec = PRECISION
+            for (code, day), minor in value.parts.items():
+                amount = _decimal(minor).scaleb(-minor_exponent(code))
+                if code == currency:
+                    total += amount
+                elif (code, day) in rates:
+                    total += amount * rates[(code, day)]
+                else:
+                    missing.add((code, day))
         return total
 
 
-def _from_sums(key: str, index: int, money: bool, parts: Iterable[Sums]) -> _BaseValue:
-    """A base measure from rollup sums, in the form the raw computation gives it."""
+def still_owed(claimed: Decimal, reported: Decimal, raw: Decimal | None) -> Decimal:
+    """What an accepted claim still adds to the raw figure of its period: the difference until
+    the raw data reaches the claimed value in the claim's direction, then nothing."""
+    current = raw if raw is not None else Decimal(0)
+    if claimed > reported:
+        return max(claimed - current, Decimal(0))
+    if claimed < reported:
+        return min(claimed - current, Decimal(0))
+    return Decimal(0)
+
+
+def _add_row(sums: Sums, row: Mapping[str, Any]) -> None:
+    """Add one generated rollup row (read back instead of stored) to a scope's sums."""
+    key = (str(row["currency"]), from_epoch_day(int(row["fx_day"])), int(row["shares"]))
+    values = [int(row[v] or 0) for v in ("v0", "v1", "v2", "v3", "v4", "v5")]
+    if key in sums:
+        sums[key] = [a + b for a, b in zip(sums[key], values, strict=True)]
+    else:
+        sums[key] = values
+
+
+def _from_sums(
+    index: int, money: bool, per: int, parts: Iterable[Sums], *, split: bool
+) -> tuple[_BaseValue, bool]:
+    """A base measure from rollup sums (or generated rows), and whether part of it is shared
+    credit; with `split`, rows credited to n people count 1/n."""
+    shared = False
     if money:
         total = _Money()
         for sums in parts:
-            for part, values in sums.items():
+            for (currency, day, shares), values in sums.items():
                 if values[index]:
-                    total.parts[part] += values[index]
-        return total
-    count = sum(values[index] for sums in parts for values in sums.values())
-    return Decimal(count) / (1000 if key == "watch_seconds" else 1)
+                    total.parts[(currency, day)] += Fraction(values[index], shares if split else 1)
+                    shared = shared or shares > 1
+        return total, shared
+    count = Fraction(0)
+    for sums in parts:
+        for (_, _, shares), values in sums.items():
+            if values[index]:
+                count += Fraction(values[index], shares if split else 1)
+                shared = shared or shares > 1
+    return _decimal(count / per), shared
+
+
+def _decimal(value: Fraction | int) -> Decimal:
+    """An exact fraction as a Decimal (34 significant digits where it does not terminate)."""
+    value = Fraction(value)
+    if value.denominator == 1:
+        return Decimal(value.numerator)
+    with localcontext() as context:
+        context.prec = PRECISION
+        return Decimal(value.numerator) / Decimal(value.denominator)
 
 
 def _as_of(sources: frozenset[Source], freshness: Mapping[str, int]) -> int | None:
@@ -703,120 +922,3 @@ def _as_of(sources: frozenset[Source], freshness: Mapping[str, int]) -> int | No
 
 def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
-def _local_day(column: Any, start: int, end: int, timezone: str) -> ColumnElement[Any]:
-    """SQL for the local date (ISO text) of an instant column, exact across DST, in any DB.
-
-    A CASE over the day boundaries in `timezone` between `start` and `end`: no database
-    time-zone support needed, so SQLite and PostgreSQL agree.
-    """
-    tz = zone(timezone)
-    first, last = local_date(start, tz), local_date(max(start, end - 1), tz)
-    # Inline literals (our own integers and ISO dates), so the expression in GROUP BY is the
-    # same SQL text as in the select list: PostgreSQL compares them as text. Every day has its
-    # branch (no constant expression, which PostgreSQL refuses in GROUP BY); the WHERE clause
-    # keeps instants inside [start, end), so the ELSE never applies.
-    branches: list[tuple[ColumnElement[bool], ColumnElement[Any]]] = []
-    day = first
-    while day <= last:
-        boundary: ColumnElement[Any] = literal_column(str(day_bounds(day, tz)[1]))
-        branches.append((column < boundary, literal_column(f"'{day.isoformat()}'")))
-        day += timedelta(days=1)
-    return case(*branches, else_=None)
-
-
-def _measure_query(
-    key: str, shops: list[str], start: int, end: int, timezone: str, credit: _Credit | None
-) -> Select[Any]:
-    """The aggregate query of a base measure over `shops` whose instants lie in [start, end).
-
-    With `credit`, only a person's credited orders (and refunds of them) and hosted lives count.
-    """
-    o, r, lv = _ORDERS, _REFUNDS, _LIVES
-    not_sample = o.c.is_sample.is_(False)
-    if key == "refund_amount" and credit is not None:
-        joined = r.join(
-            o,
-            and_(
-                o.c.platform == r.c.platform,
-                o.c.shop_id == r.c.shop_id,
-                o.c.order_id == r.c.order_id,
-            ),
-        )
-        day = _local_day(r.c.update_time, start, end, timezone)
-        return (
-            select(r.c.currency, day, func.sum(r.c.refund_amount))
-            .select_from(joined)
-            .where(
-                r.c.shop_id.in_(shops),
-                r.c.status == "COMPLETED",
-                credit.orders,
-                r.c.update_time >= start,
-                r.c.update_time < end,
-            )
-            .group_by(r.c.currency, day)
-        )
-    if key in ("refund_amount",):
-        day = _local_day(r.c.update_time, start, end, timezone)
-        return (
-            select(r.c.currency, day, func.sum(r.c.refund_amount))
-            .where(
-                r.c.shop_id.in_(shops),
-                r.c.status == "COMPLETED",
-                r.c.update_time >= start,
-                r.c.update_time < end,
-            )
-            .group_by(r.c.currency, day)
-        )
-    if key in ("cohort_refund_amount", "cohort_refunded_orders"):
-        joined = r.join(
-            o,
-            and_(
-                o.c.platform == r.c.platform,
-                o.c.shop_id == r.c.shop_id,
-                o.c.order_id == r.c.order_id,
-            ),
-        )
-        cohort = (
-            credit.orders if credit is not None else true(),
-            r.c.shop_id.in_(shops),
-            r.c.status == "COMPLETED",
-            not_sample,
-            o.c.paid_time >= start,
-            o.c.paid_time < end,
-        )
-        if key == "cohort_refunded_orders":
-            return select(func.count(distinct(o.c.id))).select_from(joined).where(*cohort)
-        day = _local_day(o.c.paid_time, start, end, timezone)
-        return (
-            select(r.c.currency, day, func.sum(r.c.refund_amount))
-            .select_from(joined)
-            .where(*cohort)
-            .group_by(r.c.currency, day)
-        )
-    if key in ("views", "viewers", "product_impressions", "product_clicks", "watch_seconds"):
-        value = (lv.c.avg_viewing_ms * lv.c.viewers) if key == "watch_seconds" else lv.c[key]
-        return select(func.sum(value)).where(
-            lv.c.shop_id.in_(shops),
-            lv.c.start_time >= start,
-            lv.c.start_time < end,
-            credit.lives if credit is not None else true(),
-        )
-    placed = key in ("placed_gmv", "placed_orders", "cancelled_orders")
-    time = o.c.create_time if placed else o.c.paid_time
-    conditions = [o.c.shop_id.in_(shops), not_sample, time >= start, time < end]
-    if credit is not None:
-        conditions.append(credit.orders)
-    if key in ("cancelled_orders", "cancelled_paid_gmv"):
-        conditions.append(o.c.status == "CANCELLED")
-    if key in ("live_gmv", "live_orders"):
-        conditions.append(o.c.channel == "live")
-    if key in ("placed_orders", "orders", "cancelled_orders", "live_orders"):
-        return select(func.count()).select_from(o).where(*conditions)
-    day = _local_day(time, start, end, timezone)
-    return (
-        select(o.c.currency, day, func.sum(o.c.sub_total))
-        .where(*conditions)
-        .group_by(o.c.currency, day)
-    )

@@ -2,14 +2,19 @@
 
 Base measures are sums and counts over stored rows; derived metrics are formulas over other
 metrics. Each metric has a unit, a direction (is more better?), the data source whose
-settlement lag makes it provisional, and names in Chinese and English. docs/metrics.md is the
-readable form of this table, and a test keeps the two in step.
+settlement lag makes it provisional, its names in Chinese and English and the words people use
+for it in chat. A base measure's entry also holds *how* it is computed — its table, the time
+column that places a row in a day, the filter, the value summed and how it is credited to
+people (`Measure`) — and from that one entry `kpi_engine.measure_sql` generates both the raw
+query and the rollup. docs/metrics.md is the readable form of this table, and a test keeps the
+two in step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 from kpi_engine.formulas import Formula, FormulaError, parse_formula
@@ -17,6 +22,34 @@ from kpi_engine.formulas import Formula, FormulaError, parse_formula
 Unit = Literal["money", "count", "ratio", "seconds", "decimal"]
 Direction = Literal["higher", "lower"]
 Source = Literal["orders", "refunds", "live_sessions", "ad_spend", "metric_values"]
+Credit = Literal["order", "hosts", "person", "none"]
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How a base measure is computed from stored rows, in SQL fragments.
+
+    `table` is read as alias `t`; a refund's order is `o` (joined for every refund measure:
+    inner when the time is the order's, else left, so a refund whose order is unknown still
+    counts for its shop). `time` places a row in a day — an instant column, or for day-keyed
+    tables (`ad_spend`, `metric_values`) a local date column. A row counts when every `where`
+    condition holds, and adds `value` (`1` counts rows); money rows carry `t.currency`.
+    `per` stored units make one shown unit (watch milliseconds → seconds). `credit` says whose
+    row it is for a person: the order's credit (refunds: their order's), the live session's
+    hosts, the row's `person_id`, or nobody's (shop-level data).
+    """
+
+    table: Source
+    time: str
+    where: tuple[str, ...]
+    value: str
+    credit: Credit
+    per: int = 1
+
+    @property
+    def by_day(self) -> bool:
+        """True for tables keyed by a local date rather than placed by an instant."""
+        return self.table in ("ad_spend", "metric_values")
 
 
 @dataclass(frozen=True)
@@ -31,13 +64,26 @@ class Metric:
     definition: str
     source: Source | None = None  # where a base measure comes from; None when derived
     formula: Formula | None = None
-    aliases: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # other keys that name it (in config, the API and chat)
     builtin: bool = True
+    measure: Measure | None = None  # how a base measure is computed
+    words: tuple[str, ...] = ()  # what people call it in chat, besides its key and names
+    short: tuple[str, str] | None = None  # a compact (zh, en) label for digests
 
     @property
     def derived(self) -> bool:
         """True for a formula over other metrics."""
         return self.formula is not None
+
+    def name(self, language: str) -> str:
+        """The metric's name in a chat language ("zh" or "en")."""
+        return self.name_zh if language == "zh" else self.name_en
+
+    def label(self, language: str) -> str:
+        """A compact name for tight layouts (digest fields), else the name."""
+        if self.short is None:
+            return self.name(language)
+        return self.short[0] if language == "zh" else self.short[1]
 
 
 def _base(
@@ -45,28 +91,61 @@ def _base(
     en: str,
     zh: str,
     unit: Unit,
-    source: Source,
+    measure: Measure,
     definition: str,
     *,
     direction: Direction = "higher",
     aliases: tuple[str, ...] = (),
+    words: tuple[str, ...] = (),
+    short: tuple[str, str] | None = None,
+    source: Source | None = None,
 ) -> Metric:
-    return Metric(key, en, zh, unit, direction, definition, source, None, aliases)
+    return Metric(
+        key,
+        en,
+        zh,
+        unit,
+        direction,
+        definition,
+        source or measure.table,
+        None,
+        aliases,
+        measure=measure,
+        words=words,
+        short=short,
+    )
 
 
-def _derived(
-    key: str,
-    en: str,
-    zh: str,
-    unit: Unit,
-    formula: str,
-    definition: str,
-    *,
-    direction: Direction = "higher",
-    aliases: tuple[str, ...] = (),
-) -> tuple[str, str, str, Unit, str, str, Direction, tuple[str, ...]]:
-    return key, en, zh, unit, formula, definition, direction, aliases
+@dataclass(frozen=True)
+class _Derived:
+    key: str
+    en: str
+    zh: str
+    unit: Unit
+    formula: str
+    definition: str
+    direction: Direction = "higher"
+    aliases: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    short: tuple[str, str] | None = None
 
+
+# SQL fragments shared by several measures (rows are `t`, a refund's order `o`).
+NOT_SAMPLE = "NOT t.is_sample"
+COMPLETED = "t.status = 'COMPLETED'"
+CANCELLED = "t.status = 'CANCELLED'"
+LIVE = "t.channel = 'live'"
+HAS_COMPLETED_REFUND = (
+    "EXISTS (SELECT 1 FROM refunds r WHERE r.platform = t.platform AND r.shop_id = t.shop_id "
+    "AND r.order_id = t.order_id AND r.status = 'COMPLETED')"
+)
+ORDER_NOT_SAMPLE = "(o.id IS NULL OR NOT o.is_sample)"  # unknown orders are no samples
+SHOP_VISITORS = "t.metric = 'shop_visitors' AND t.entity_type = 'shop'"
+
+_CREATED = "t.create_time"
+_PAID = "t.paid_time"
+_ORDERS: Source = "orders"
+_LIVES: Source = "live_sessions"
 
 _BASE = (
     _base(
@@ -74,25 +153,28 @@ _BASE = (
         "Placed GMV",
         "下单GMV",
         "money",
-        "orders",
+        Measure(_ORDERS, _CREATED, (NOT_SAMPLE,), "t.sub_total", "order"),
         "Σ sub_total of orders created in the period (UNPAID included), sample orders excluded.",
+        words=("下单金额", "placed gmv"),
     ),
     _base(
         "gmv",
         "GMV (paid)",
         "成交额",
         "money",
-        "orders",
+        Measure(_ORDERS, _PAID, (NOT_SAMPLE,), "t.sub_total", "order"),
         "Σ sub_total of orders paid in the period (by paid_time), sample orders excluded; "
         "later cancellations and refunds included, as TikTok Seller Center counts it.",
         aliases=("paid_gmv",),
+        words=("gmv", "成交额", "销售额", "流水", "营业额", "成交", "sales", "revenue"),
+        short=("GMV", "GMV"),
     ),
     _base(
         "placed_orders",
         "Orders placed",
         "下单量",
         "count",
-        "orders",
+        Measure(_ORDERS, _CREATED, (NOT_SAMPLE,), "1", "order"),
         "Orders created in the period, sample orders excluded.",
     ),
     _base(
@@ -100,17 +182,19 @@ _BASE = (
         "Orders (paid)",
         "成交订单",
         "count",
-        "orders",
+        Measure(_ORDERS, _PAID, (NOT_SAMPLE,), "1", "order"),
         "Orders paid in the period, sample orders excluded.",
         aliases=("paid_orders",),
+        words=("订单", "单量", "订单数", "成交单", "orders", "order count"),
+        short=("订单数", "Orders"),
     ),
     _base(
         "cancelled_orders",
         "Cancelled orders",
         "取消订单",
         "count",
-        "orders",
-        "Orders created in the period whose status is CANCELLED.",
+        Measure(_ORDERS, _CREATED, (NOT_SAMPLE, CANCELLED), "1", "order"),
+        "Orders created in the period whose status is CANCELLED, sample orders excluded.",
         direction="lower",
     ),
     _base(
@@ -118,8 +202,8 @@ _BASE = (
         "Cancelled after payment",
         "付款后取消金额",
         "money",
-        "orders",
-        "Σ sub_total of orders paid in the period and later CANCELLED.",
+        Measure(_ORDERS, _PAID, (NOT_SAMPLE, CANCELLED), "t.sub_total", "order"),
+        "Σ sub_total of orders paid in the period and later CANCELLED, sample orders excluded.",
         direction="lower",
     ),
     _base(
@@ -127,17 +211,24 @@ _BASE = (
         "Refunds (period view)",
         "退款额（按退款时间）",
         "money",
-        "refunds",
-        "Σ refund_amount of refunds COMPLETED in the period (by the refund's update_time).",
+        Measure(
+            "refunds", "t.update_time", (COMPLETED, ORDER_NOT_SAMPLE), "t.refund_amount", "order"
+        ),
+        "Σ refund_amount of refunds COMPLETED in the period (by the refund's update_time), "
+        "refunds of sample orders excluded.",
         direction="lower",
+        words=("退款额", "退款金额", "refund amount"),
     ),
     _base(
         "cohort_refund_amount",
         "Refunds (cohort view)",
         "退款额（按订单）",
         "money",
-        "refunds",
-        "Σ refund_amount of COMPLETED refunds whose order was paid in the period.",
+        Measure(
+            "refunds", "o.paid_time", (COMPLETED, "NOT o.is_sample"), "t.refund_amount", "order"
+        ),
+        "Σ refund_amount of COMPLETED refunds whose order was paid in the period, sample "
+        "orders excluded.",
         direction="lower",
     ),
     _base(
@@ -145,48 +236,54 @@ _BASE = (
         "Refunded orders",
         "退款订单",
         "count",
-        "refunds",
-        "Orders paid in the period with at least one COMPLETED refund.",
+        Measure(_ORDERS, _PAID, (NOT_SAMPLE, HAS_COMPLETED_REFUND), "1", "order"),
+        "Orders paid in the period with at least one COMPLETED refund, sample orders excluded.",
         direction="lower",
+        source="refunds",  # read along the orders, settled as refunds are
     ),
     _base(
         "live_gmv",
         "Live GMV",
         "直播成交额",
         "money",
-        "orders",
+        Measure(_ORDERS, _PAID, (NOT_SAMPLE, LIVE), "t.sub_total", "order"),
         "GMV of orders whose channel is live.",
+        words=("直播成交额", "直播gmv", "live gmv", "live sales"),
     ),
     _base(
         "live_orders",
         "Live orders",
         "直播订单",
         "count",
-        "orders",
+        Measure(_ORDERS, _PAID, (NOT_SAMPLE, LIVE), "1", "order"),
         "Paid orders whose channel is live.",
+        words=("直播订单", "live orders"),
     ),
     _base(
         "views",
         "Live views",
         "观看次数",
         "count",
-        "live_sessions",
+        Measure(_LIVES, "t.start_time", (), "t.views", "hosts"),
         "Σ views of live sessions that started in the period.",
+        words=("观看次数", "浏览量", "观看", "views", "traffic", "流量"),
+        short=("观看次数", "Views"),
     ),
     _base(
         "viewers",
         "Live viewers",
         "观看人数",
         "count",
-        "live_sessions",
+        Measure(_LIVES, "t.start_time", (), "t.viewers", "hosts"),
         "Σ unique viewers of live sessions that started in the period.",
+        words=("观看人数", "viewers", "audience"),
     ),
     _base(
         "watch_seconds",
         "Watch time",
         "总观看时长",
         "seconds",
-        "live_sessions",
+        Measure(_LIVES, "t.start_time", (), "t.avg_viewing_ms * t.viewers", "hosts", per=1000),
         "Σ avg_viewing_seconds × viewers of live sessions that started in the period.",
     ),
     _base(
@@ -194,7 +291,7 @@ _BASE = (
         "Product impressions",
         "商品曝光",
         "count",
-        "live_sessions",
+        Measure(_LIVES, "t.start_time", (), "t.product_impressions", "hosts"),
         "Σ product impressions in live sessions that started in the period.",
     ),
     _base(
@@ -202,7 +299,7 @@ _BASE = (
         "Product clicks",
         "商品点击",
         "count",
-        "live_sessions",
+        Measure(_LIVES, "t.start_time", (), "t.product_clicks", "hosts"),
         "Σ product clicks in live sessions that started in the period.",
     ),
     _base(
@@ -210,30 +307,42 @@ _BASE = (
         "Ad spend",
         "广告花费",
         "money",
-        "ad_spend",
+        Measure("ad_spend", "t.date", (), "t.spend", "person"),
         "Σ spend of ad campaigns on the days of the period.",
         direction="lower",
+        words=("广告花费", "消耗", "花费", "投放", "ad spend", "spend"),
     ),
     _base(
         "ad_revenue",
         "Ad-attributed revenue",
         "广告归因成交",
         "money",
-        "ad_spend",
+        Measure("ad_spend", "t.date", (), "t.attributed_revenue", "person"),
         "Σ revenue the ad platforms attribute to the campaigns on the days of the period.",
+    ),
+    _base(
+        "shop_visitors",
+        "Shop visitors",
+        "店铺访客",
+        "count",
+        Measure("metric_values", "t.date", (SHOP_VISITORS,), "t.value", "none"),
+        "Σ daily unique visitors of the shops, imported as `metric_values` rows "
+        "`shop_visitors` per shop (the platforms' shop traffic reports); people have none.",
+        words=("访客", "访客数", "店铺访客", "visitors", "shop visitors"),
     ),
 )
 
 _DERIVED = (
-    _derived(
+    _Derived(
         "net_gmv",
         "Net GMV (period view)",
         "净成交额",
         "money",
         "gmv - refund_amount - cancelled_paid_gmv",
         "GMV less refunds completed in the period and post-payment cancellations.",
+        words=("净gmv", "净成交额", "净成交", "net gmv", "net sales"),
     ),
-    _derived(
+    _Derived(
         "cohort_net_gmv",
         "Net GMV (cohort view)",
         "净成交额（按订单）",
@@ -242,7 +351,7 @@ _DERIVED = (
         "GMV less the refunds and cancellations of the same orders; revised as refunds "
         "arrive (about 30 days).",
     ),
-    _derived(
+    _Derived(
         "aov",
         "Average order value",
         "客单价",
@@ -250,8 +359,10 @@ _DERIVED = (
         "gmv / orders",
         "GMV ÷ paid orders.",
         aliases=("客单价",),
+        words=("客单价", "aov", "average order value", "basket"),
+        short=("客单价", "AOV"),
     ),
-    _derived(
+    _Derived(
         "refund_rate",
         "Refund rate (orders)",
         "退款率",
@@ -260,8 +371,10 @@ _DERIVED = (
         "Refunded orders ÷ paid orders, in the cohort of the order's payment date.",
         direction="lower",
         aliases=("return_rate",),
+        words=("退货率", "退款率", "退单率", "refund rate", "return rate", "refunds"),
+        short=("退款率", "Refund rate"),
     ),
-    _derived(
+    _Derived(
         "refund_amount_rate",
         "Refund rate (amount)",
         "退款金额率",
@@ -270,7 +383,7 @@ _DERIVED = (
         "Refund amount ÷ GMV, in the cohort of the order's payment date.",
         direction="lower",
     ),
-    _derived(
+    _Derived(
         "cancellation_rate",
         "Cancellation rate",
         "取消率",
@@ -278,48 +391,91 @@ _DERIVED = (
         "cancelled_orders / placed_orders",
         "Cancelled orders ÷ orders placed.",
         direction="lower",
+        words=("取消率", "cancellation rate", "cancel rate"),
     ),
-    _derived(
+    _Derived(
         "live_gpm",
         "Live GPM",
         "千次观看成交",
         "money",
         "live_gmv / views * 1000",
         "Live GMV per 1,000 live views (TikTok's watch GPM).",
+        words=("gpm", "千次观看成交"),
     ),
-    _derived(
+    _Derived(
         "product_ctr",
         "Product CTR",
         "商品点击率",
         "ratio",
         "product_clicks / product_impressions",
         "Product clicks ÷ product impressions.",
+        words=("点击率", "ctr", "click-through"),
     ),
-    _derived(
+    _Derived(
         "click_to_order_rate",
         "Click-to-order rate",
         "点击成交率",
         "ratio",
         "live_orders / product_clicks",
-        "Live orders ÷ product clicks (CTOR).",
+        "Live orders ÷ product clicks (CTOR). Not the live conversion rate.",
+        words=("点击成交率", "点击转化率", "ctor", "click-to-order", "click to order"),
     ),
-    _derived(
+    _Derived(
+        "live_conversion_rate",
+        "Live conversion rate",
+        "直播观看转化率",
+        "ratio",
+        "live_orders / views",
+        "Live orders ÷ live views: the conversion of the GMV explanation's live traffic. "
+        "What 转化率 / conversion means in chat.",
+        words=(
+            "转化率",
+            "直播转化率",
+            "直播间转化率",
+            "观看转化率",
+            "cvr",
+            "conversion",
+            "conversion rate",
+            "live conversion",
+        ),
+    ),
+    _Derived(
+        "live_aov",
+        "Live order value",
+        "直播客单价",
+        "money",
+        "live_gmv / live_orders",
+        "Live GMV ÷ live orders.",
+        words=("直播客单价", "live aov", "live order value"),
+    ),
+    _Derived(
+        "shop_conversion_rate",
+        "Shop conversion rate",
+        "店铺转化率",
+        "ratio",
+        "orders / shop_visitors",
+        "Paid orders ÷ shop visitors (where the shops' traffic is imported).",
+        words=("店铺转化率", "shop conversion", "shop conversion rate"),
+    ),
+    _Derived(
         "avg_watch_seconds",
         "Average watch time",
         "平均观看时长",
         "seconds",
         "watch_seconds / viewers",
         "Watch time ÷ viewers.",
+        words=("观看时长", "停留时长", "停留", "watch time", "avg watch"),
     ),
-    _derived(
+    _Derived(
         "roas",
         "ROAS",
         "投产比",
         "decimal",
         "ad_revenue / ad_spend",
         "Ad-attributed revenue ÷ ad spend.",
+        words=("roas", "投产比", "投产", "roi"),
     ),
-    _derived(
+    _Derived(
         "acos",
         "ACoS",
         "广告成本占比",
@@ -327,8 +483,9 @@ _DERIVED = (
         "ad_spend / ad_revenue",
         "Ad spend ÷ ad-attributed revenue (1 ÷ ROAS).",
         direction="lower",
+        words=("acos",),
     ),
-    _derived(
+    _Derived(
         "tacos",
         "TACoS",
         "总广告成本占比",
@@ -336,6 +493,7 @@ _DERIVED = (
         "ad_spend / gmv",
         "Ad spend ÷ total GMV.",
         direction="lower",
+        words=("tacos",),
     ),
 )
 
@@ -385,18 +543,70 @@ class Catalogue:
             found |= self.base_dependencies(reference)
         return frozenset(found)
 
+    def measures(self) -> dict[str, Measure]:
+        """Every base measure's computation, in catalogue order."""
+        return {k: m.measure for k, m in self.metrics.items() if m.measure is not None}
+
+    def evaluate(
+        self, keys: Iterable[str], bases: Mapping[str, Decimal | None]
+    ) -> dict[str, Decimal | None]:
+        """The values of `keys` from the base measures' values: formulas over formulas are
+        evaluated inner first (each once), so `aov * 2` or `net_gmv / orders` have values."""
+        values: dict[str, Decimal | None] = dict(bases)
+
+        def value_of(key: str) -> Decimal | None:
+            if key not in values:
+                formula = self.metrics[key].formula
+                if formula is None:
+                    raise KeyError(f"base measure {key!r} was not computed")
+                values[key] = formula.evaluate(
+                    {name: value_of(name) for name in formula.references}
+                )
+            return values[key]
+
+        return {key: value_of(key) for key in keys}
+
+    def words(self) -> list[tuple[str, str]]:
+        """(word, key): every way a metric may be named in chat — its key (also with spaces),
+        its names, aliases and words."""
+        found: list[tuple[str, str]] = []
+        for key, metric in self.metrics.items():
+            names = (key, key.replace("_", " "), metric.name_en.lower(), metric.name_zh)
+            for word in (*names, *metric.aliases, *metric.words):
+                if word:
+                    found.append((word.lower(), key))
+        return list(dict.fromkeys(found))
+
 
 def builtin_metrics() -> list[Metric]:
     """The built-in catalogue, base measures first."""
     derived = [
-        Metric(key, en, zh, unit, direction, definition, None, parse_formula(formula), aliases)
-        for key, en, zh, unit, formula, definition, direction, aliases in _DERIVED
+        Metric(
+            d.key,
+            d.en,
+            d.zh,
+            d.unit,
+            d.direction,
+            d.definition,
+            None,
+            parse_formula(d.formula),
+            d.aliases,
+            words=d.words,
+            short=d.short,
+        )
+        for d in _DERIVED
     ]
     return [*_BASE, *derived]
 
 
 def custom_metric(
-    key: str, name_en: str, name_zh: str, unit: Unit, direction: Direction, formula: str
+    key: str,
+    name_en: str,
+    name_zh: str,
+    unit: Unit,
+    direction: Direction,
+    formula: str,
+    words: tuple[str, ...] = (),
 ) -> Metric:
     """A metric from config; raises MetricError (with the formula's column) if it won't parse.
 
@@ -407,7 +617,9 @@ def custom_metric(
         parsed = parse_formula(formula)
     except FormulaError as exc:
         raise MetricError(f"formula: {exc.message}", exc.position) from None
-    return Metric(key, name_en, name_zh, unit, direction, formula, None, parsed, (), builtin=False)
+    return Metric(
+        key, name_en, name_zh, unit, direction, formula, None, parsed, (), False, words=words
+    )
 
 
 def build_catalogue(custom: Iterable[Metric] = ()) -> Catalogue:

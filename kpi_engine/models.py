@@ -196,8 +196,9 @@ class Rollup(SQLModel, table=True):
     """Daily sums of one axis's measures for an owner and shop, kept in one time zone.
 
     `day` is the local date in `zone` and `fx_day` the shop's local date (the FX date), both
-    as days since 1970-01-01; `owner` is a person id, or "" for the shop's own total. What
-    `v0`…`v5` hold depends on `axis` (see `kpi_engine.rollups.AXES`).
+    as days since 1970-01-01; `owner` is a person id, or "" for the shop's own total; `shares`
+    is how many people the rows' orders (or sessions) are credited to (1 for shop totals).
+    What `v0`…`v5` hold depends on `axis` (see `kpi_engine.measure_sql.axes`).
     """
 
     __tablename__ = "rollups"
@@ -213,6 +214,7 @@ class Rollup(SQLModel, table=True):
         primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
     )
     currency: str = Field(primary_key=True)
+    shares: int = Field(default=1, primary_key=True, sa_column_kwargs={"autoincrement": False})
     v0: int = Field(default=0, sa_type=BigInteger)
     v1: int = Field(default=0, sa_type=BigInteger)
     v2: int = Field(default=0, sa_type=BigInteger)
@@ -285,6 +287,7 @@ class LiveHost(SQLModel, table=True):
     shop_id: str
     start_time: int = Field(sa_type=BigInteger)
     end_time: int = Field(sa_type=BigInteger)
+    shares: int = 1  # the session's number of hosts
 
 
 # -- conversation ----------------------------------------------------------------------------
@@ -328,6 +331,7 @@ class RollupCredit(SQLModel, table=True):
         primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False}
     )
     person: str = Field(primary_key=True)
+    shares: int = 1  # how many people the order is credited to
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -339,11 +343,11 @@ class OutboxMessage(SQLModel, table=True):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index(None, "state", "due_at"),)
+    __table_args__ = (Index(None, "state", "due_at"), Index(None, "edits"))
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True)  # idempotency key: one message per key, ever
-    kind: str  # reply, digest, alert, notice, revision
+    kind: str  # reply, digest, alert, notice, revision, edit
     platform: str
     workspace: str
     channel: str
@@ -359,6 +363,10 @@ class OutboxMessage(SQLModel, table=True):
     message_id: str | None = None  # the platform's id of the sent message
     created_at: int = Field(sa_type=BigInteger)
     sent_at: int | None = Field(default=None, sa_type=BigInteger)
+    # An edit replaces the message sent under this key (kind "edit"); a thread message goes
+    # in the thread of the message sent under `thread_of` (once that one is sent).
+    edits: str | None = None
+    thread_of: str | None = None
 
 
 class ScheduledRun(SQLModel, table=True):
@@ -378,20 +386,22 @@ class ScheduledRun(SQLModel, table=True):
 
 
 class PostedFigure(SQLModel, table=True):
-    """A number the bot posted in a digest, kept to notice when it is later revised."""
+    """A number the bot posted (a digest, a chat answer), kept to notice when it is later
+    revised."""
 
     __tablename__ = "posted_figures"
     __table_args__ = (Index(None, "posted_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     outbox_key: str  # the message it appeared in
-    scope: str  # "team:<id>" or "person:<id>"
+    scope: str  # "company", "team:<id>", "shop:<id>" or "person:<id>"
     metric: str
     first_day: dt.date
     last_day: dt.date
     timezone: str
     value: str | None  # exact decimal as text; None for "no value"
     posted_at: int = Field(sa_type=BigInteger)
+    currency: str | None = None  # money shown converted into this currency (else the scope's)
     revised_value: str | None = None  # the value of the last revision notice
     revised_at: int | None = Field(default=None, sa_type=BigInteger)
 
@@ -538,8 +548,13 @@ class AppealEvent(SQLModel, table=True):
 
 
 class Correction(SQLModel, table=True):
-    """An accepted appeal's adjustment of a figure: `delta` is added to the metric for the
-    scope on `day` (and so to every aggregate containing it)."""
+    """An accepted appeal's correction of a figure: the claimed value of `metric` for `scope`
+    over `first_day`..`day` (local dates in `timezone`), against the value reported then.
+
+    It adds the claimed value less the raw figure of that period, until the raw data reaches
+    (or passes) the claimed value: it never counts twice (docs/metrics.md, "Corrections").
+    Rows from before that rule have no `claimed` and add their fixed `delta`.
+    """
 
     __tablename__ = "corrections"
     __table_args__ = (Index(None, "metric", "scope", "day"),)
@@ -548,9 +563,187 @@ class Correction(SQLModel, table=True):
     appeal_id: int | None = None
     metric: str
     scope: str
-    day: dt.date
-    delta: str  # Decimal as text, in `currency` for money
+    day: dt.date  # the last day of the appealed period
+    delta: str  # Decimal as text, in `currency` for money: the difference when accepted
     currency: str | None = None
     created_by: str
     created_at: int = Field(sa_type=BigInteger)
     reason: str = Field(default="", sa_type=Text)
+    first_day: dt.date | None = None
+    timezone: str | None = None
+    claimed: str | None = None  # Decimal as text
+    reported: str | None = None  # Decimal as text; None: no value was reported
+
+
+class AuditLog(SQLModel, table=True):
+    """The append-only audit trail of what has no trail of its own: admins' actions on the
+    outbox, configuration and target changes, re-scores, API key use, refused attempts.
+    (Alerts, appeals and corrections keep their own trails; `kpi_engine.audit` reads all.)"""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "at"), Index(None, "kind", "subject"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: int = Field(sa_type=BigInteger)
+    kind: str  # outbox, config, target, score, apikey, access, …
+    subject: str  # the id of what it is about, within its kind
+    actor: str  # a person id, "kpibot", or "cli"
+    action: str
+    person: str | None = None  # the person it concerns, when one does
+    detail: str | None = Field(default=None, sa_type=Text)
+
+
+class ConfigSnapshot(SQLModel, table=True):
+    """A version of the configuration scores depend on (plans, targets, scorecards), stored
+    whenever a process starts with a configuration that differs from the latest one."""
+
+    __tablename__ = "config_versions"
+    __table_args__ = (Index(None, "recorded_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str  # SHA-256 of `content`
+    content: str = Field(sa_type=Text)  # canonical JSON
+    recorded_at: int = Field(sa_type=BigInteger)
+    recorded_by: str
+
+
+class PeriodConfig(SQLModel, table=True):
+    """The configuration version a closed month is judged by: bound once when the month has
+    ended, changed only by an explicit re-score (both recorded in `config_events`)."""
+
+    __tablename__ = "period_configs"
+
+    month: str = Field(primary_key=True)  # "2026-11"
+    version_id: int
+    bound_at: int = Field(sa_type=BigInteger)
+    bound_by: str
+
+
+class ConfigEvent(SQLModel, table=True):
+    """The append-only audit trail of configuration: versions recorded, months closed on a
+    version, re-scores (with the scores before and after)."""
+
+    __tablename__ = "config_events"
+    __table_args__ = (Index(None, "at"), Index(None, "kind", "subject"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: int = Field(sa_type=BigInteger)
+    actor: str  # a person id, or "kpibot"
+    kind: str  # config_recorded, month_closed, rescored
+    subject: str  # "config", "month:2026-11"
+    before: str | None = Field(default=None, sa_type=Text)  # JSON
+    after: str | None = Field(default=None, sa_type=Text)  # JSON
+    reason: str = Field(default="", sa_type=Text)
+
+
+class ShopConnection(SQLModel, table=True):
+    """A shop's authorization on its platform: tokens (encrypted), state and sync settings.
+
+    `state`: pending (an authorization URL was handed out), active, or revoked (the platform
+    refused the tokens; an admin must connect again). `token_version` grows with every write
+    of the tokens, so a rotated refresh token is written once, by one process.
+    """
+
+    __tablename__ = "shop_connections"
+
+    shop_id: str = Field(primary_key=True)
+    platform: str
+    state: str = "pending"
+    oauth_state: str | None = Field(default=None, unique=True)  # the pending `state` nonce
+    oauth_expires: int | None = Field(default=None, sa_type=BigInteger)
+    tokens: str | None = Field(default=None, sa_type=Text)  # encrypted JSON
+    token_version: int = 0
+    refreshing_until: int | None = Field(default=None, sa_type=BigInteger)
+    detail: str = Field(default="{}", sa_type=Text)  # platform ids: cipher, seller, marketplace
+    every_minutes: int = 10
+    created_at: int = Field(sa_type=BigInteger)
+    updated_at: int = Field(sa_type=BigInteger)
+    revoked_reason: str | None = Field(default=None, sa_type=Text)
+
+
+class SyncCursor(SQLModel, table=True):
+    """Where a shop's sync of one source stands: everything updated before `high_water` is in;
+    a window in progress resumes at `page_token`."""
+
+    __tablename__ = "sync_cursors"
+
+    shop_id: str = Field(primary_key=True)
+    source: str = Field(primary_key=True)  # orders, refunds
+    high_water: int | None = Field(default=None, sa_type=BigInteger)
+    window_start: int | None = Field(default=None, sa_type=BigInteger)
+    window_end: int | None = Field(default=None, sa_type=BigInteger)
+    page_token: str | None = Field(default=None, sa_type=Text)
+    pages: int = 0
+    rows: int = 0
+    last_success: int | None = Field(default=None, sa_type=BigInteger)
+    last_attempt: int | None = Field(default=None, sa_type=BigInteger)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    errors: int = 0  # failures in a row
+    due_at: int = Field(default=0, sa_type=BigInteger)
+    lease_owner: str | None = None
+    lease_until: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class SyncRun(SQLModel, table=True):
+    """One sync of a shop's source: when, how many pages and rows, and how it ended."""
+
+    __tablename__ = "sync_runs"
+    __table_args__ = (Index(None, "shop_id", "source", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    shop_id: str
+    source: str
+    started_at: int = Field(sa_type=BigInteger)
+    finished_at: int | None = Field(default=None, sa_type=BigInteger)
+    state: str = "running"  # running, done, failed, revoked
+    pages: int = 0
+    rows: int = 0
+    inserted: int = 0
+    revised: int = 0
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class DashboardLink(SQLModel, table=True):
+    """A redeemed one-time dashboard link: its nonce is the key, so a second redemption (a
+    replayed or forwarded link) fails on the unique key."""
+
+    __tablename__ = "dashboard_links"
+
+    nonce: str = Field(primary_key=True)
+    person: str
+    expires_at: int = Field(sa_type=BigInteger)
+    used_at: int = Field(sa_type=BigInteger)
+    client: str | None = None  # the address that redeemed it
+
+
+class DashboardSession(SQLModel, table=True):
+    """A dashboard session opened by a link: the cookie holds a random id, stored here only as
+    its SHA-256; the CSRF token of the session's forms; expiry and logout."""
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (Index(None, "person"),)
+
+    id_hash: str = Field(primary_key=True)
+    person: str
+    csrf: str
+    created_at: int = Field(sa_type=BigInteger)
+    expires_at: int = Field(sa_type=BigInteger)
+    ended_at: int | None = Field(default=None, sa_type=BigInteger)  # logged out
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key: its name, scopes and the SHA-256 of its secret (the secret itself is shown
+    once, when it is created). A revoked key stays, for the audit trail."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index(None, "key_id", unique=True), Index(None, "name"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str  # the public part of the key, which finds its row
+    name: str
+    secret_hash: str
+    scopes: str  # comma-separated
+    created_at: int = Field(sa_type=BigInteger)
+    created_by: str
+    last_used_at: int | None = Field(default=None, sa_type=BigInteger)
+    revoked_at: int | None = Field(default=None, sa_type=BigInteger)

@@ -7,7 +7,7 @@ import difflib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -24,7 +24,9 @@ from pydantic import (
     model_validator,
 )
 
+from kpi_engine.calendar import CalendarEvent
 from kpi_engine.instants import is_zone, zone_names
+from kpi_engine.languages import Language
 from kpi_engine.metrics import (
     Catalogue,
     Direction,
@@ -34,9 +36,9 @@ from kpi_engine.metrics import (
     build_catalogue,
     custom_metric,
 )
-from kpi_engine.money import currency_codes, is_currency
-from kpi_engine.periods import PeriodError, parse_period
-from kpi_engine.plans import Plan, Target
+from kpi_engine.money import currency_codes, is_currency, minor_exponent
+from kpi_engine.periods import Period, PeriodError, day_of, parse_period
+from kpi_engine.plans import Plan, Recurrence, Step, Target
 from kpi_engine.scopes import Scope, ScopeError, parse_scope
 from kpi_engine.scorecards import (
     MAX_ITEMS_BEFORE_WARNING,
@@ -44,13 +46,13 @@ from kpi_engine.scorecards import (
     Gate,
     ScorecardRule,
     ScoreItem,
+    TeamBonus,
     Tier,
 )
 from kpi_engine.yaml_source import KeyPath, YamlDocument, YamlSourceError, load_yaml
 
 Role = Literal["streamer", "operator", "ad_buyer", "editor", "cs", "manager", "admin"]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
-Language = Literal["zh", "en"]
 ShopPlatform = Literal["tiktok", "shopee", "lazada", "amazon"]
 ChatPlatform = Literal["slack", "feishu", "dingtalk"]
 CHAT_PLATFORMS: tuple[str, ...] = ChatPlatform.__args__  # type: ignore[attr-defined]
@@ -102,6 +104,9 @@ class AttributionSettings(ConfigModel):
 
     live_tail_minutes: int = Field(30, ge=0, le=24 * 60)
     fallback_roles: tuple[Role, ...] = ("operator",)
+    # An order (or live session) credited to several people at once — co-hosts, overlapping
+    # lives, several operators — counts in full for each (`full`) or in equal parts (`split`).
+    cohost_credit: Literal["full", "split"] = "full"
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -153,6 +158,10 @@ class AppealSettings(ConfigModel):
 
     reviewer: Literal["manager", "admin"] = "manager"  # the appellant's manager, or an admin
     sla_hours: int = Field(24, ge=1)  # then a reminder, and the reviewer's manager is told
+    # A claim beyond this multiple of the reported figure (or beyond the second limit when
+    # nothing was reported) is accepted only when the reviewer confirms it explicitly.
+    max_claim_ratio: Decimal = Field(Decimal(10), gt=0)
+    max_claim_without_report: Decimal = Field(Decimal(1_000_000), gt=0)
 
 
 class OrganisationSettings(ConfigModel):
@@ -162,6 +171,7 @@ class OrganisationSettings(ConfigModel):
     default_language: Language = "zh"
     week_start: Literal["monday", "sunday"] = "monday"
     currency: str | None = None  # company-wide figures; the first team's currency when unset
+    timezone: str | None = None  # company-wide figures' days; the first team's zone when unset
     settlement_lag_days: SettlementLags = SettlementLags()
     attribution: AttributionSettings = AttributionSettings()
     # What members see of other people in rankings: places and names, their values too, or
@@ -178,6 +188,11 @@ class OrganisationSettings(ConfigModel):
     @classmethod
     def _currency(cls, value: str | None) -> str | None:
         return None if value is None else _check_currency(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else _check_zone(value)
 
 
 class TeamConfig(ConfigModel):
@@ -207,6 +222,7 @@ class PersonConfig(ConfigModel):
     manager: str | None = None
     language: Language | None = None
     email: str | None = None
+    hired: date | None = None  # starts their ramp (plans' ramp_percent) of role-wide targets
     chat: ChatIds = ChatIds()
 
 
@@ -256,6 +272,7 @@ class MetricConfig(ConfigModel):
     unit: Unit
     direction: Direction
     formula: str
+    words: tuple[str, ...] = ()  # what people call it in chat
 
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -281,15 +298,24 @@ class LiveScheduleConfig(ConfigModel):
 
 
 class PlanConfig(ConfigModel):
-    """A KPI plan: how its targets spread over days, from a date on (docs/targets.md)."""
+    """A KPI plan: how its targets spread over days, from a date on (docs/metrics.md)."""
 
     id: str
     effective_from: date
     pilot: bool = False
     weekday_weights: tuple[Decimal, ...] = (Decimal(1),) * 7
-    promo_days: dict[str, Decimal] = Field(default_factory=dict)
+    promo_days: dict[str, Decimal] = Field(default_factory=dict)  # older form of `calendar`
     hourly_profile: tuple[Decimal, ...] = (Decimal(1),) * 24
     live_schedule: LiveScheduleConfig | None = None
+    # A new hire's role-wide targets, in percent, by month of service from their `hired` date.
+    ramp_percent: tuple[Decimal, ...] = ()
+
+    @field_validator("ramp_percent")
+    @classmethod
+    def _ramp(cls, value: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        if any(not 0 <= step <= 100 for step in value):
+            raise ValueError("ramp steps are percentages from 0 to 100 (first month, second …)")
+        return value
 
     @field_validator("weekday_weights", "hourly_profile")
     @classmethod
@@ -316,14 +342,58 @@ class PlanConfig(ConfigModel):
         return value
 
 
+class CalendarEventConfig(ConfigModel):
+    """A named, dated event: its days weigh `weight` and may change alerts (docs/metrics.md)."""
+
+    name: str
+    # 2026-11-27, 2026-11-27..2026-11-30, or every year: 11-11, 01-28..02-05
+    dates: date | str
+    scope: str = "company"  # company, team:<id> or shop:<id>
+    kind: Literal["promo", "holiday", "campaign"] = "promo"
+    weight: Decimal = Field(Decimal(1), ge=0)
+    alerts: Literal["normal", "stricter", "suspend"] = "normal"
+    rules: tuple[str, ...] | None = None  # the alert rules it affects (default: all)
+    stricter_factor: Decimal = Field(Decimal("0.5"), gt=0, le=1)
+
+
 class TargetConfig(ConfigModel):
-    """A target: a metric's value for an entity over a period, under a plan."""
+    """A target: a metric's value for an entity over a period, or recurring, under a plan."""
 
     plan: str
     metric: str
     entity: str
-    period: str
+    team: str | None = None  # with entity role:<role>: that role in this team only
+    period: str | None = None  # a fixed period: 2026-11, 2026-W47, 2026-11-20, A..B
+    every: Literal["day", "week", "month"] | None = None  # or recurring
+    starts: date | str | None = Field(None, alias="from")  # default: the plan's start
+    until: date | str | None = None  # inclusive; default: as long as the plan
+    step: Decimal | str | None = None  # "+5%" compounding, or an amount added each time
     value: Decimal
+
+    @model_validator(mode="after")
+    def _one_period(self) -> TargetConfig:
+        if (self.period is None) == (self.every is None):
+            raise ValueError("give either period (a fixed period) or every (day, week, month)")
+        if self.every is None and (self.starts, self.until, self.step) != (None, None, None):
+            raise ValueError("from, until and step go with every (a recurring target)")
+        if self.step is not None:
+            _parse_step(self.step)
+        return self
+
+
+def _parse_step(value: Decimal | str) -> Step:
+    """`+5%` (compounding percent per occurrence) or `+50000` (added per occurrence)."""
+    text = str(value).strip().replace(" ", "")
+    percent = text.endswith("%")
+    try:
+        number = Decimal(text.removesuffix("%"))
+    except ArithmeticError:
+        raise ValueError(f"step {value!r} is not +5% or an amount such as +50000") from None
+    if not number.is_finite() or number == 0:
+        raise ValueError(f"step {value!r} is not +5% or an amount such as +50000")
+    if percent and number <= -100:
+        raise ValueError(f"a step of {value} would take the target to 0 or below")
+    return Step(percent=number) if percent else Step(amount=number)
 
 
 class ScoreItemConfig(ConfigModel):
@@ -358,18 +428,40 @@ class GateConfig(ConfigModel):
     max: Decimal | None = None
 
 
-class BonusConfig(ConfigModel):
-    """A scorecard's bonus rules, in the team's currency."""
+class TeamBonusConfig(ConfigModel):
+    """A team's own bonus on a role's scorecard; what it leaves out is the scorecard's."""
 
+    currency: str | None = None
+    tiers: tuple[TierConfig, ...] | None = None
+    commission: CommissionConfig | None = None
+    gates: tuple[GateConfig, ...] | None = None
+
+    _currency = field_validator("currency")(
+        lambda value: _check_currency(value) if value else value
+    )
+
+
+class BonusConfig(ConfigModel):
+    """A scorecard's bonus rules, in `currency` (required when the role's teams report in
+    different currencies), with per-team overrides."""
+
+    currency: str | None = None
     tiers: tuple[TierConfig, ...] = ()
     commission: CommissionConfig | None = None
     gates: tuple[GateConfig, ...] = ()
+    teams: dict[str, TeamBonusConfig] = {}
+
+    _currency = field_validator("currency")(
+        lambda value: _check_currency(value) if value else value
+    )
 
 
 class ScorecardConfig(ConfigModel):
     """A role's scorecard (docs/metrics.md, "Scorecards and bonus")."""
 
     role: Role
+    team: str | None = None  # only for this team (default: every team)
+    plan: str | None = None  # only while this plan is in force (default: under any plan)
     items: tuple[ScoreItemConfig, ...]
     bonus: BonusConfig = BonusConfig()
 
@@ -453,6 +545,7 @@ _LIST_SECTIONS: dict[str, type[ConfigModel] | None] = {
     "targets": TargetConfig,
     "scorecards": ScorecardConfig,
     "alerts": AlertRuleConfig,
+    "calendar": CalendarEventConfig,
 }
 _MAPPING_SECTIONS = {"organisation": OrganisationSettings}
 SECTIONS = (*_MAPPING_SECTIONS, *_LIST_SECTIONS)
@@ -504,12 +597,17 @@ class Organisation:
     targets: tuple[Target, ...] = ()
     scorecards: tuple[ScorecardRule, ...] = ()
     alerts: tuple[AlertRuleConfig, ...] = ()
+    calendar: tuple[CalendarEvent, ...] = ()
     _by_chat: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def person_by_chat_id(self, platform: str, user_id: str) -> PersonConfig | None:
         """The person whose identity on `platform` is `user_id`, if registered."""
         person_id = self._by_chat.get((platform, user_id))
         return self.people[person_id] if person_id else None
+
+    def currency_of(self, scope: Scope) -> str:
+        """The reporting currency of a company, team, shop or person."""
+        return entity_currency(scope, self.teams, self.shops, self.people, self.settings.currency)
 
     def language_of(self, person: PersonConfig) -> Language:
         """A person's language: their own, else their team's."""
@@ -662,10 +760,14 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     _check_references(checker, teams, people, shops, parsed_items["assignments"], invalid_ids)
     by_chat = _check_chat_ids(checker, people)
     catalogue = _check_metrics(checker, parsed_items["metrics"])
-    plans = _check_plans(checker, parsed_items["plans"], people)
-    scorecards = _check_scorecards(checker, parsed_items["scorecards"], catalogue)
+    rule_ids = {c.id for _, c in parsed_items["alerts"]}
+    calendar = _check_calendar(checker, parsed_items["calendar"], teams, shops, people, rule_ids)
+    plans = _check_plans(checker, parsed_items["plans"], people, calendar)
     # A rule naming a plan that is given but broken is not reported again.
     plan_ids = {c.id for _, c in parsed_items["plans"]} | invalid_ids
+    scorecards = _check_scorecards(
+        checker, parsed_items["scorecards"], catalogue, teams, people, plan_ids
+    )
     alerts = _check_alerts(
         checker, parsed_items["alerts"], catalogue, plan_ids, teams, shops, people
     )
@@ -703,6 +805,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
         targets=targets,
         scorecards=scorecards,
         alerts=alerts,
+        calendar=calendar,
         _by_chat=by_chat,
     )
     return organisation, checker.problems
@@ -744,7 +847,8 @@ def _validate(
                 checker.add("error", doc, where, f"missing required key {loc[-1]!r}")
             else:
                 message = str(error["msg"]).removeprefix("Value error, ")
-                checker.add("error", doc, where, message, _hint_for(str(loc[-1]), error["input"]))
+                hint = _hint_for(str(loc[-1]), error["input"]) if loc else None
+                checker.add("error", doc, where, message, hint)
         return None
 
 
@@ -902,6 +1006,7 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
                 config.unit,
                 config.direction,
                 config.formula,
+                config.words,
             )
         except MetricError as exc:
             checker.add(
@@ -937,10 +1042,97 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
                 checker.add("error", item.doc, (*item.path, "formula"), str(exc))
 
 
+def _check_calendar(
+    checker: _Checker,
+    entries: list[tuple[_Item, Any]],
+    teams: Mapping[str, tuple[_Item, TeamConfig]],
+    shops: Mapping[str, tuple[_Item, ShopConfig]],
+    people: Mapping[str, tuple[_Item, PersonConfig]],
+    rule_ids: set[str],
+) -> tuple[CalendarEvent, ...]:
+    """Events with readable dates, a known scope and known alert rules."""
+    events = []
+    for item, config in entries:
+        assert isinstance(config, CalendarEventConfig)
+        first = last = None
+        yearly = None
+        text = config.dates if isinstance(config.dates, str) else config.dates.isoformat()
+        start, _, end = text.strip().partition("..")
+        end = end or start
+        try:
+            if len(start) == 5 and len(end) == 5:  # MM-DD: every year
+                for day in (start, end):
+                    date.fromisoformat(f"2024-{day}")  # a leap year accepts 02-29
+                yearly = (start, end)
+            else:
+                first, last = date.fromisoformat(start), date.fromisoformat(end)
+        except ValueError:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "dates"),
+                f"{text!r} is not a date, a range or a day of the year",
+                "use 2026-11-27, 2026-11-27..2026-11-30, 11-11 or 01-28..02-05 (every year)",
+            )
+            continue
+        if first is not None and last is not None and last < first:
+            checker.add("error", item.doc, (*item.path, "dates"), "the event ends before it starts")
+            continue
+        kind, _, ident = config.scope.partition(":")
+        scopes: frozenset[Scope] | None = None
+        if kind == "team" and ident in teams:
+            scopes = frozenset(
+                [
+                    Scope("team", ident),
+                    *(Scope("person", p) for p, (_, c) in people.items() if c.team == ident),
+                    *(Scope("shop", s) for s, (_, c) in shops.items() if c.team == ident),
+                ]
+            )
+        elif kind == "shop" and ident in shops:
+            scopes = frozenset([Scope("shop", ident)])
+        elif config.scope != "company":
+            known = [*(f"team:{t}" for t in teams), *(f"shop:{s}" for s in shops)]
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "scope"),
+                f"unknown scope {config.scope!r}",
+                _closest(config.scope, known) or "use company, team:<id> or shop:<id>",
+            )
+            continue
+        unknown = [rule for rule in config.rules or () if rule not in rule_ids]
+        if unknown:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "rules"),
+                f"unknown alert rule {unknown[0]!r}",
+                _closest(unknown[0], rule_ids) or "see the alerts section",
+            )
+            continue
+        events.append(
+            CalendarEvent(
+                config.name,
+                first,
+                last,
+                yearly,
+                scopes,
+                config.scope,
+                config.kind,
+                config.weight,
+                config.alerts,
+                config.rules,
+                config.stricter_factor,
+            )
+        )
+    return tuple(events)
+
+
 def _check_plans(
     checker: _Checker,
     entries: list[tuple[_Item, Any]],
     people: Mapping[str, tuple[_Item, PersonConfig]],
+    calendar: tuple[CalendarEvent, ...],
 ) -> tuple[Plan, ...]:
     """Plans with unique ids and start dates, and live schedules of known people."""
     plans: dict[str, Plan] = {}
@@ -982,6 +1174,8 @@ def _check_plans(
             config.hourly_profile,
             live_days,
             schedule.off_day_weight if schedule else Decimal(0),
+            calendar,
+            config.ramp_percent,
         )
     return tuple(plans.values())
 
@@ -1010,10 +1204,18 @@ def _check_targets(
     settings: OrganisationSettings | None,
     invalid_ids: set[str],
 ) -> tuple[Target, ...]:
-    """Targets that name a plan, a metric, an entity and an absolute period; roll-ups checked."""
-    plan_ids = {plan.id for plan in plans}
+    """Targets that name a plan, a metric, an entity and an absolute period; roll-ups checked.
+
+    A role-wide target (`entity: role:streamer`, optionally with `team:`) becomes a default
+    target for each person of that role (in that team), below their own targets.
+    """
+    by_id = {plan.id: plan for plan in plans}
+    plan_ids = set(by_id)
     targets: list[tuple[_Item, Target]] = []
     week_start = settings.week_start if settings else "monday"
+    plain_teams = {k: v for k, (_, v) in teams.items()}
+    plain_shops = {k: v for k, (_, v) in shops.items()}
+    plain_people = {k: v for k, (_, v) in people.items()}
     for item, config in entries:
         assert isinstance(config, TargetConfig)
         ok = config.plan not in invalid_ids  # a plan with errors is reported once, not per target
@@ -1036,30 +1238,275 @@ def _check_targets(
                 _closest(config.metric, catalogue.metrics) or "see docs/metrics.md",
             )
             ok = False
-        try:
-            scope = parse_scope(config.entity, teams=teams, shops=shops, people=people)
-        except ScopeError as exc:
-            checker.add("error", item.doc, (*item.path, "entity"), str(exc))
+        subjects = _target_subjects(checker, item, config, teams, shops, people)
+        if subjects is None:
             continue
-        if config.period.strip().lower().startswith(_RELATIVE):
+        if not subjects:
+            checker.add(
+                "warning",
+                item.doc,
+                (*item.path, "entity"),
+                f"nobody has the role {config.entity.partition(':')[2]!r}"
+                + (f" in team {config.team!r}" if config.team else ""),
+            )
+            continue
+        parsed: dict[str, tuple[Period, Recurrence | None] | None] = {}  # by zone
+        for scope, default, hired in subjects:
+            timezone = _entity_zone(scope, teams, shops, people)
+            currency = entity_currency(
+                scope,
+                plain_teams,
+                plain_shops,
+                plain_people,
+                settings.currency if settings else None,
+            )
+            key = f"{timezone} {currency}"
+            if key not in parsed:  # errors are reported once, for the first person
+                parsed[key] = _target_period(
+                    checker, item, config, by_id, metric, timezone, currency, week_start
+                )
+            found = parsed[key]
+            if found is None:
+                break
+            if ok and metric is not None:
+                period, recurrence = found
+                targets.append(
+                    (
+                        item,
+                        Target(
+                            config.plan,
+                            metric.key,
+                            scope,
+                            period,
+                            config.value,
+                            recurrence,
+                            default,
+                            hired,
+                        ),
+                    )
+                )
+    targets = _check_overlaps(checker, targets, plans)
+    _check_rollups(checker, targets, people)
+    return tuple(target for _, target in targets)
+
+
+def _target_subjects(
+    checker: _Checker,
+    item: _Item,
+    config: TargetConfig,
+    teams: dict[str, tuple[_Item, TeamConfig]],
+    shops: dict[str, tuple[_Item, ShopConfig]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+) -> list[tuple[Scope, str | None, date | None]] | None:
+    """Whose target it is: (scope, role-default label, hire date) for each; None on errors."""
+    kind, _, role = config.entity.strip().partition(":")
+    if kind == "role":
+        if role not in ROLES:
             checker.add(
                 "error",
                 item.doc,
-                (*item.path, "period"),
-                f"{config.period!r} moves with time; a target needs a fixed period",
-                "use 2026-11, 2026-W47, 2026-11-20 or 2026-11-01..2026-11-15",
+                (*item.path, "entity"),
+                f"unknown role {role!r}",
+                _closest(role, ROLES) or f"roles: {', '.join(ROLES)}",
+            )
+            return None
+        if config.team is not None and config.team not in teams:
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "team"),
+                f"unknown team {config.team!r}",
+                _closest(config.team, teams) or "define the team first",
+            )
+            return None
+        label = f"role:{role}" + (f" in team:{config.team}" if config.team else "")
+        return [
+            (Scope("person", pid), label, person.hired)
+            for pid, (_, person) in people.items()
+            if person.role == role and config.team in (None, person.team)
+        ]
+    if config.team is not None:
+        checker.add(
+            "error",
+            item.doc,
+            (*item.path, "team"),
+            "team goes with a role-wide target (entity: role:<role>)",
+        )
+        return None
+    try:
+        scope = parse_scope(config.entity, teams=teams, shops=shops, people=people)
+    except ScopeError as exc:
+        checker.add("error", item.doc, (*item.path, "entity"), str(exc))
+        return None
+    return [(scope, None, None)]
+
+
+def _target_period(
+    checker: _Checker,
+    item: _Item,
+    config: TargetConfig,
+    by_id: Mapping[str, Plan],
+    metric: Metric | None,
+    timezone: str,
+    currency: str,
+    week_start: Literal["monday", "sunday"],
+) -> tuple[Period, Recurrence | None] | None:
+    """A target's fixed period, or its first occurrence and recurrence, in an entity's zone."""
+    if config.every is None:
+        assert config.period is not None  # the model requires period or every
+        period = _fixed_period(checker, item, "period", config.period, timezone, week_start)
+        return None if period is None else (period, None)
+    starts = config.starts
+    if starts is None:
+        plan = by_id.get(config.plan)
+        if plan is None:  # an unknown plan, reported above
+            return None
+        starts = plan.effective_from
+    first = _fixed_period(checker, item, "from", starts, timezone, week_start)
+    last = (
+        None
+        if config.until is None
+        else _fixed_period(checker, item, "until", config.until, timezone, week_start)
+    )
+    if first is None or (config.until is not None and last is None):
+        return None
+    if last is not None and last.last < first.first:
+        checker.add("error", item.doc, (*item.path, "until"), "the target ends before it starts")
+        return None
+    recurrence = Recurrence(
+        config.every,
+        first.first,
+        None if last is None else last.last,
+        None if config.step is None else _parse_step(config.step),
+        _quantum(metric.unit if metric is not None else "money", currency),
+        week_start,
+    )
+    return recurrence.period_of(first.first, timezone), recurrence
+
+
+def _check_overlaps(
+    checker: _Checker, targets: list[tuple[_Item, Target]], plans: tuple[Plan, ...]
+) -> list[tuple[_Item, Target]]:
+    """Two targets for one metric, entity and period under one plan are an error (never
+    summed); a target its plan is never in force for is a warning."""
+    kept: list[tuple[_Item, Target]] = []
+    seen: dict[tuple[str, str, Scope, str | None], list[tuple[_Item, Target]]] = {}
+    reported: set[int] = set()  # a role-wide target's item is reported once, not per person
+    for item, target in targets:
+        key = (target.plan, target.metric, target.scope, target.default)
+        others = seen.setdefault(key, [])
+        clash = next(
+            (first for first, other in others if _same_days(target, other)),
+            None,
+        )
+        if clash is not None:
+            if id(item) in reported:
+                continue
+            reported.add(id(item))
+            entity = f"{target.scope.kind}:{target.scope.id}" if target.scope.id else "company"
+            checker.add(
+                "error",
+                item.doc,
+                item.path,
+                f"a second {target.metric} target for {entity} in {target.label()} under plan "
+                f"{target.plan!r}",
+                f"first given at {clash.doc.file}:{clash.doc.line_of(clash.path)}; keep one "
+                "(targets are never added up)",
             )
             continue
-        timezone = _entity_zone(scope, teams, shops, people)
-        try:
-            period = parse_period(config.period, now=0, timezone=timezone, week_start=week_start)
-        except PeriodError as exc:
-            checker.add("error", item.doc, (*item.path, "period"), str(exc))
-            continue
-        if ok and metric is not None:
-            targets.append((item, Target(config.plan, metric.key, scope, period, config.value)))
-    _check_rollups(checker, targets, people)
-    return tuple(target for _, target in targets)
+        others.append((item, target))
+        kept.append((item, target))
+        first, last = _plan_days(target.plan, plans)
+        start = target.recurrence.start if target.recurrence else target.period.first
+        end = target.recurrence.until if target.recurrence else target.period.last
+        if (
+            first is not None
+            and ((last is not None and start > last) or (end is not None and end < first))
+            and id(item) not in reported
+        ):
+            reported.add(id(item))
+            span = f"{first}…{last or ''}"
+            checker.add(
+                "warning",
+                item.doc,
+                item.path,
+                f"never applies: plan {target.plan!r} is in force {span}, outside the target's "
+                "days",
+                "a target counts only on the days its own plan is in force",
+            )
+    return kept
+
+
+def _same_days(one: Target, other: Target) -> bool:
+    """Duplicates: the same fixed period, or two recurring targets whose dates overlap."""
+    if one.recurrence is None or other.recurrence is None:
+        return one.recurrence is None and other.recurrence is None and one.period == other.period
+    a, b = one.recurrence, other.recurrence
+    return (a.until is None or b.start <= a.until) and (b.until is None or a.start <= b.until)
+
+
+def _plan_days(plan_id: str, plans: tuple[Plan, ...]) -> tuple[date | None, date | None]:
+    """The first and last day a plan is in force (last None: until further notice)."""
+    ordered = sorted(plans, key=lambda p: p.effective_from)
+    for index, plan in enumerate(ordered):
+        if plan.id == plan_id:
+            following = ordered[index + 1].effective_from if index + 1 < len(ordered) else None
+            return plan.effective_from, following and following - timedelta(days=1)
+    return None, None
+
+
+def _fixed_period(
+    checker: _Checker,
+    item: _Item,
+    key: str,
+    text: date | str,
+    timezone: str,
+    week_start: Literal["monday", "sunday"],
+) -> Period | None:
+    """A target's fixed period (or a recurring one's `from`/`until`), located when wrong."""
+    if isinstance(text, date):
+        return day_of(text, timezone)
+    if text.strip().lower().startswith(_RELATIVE):
+        checker.add(
+            "error",
+            item.doc,
+            (*item.path, key),
+            f"{text!r} moves with time; a target needs a fixed period",
+            "use 2026-11, 2026-W47, 2026-11-20 or 2026-11-01..2026-11-15",
+        )
+        return None
+    try:
+        return parse_period(text, now=0, timezone=timezone, week_start=week_start)
+    except PeriodError as exc:
+        checker.add("error", item.doc, (*item.path, key), str(exc))
+        return None
+
+
+def _quantum(unit: str, currency: str) -> Decimal:
+    """What a stepped target is rounded to: the currency's minor unit, whole counts and
+    seconds, a millionth of a ratio."""
+    if unit == "money":
+        return Decimal(1).scaleb(-minor_exponent(currency))
+    if unit in ("count", "seconds"):
+        return Decimal(1)
+    return Decimal("0.000001")
+
+
+def entity_currency(
+    scope: Scope,
+    teams: Mapping[str, TeamConfig],
+    shops: Mapping[str, ShopConfig],
+    people: Mapping[str, PersonConfig],
+    company: str | None,
+) -> str:
+    """The reporting currency of an entity: a shop's own, a person's team's, a team's, the
+    company's (`organisation.currency`, else the first team's)."""
+    if scope.kind == "shop":
+        return shops[scope.id].currency
+    team = people[scope.id].team if scope.kind == "person" else scope.id
+    if scope.kind != "company" and team in teams:
+        return teams[team].currency
+    return company or (next(iter(teams.values())).currency if teams else "CNY")
 
 
 def _entity_zone(
@@ -1084,16 +1531,17 @@ def _check_rollups(
     people: dict[str, tuple[_Item, PersonConfig]],
 ) -> None:
     """Warn where a team's target differs from the sum of its members' for the same period."""
-    members: dict[tuple[str, str, str, object], Decimal] = {}
+    members: dict[tuple[str, str, str, object, object], Decimal] = {}
     for _, target in targets:
-        if target.scope.kind == "person":
+        if target.scope.kind == "person" and target.default is None:
             team = people[target.scope.id][1].team
-            key = (target.plan, target.metric, team, target.period)
+            key = (target.plan, target.metric, team, target.period, target.recurrence)
             members[key] = members.get(key, Decimal(0)) + target.value
     for item, target in targets:
         if target.scope.kind != "team":
             continue
-        total = members.get((target.plan, target.metric, target.scope.id, target.period))
+        key = (target.plan, target.metric, target.scope.id, target.period, target.recurrence)
+        total = members.get(key)
         if total is not None and total != target.value:
             checker.add(
                 "warning",
@@ -1105,23 +1553,46 @@ def _check_rollups(
 
 
 def _check_scorecards(
-    checker: _Checker, entries: list[tuple[_Item, Any]], catalogue: Catalogue
+    checker: _Checker,
+    entries: list[tuple[_Item, Any]],
+    catalogue: Catalogue,
+    teams: dict[str, tuple[_Item, TeamConfig]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+    plan_ids: set[str],
 ) -> tuple[ScorecardRule, ...]:
-    """One scorecard per role, known metrics, weights summing to 100, not too many items."""
-    rules: dict[str, ScorecardRule] = {}
-    roles: set[str] = set()  # also those whose scorecard has errors
+    """One scorecard per role, team and plan; known metrics, teams and plans; weights
+    summing to 100; not too many items; bonus money with an explicit currency wherever the
+    role's teams report in different ones."""
+    rules: dict[tuple[str, str | None, str | None], ScorecardRule] = {}
+    keys: set[tuple[str, str | None, str | None]] = set()  # also those with errors
     for item, config in entries:
         assert isinstance(config, ScorecardConfig)
-        if config.role in roles:
+        key = (config.role, config.team, config.plan)
+        if key in keys:
+            where = "".join(
+                f" {name} {value!r}"
+                for name, value in (("team", key[1]), ("plan", key[2]))
+                if value
+            )
             checker.add(
                 "error",
                 item.doc,
                 (*item.path, "role"),
-                f"a scorecard for {config.role!r} is already defined",
+                f"a scorecard for {config.role!r}{where} is already defined",
             )
             continue
-        roles.add(config.role)
+        keys.add(key)
         ok = True
+        for name, value, known in (("team", config.team, teams), ("plan", config.plan, plan_ids)):
+            if value is not None and value not in known:
+                checker.add(
+                    "error",
+                    item.doc,
+                    (*item.path, name),
+                    f"unknown {name} {value!r}",
+                    _closest(value, known) or f"define the {name} first",
+                )
+                ok = False
         metrics: list[tuple[KeyPath, str]] = [
             (("items", i, "metric"), entry.metric) for i, entry in enumerate(config.items)
         ]
@@ -1130,6 +1601,40 @@ def _check_scorecards(
         ]
         if config.bonus.commission is not None:
             metrics.append((("bonus", "commission", "metric"), config.bonus.commission.metric))
+        for team_id, own in config.bonus.teams.items():
+            if team_id not in teams:
+                checker.add(
+                    "error",
+                    item.doc,
+                    (*item.path, "bonus", "teams", team_id),
+                    f"unknown team {team_id!r}",
+                    _closest(team_id, teams) or "use a team id from the teams section",
+                )
+                ok = False
+            metrics += [
+                (("bonus", "teams", team_id, "gates", i, "metric"), g.metric)
+                for i, g in enumerate(own.gates or ())
+            ]
+            if own.commission is not None:
+                at: KeyPath = ("bonus", "teams", team_id, "commission", "metric")
+                metrics.append((at, own.commission.metric))
+        if not _bonus_currency_ok(config, teams, people):
+            found = sorted(
+                {
+                    teams[p.team][1].currency
+                    for _, p in people.values()
+                    if p.role == config.role and p.team in teams
+                }
+            )
+            checker.add(
+                "error",
+                item.doc,
+                (*item.path, "bonus", "currency"),
+                f"bonus amounts without a currency, but the {config.role!r} people's teams "
+                f"report in {' and '.join(found)}",
+                "add bonus.currency (e.g. currency: CNY), or a currency per team under bonus.teams",
+            )
+            ok = False
         for path, name in metrics:
             if catalogue.get(name) is None:
                 checker.add(
@@ -1157,7 +1662,11 @@ def _check_scorecards(
         if not ok:
             continue
         commission = config.bonus.commission
-        rules[config.role] = ScorecardRule(
+        overrides = {
+            team_id: _team_bonus(config.bonus, own, catalogue)
+            for team_id, own in config.bonus.teams.items()
+        }
+        rules[key] = ScorecardRule(
             role=config.role,
             items=tuple(
                 ScoreItem(_key(catalogue, e.metric), e.weight, e.cap, e.floor) for e in config.items
@@ -1169,8 +1678,55 @@ def _check_scorecards(
                 _key(catalogue, commission.metric), commission.above, commission.percent
             ),
             gates=tuple(Gate(_key(catalogue, g.metric), g.min, g.max) for g in config.bonus.gates),
+            team=config.team,
+            plan=config.plan,
+            currency=config.bonus.currency,
+            teams=overrides or None,
         )
     return tuple(rules.values())
+
+
+def _bonus_currency_ok(
+    config: ScorecardConfig,
+    teams: dict[str, tuple[_Item, TeamConfig]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+) -> bool:
+    """True unless bonus money (tiers or a commission) has no currency for people whose teams
+    report in different currencies: the same "4000" must not pay 4,000 USD in one team and
+    4,000 CNY in another."""
+    bonus = config.bonus
+    currencies = set()
+    for _, person in people.values():
+        if person.role != config.role or person.team not in teams:
+            continue
+        own = bonus.teams.get(person.team)
+        money = bool(bonus.tiers or bonus.commission)
+        currency = bonus.currency
+        if own is not None:
+            money = bool(
+                (own.tiers if own.tiers is not None else bonus.tiers)
+                or (own.commission or bonus.commission)
+            )
+            currency = own.currency or currency
+        if money:
+            currencies.add(currency or f"team:{teams[person.team][1].currency}")
+    implicit = {c for c in currencies if c.startswith("team:")}
+    return not implicit or len(currencies) == 1
+
+
+def _team_bonus(bonus: BonusConfig, own: TeamBonusConfig, catalogue: Catalogue) -> TeamBonus:
+    """A team's bonus: its own fields, the scorecard's where it gives none."""
+    tiers = own.tiers if own.tiers is not None else bonus.tiers
+    commission = own.commission or bonus.commission
+    gates = own.gates if own.gates is not None else bonus.gates
+    return TeamBonus(
+        currency=own.currency or bonus.currency,
+        tiers=tuple(Tier(t.min_score, t.amount) for t in tiers),
+        commission=None
+        if commission is None
+        else Commission(_key(catalogue, commission.metric), commission.above, commission.percent),
+        gates=tuple(Gate(_key(catalogue, g.metric), g.min, g.max) for g in gates),
+    )
 
 
 def _check_alerts(

@@ -18,6 +18,11 @@ PeriodKind = Literal["day", "week", "month", "custom"]
 WeekStart = Literal["monday", "sunday"]
 
 
+# Figures are kept for instants of the Unix era; a period outside these years means nothing
+# (and a year before or after it could not even be computed).
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+
+
 class PeriodError(ValueError):
     """A period that cannot be understood or does not make sense."""
 
@@ -32,6 +37,11 @@ class Period:
     timezone: str
 
     def __post_init__(self) -> None:
+        if self.first.year < FIRST_YEAR or self.last.year > LAST_YEAR:
+            raise PeriodError(
+                f"{self.first}..{self.last} is outside the years figures are kept for "
+                f"({FIRST_YEAR}–{LAST_YEAR})"
+            )
         if self.last < self.first:
             raise PeriodError(f"a period cannot end ({self.last}) before it starts ({self.first})")
         if not is_zone(self.timezone):
@@ -101,6 +111,8 @@ class Period:
 
 
 def _year_earlier(day: date) -> date:
+    if day.year <= FIRST_YEAR:
+        raise PeriodError(f"there is no year before {day.year} to compare with")
     try:
         return day.replace(year=day.year - 1)
     except ValueError:  # 29 February

@@ -2,11 +2,13 @@
 
 The hot figures (a person's today, a team's month-to-date ranking, a morning digest round) read
 a few hundred rollup rows instead of millions of orders. A rollup row holds the sums of one
-*axis* (orders by created time, orders by paid time, refunds by refund time, refunds by their
-order's paid time, live sessions by start time) for one owner (a person credited under the
-attribution rules, or "" for the shop's own total), one shop, one local day in one zone, one
-FX date (the shop's local day) and one currency. Periods are whole local days, so a period
-in a kept zone is a range of `day`s.
+*axis* — the base measures read along one table and time (orders by created time, orders by
+paid time, refunds by refund time, refunds by their order's paid time, live sessions by start
+time), generated from their catalogue entries by `kpi_engine.measure_sql` — for one owner (a
+person credited under the attribution rules, or "" for the shop's own total), one shop, one
+local day in one zone, one FX date (the shop's local day), one currency and one `shares` (how
+many people the rows' orders are credited to). Periods are whole local days, so a period in a
+kept zone is a range of `day`s.
 
 Zones kept: a shop's totals in its own zone, its team's and the company's; a person's rows in
 their team's zone. A figure in any other zone is computed from the raw rows (see `Figures`).
@@ -28,13 +30,25 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from itertools import pairwise
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, insert, select, text
 
 from kpi_engine.instants import day_bounds, local_date, zone
+from kpi_engine.measure_sql import (
+    TABLES,
+    Axis,
+    Segment,
+    V,
+    axes,
+    credit_windows,
+    credits_ctes,
+    hosts_ctes,
+    layout,
+    segments,
+)
+from kpi_engine.metrics import build_catalogue
 from kpi_engine.models import (
     LiveHost,
     LiveSession,
@@ -47,8 +61,9 @@ from kpi_engine.models import (
 )
 from kpi_engine.organisation import Organisation
 
-# Bump when what a rollup row means changes: stored rollups are then rebuilt.
-ROLLUP_VERSION = 1
+# Bump when what a rollup row means changes: stored rollups are then rebuilt. (A change of a
+# base measure's definition rebuilds them by itself: the axes are part of the fingerprint.)
+ROLLUP_VERSION = 2
 HOUR = 3600
 DAY = 86400
 EPOCH = date(1970, 1, 1)
@@ -67,107 +82,9 @@ _LIVES = LiveSession.__table__  # type: ignore[attr-defined]
 _CREDITS = RollupCredit.__table__  # type: ignore[attr-defined]
 
 
-# A refund's order, for axes that read refunds with their order (alias `o`).
-_ORDER_OF_REFUND = (
-    "JOIN orders o ON o.platform = t.platform AND o.shop_id = t.shop_id AND o.order_id = t.order_id"
-)
-
-
-@dataclass(frozen=True)
-class Axis:
-    """Rows of one table (alias `t`) read along one instant, and the measures summed."""
-
-    name: str
-    table: str
-    time: str  # SQL: the instant that places a row in a day
-    measures: tuple[str, ...]
-    values: tuple[str, ...]  # SQL, one per measure, into v0, v1, …
-    where: str
-    money: bool  # rows carry a currency (`t.currency`)
-    totals_join: str = ""  # joins the shops' totals need (people's always have the order)
-
-    def value(self, measure: str) -> int:
-        """The column index (v0, v1, …) that holds `measure`."""
-        return self.measures.index(measure)
-
-
-_CANCELLED = "t.status = 'CANCELLED'"
-_LIVE = "t.channel = 'live'"
-_REFUNDED = (
-    "EXISTS (SELECT 1 FROM refunds r WHERE r.platform = t.platform AND r.shop_id = t.shop_id "
-    "AND r.order_id = t.order_id AND r.status = 'COMPLETED')"
-)
-AXES: dict[str, Axis] = {
-    axis.name: axis
-    for axis in (
-        Axis(
-            "placed",
-            "orders",
-            "t.create_time",
-            ("placed_gmv", "placed_orders", "cancelled_orders"),
-            ("SUM(t.sub_total)", "COUNT(*)", f"SUM(CASE WHEN {_CANCELLED} THEN 1 ELSE 0 END)"),
-            "NOT t.is_sample",
-            True,
-        ),
-        Axis(
-            "paid",
-            "orders",
-            "t.paid_time",
-            (
-                "gmv",
-                "orders",
-                "cancelled_paid_gmv",
-                "live_gmv",
-                "live_orders",
-                "cohort_refunded_orders",
-            ),
-            (
-                "SUM(t.sub_total)",
-                "COUNT(*)",
-                f"SUM(CASE WHEN {_CANCELLED} THEN t.sub_total ELSE 0 END)",
-                f"SUM(CASE WHEN {_LIVE} THEN t.sub_total ELSE 0 END)",
-                f"SUM(CASE WHEN {_LIVE} THEN 1 ELSE 0 END)",
-                f"SUM(CASE WHEN {_REFUNDED} THEN 1 ELSE 0 END)",
-            ),
-            "NOT t.is_sample",
-            True,
-        ),
-        Axis(
-            "refunds",
-            "refunds",
-            "t.update_time",
-            ("refund_amount",),
-            ("SUM(t.refund_amount)",),
-            "t.status = 'COMPLETED'",
-            True,
-        ),
-        Axis(  # refunds on the day their order was paid
-            "cohort",
-            "refunds",
-            "o.paid_time",
-            ("cohort_refund_amount",),
-            ("SUM(t.refund_amount)",),
-            "t.status = 'COMPLETED' AND NOT o.is_sample",
-            True,
-            totals_join=_ORDER_OF_REFUND,
-        ),
-        Axis(
-            "lives",
-            "live_sessions",
-            "t.start_time",
-            ("views", "viewers", "watch_seconds", "product_impressions", "product_clicks"),
-            (
-                "SUM(t.views)",
-                "SUM(t.viewers)",
-                "SUM(t.avg_viewing_ms * t.viewers)",  # watch milliseconds
-                "SUM(t.product_impressions)",
-                "SUM(t.product_clicks)",
-            ),
-            "1 = 1",
-            False,
-        ),
-    )
-}
+# The rollup axes: the base measures placed by an instant, from their one definition in the
+# catalogue (`kpi_engine.measure_sql`). Custom metrics are formulas: they add no measures.
+AXES: dict[str, Axis] = axes(build_catalogue())
 # The instant columns rows are placed by, for the extent of a full rebuild.
 _INSTANTS = (
     ("orders", "create_time"),
@@ -177,15 +94,15 @@ _INSTANTS = (
 )
 # Base measure → the axis that holds it.
 AXIS_OF: dict[str, Axis] = {m: axis for axis in AXES.values() for m in axis.measures}
-_V = ("v0", "v1", "v2", "v3", "v4", "v5")
 
 
 # -- what the configuration decides --------------------------------------------------------
 
 
 def company_zone(org: Organisation) -> str:
-    """The zone company-wide figures are read in by default: the first team's."""
-    return next(iter(org.teams.values())).timezone
+    """The zone company-wide figures are read in: `organisation.timezone`, else the first
+    team's."""
+    return org.settings.timezone or next(iter(org.teams.values())).timezone
 
 
 def shop_zones(org: Organisation) -> dict[str, frozenset[str]]:
@@ -205,27 +122,6 @@ def person_zones(org: Organisation) -> dict[str, str]:
     return {person.id: org.teams[person.team].timezone for person in org.people.values()}
 
 
-def _credit_windows(org: Organisation) -> list[dict[str, Any]]:
-    """Assignment windows of fallback-role people, as instants in each shop's zone."""
-    roles = org.settings.attribution.fallback_roles
-    windows = []
-    for assignment in org.assignments:
-        person = org.people.get(assignment.person)
-        if person is None or person.role not in roles:
-            continue
-        tz = zone(org.shops[assignment.shop].timezone)
-        end = 2**62 if assignment.valid_to is None else day_bounds(assignment.valid_to, tz)[1]
-        windows.append(
-            {
-                "person": assignment.person,
-                "shop_id": assignment.shop,
-                "start_time": day_bounds(assignment.valid_from, tz)[0],
-                "end_time": end,
-            }
-        )
-    return windows
-
-
 def fingerprint(org: Organisation) -> str:
     """A digest of everything stored rollups depend on in the configuration."""
     state = {
@@ -233,8 +129,9 @@ def fingerprint(org: Organisation) -> str:
         "shops": sorted(shop_zones(org).items()),
         "shop_zones": sorted((s.id, s.timezone) for s in org.shops.values()),
         "people": sorted(person_zones(org).items()),
-        "windows": sorted(json.dumps(w, sort_keys=True) for w in _credit_windows(org)),
+        "windows": sorted(json.dumps(w, sort_keys=True) for w in credit_windows(org)),
         "tail": org.settings.attribution.live_tail_minutes,
+        "axes": layout(build_catalogue()),
     }
     blob = json.dumps(state, sort_keys=True, default=sorted)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -479,7 +376,7 @@ def rebuild(conn: Connection, org: Organisation) -> None:
     zones += [{"kind": "person", "id": p, "zone": z} for p, z in person_zones(org).items()]
     if zones:
         conn.execute(insert(_ZONES), zones)
-    windows = _credit_windows(org)
+    windows = credit_windows(org)
     if windows:
         conn.execute(insert(_WINDOWS), windows)
     bounds = [
@@ -574,25 +471,45 @@ def _recompute(
                 totals = [s for s in members if z in kept[s]]
                 if not totals:
                     continue
-                for a, b, offsets in _segments([z, shop_tz], *windows[z]):
+                for a, b, offsets in segments([z, shop_tz], *windows[z]):
                     for axis in AXES.values():
-                        segment = _Segment(axis, a, b, {z: windows[z]}, offsets, shop_tz)
-                        conn.execute(segment.shop_rows(), {"zone": z, "shops": totals})
+                        segment = Segment(axis, a, b, {z: windows[z]}, offsets, shop_tz)
+                        conn.execute(_insert(segment.shop_rows()), {"zone": z, "shops": totals})
             if not people_zones:
                 continue
             # People's rows for every zone at once; each order's credit is worked out once.
             start = min(windows[z][0] for z in people_zones)
             end = max(windows[z][1] for z in people_zones)
             conn.execute(delete(_CREDITS))
-            conn.execute(_credits_sql(start, end, tail, reach), {"shops": members})
+            base, credits = credits_ctes(
+                start, end, tail, reach, TABLES.hosts, "rollup_credit_windows"
+            )
+            fill = text(
+                f"INSERT INTO rollup_credits (order_pk, person, shares) WITH {base}, {credits} "
+                "SELECT order_pk, person, shares FROM credits"
+            ).bindparams(bindparam("shops", expanding=True))
+            conn.execute(fill, {"shops": members})
             if conn.dialect.name == "postgresql":  # it was empty when last planned with
                 conn.execute(text("ANALYZE rollup_credits"))
-            for a, b, offsets in _segments([*sorted(people_zones), shop_tz], start, end):
+            for a, b, offsets in segments([*sorted(people_zones), shop_tz], start, end):
                 for axis in AXES.values():
-                    segment = _Segment(
+                    segment = Segment(
                         axis, a, b, {z: windows[z] for z in sorted(people_zones)}, offsets, shop_tz
                     )
-                    conn.execute(segment.person_rows(), {"shops": members})
+                    conn.execute(_insert(segment.person_rows()), {"shops": members})
+
+
+_KEYS = "zone, axis, owner, shop_id, day, fx_day, currency, shares"
+
+
+def _insert(select_sql: str) -> Any:
+    """Add a segment's sums to the rollups (rows of several segments may share a day)."""
+    updates = ", ".join(f"{v} = rollups.{v} + excluded.{v}" for v in V)
+    sql = (
+        f"INSERT INTO rollups ({_KEYS}, {', '.join(V)}) {select_sql} "
+        f"ON CONFLICT ({_KEYS}) DO UPDATE SET {updates}"
+    )
+    return text(sql).bindparams(bindparam("shops", expanding=True))
 
 
 def _refresh_hosts(conn: Connection, shops: list[str], lo: int, hi: int) -> None:
@@ -602,188 +519,13 @@ def _refresh_hosts(conn: Connection, shops: list[str], lo: int, hi: int) -> None
             _HOSTS.c.shop_id.in_(shops), _HOSTS.c.start_time >= lo, _HOSTS.c.start_time < hi
         )
     )
-    lives = conn.execute(
-        select(
-            _LIVES.c.id,
-            _LIVES.c.platform,
-            _LIVES.c.shop_id,
-            _LIVES.c.hosts,
-            _LIVES.c.start_time,
-            _LIVES.c.end_time,
-        ).where(_LIVES.c.shop_id.in_(shops), _LIVES.c.start_time >= lo, _LIVES.c.start_time < hi)
-    )
-    rows = [
-        {
-            "session": session,
-            "person": person,
-            "platform": platform,
-            "shop_id": shop,
-            "start_time": start,
-            "end_time": end,
-        }
-        for session, platform, shop, hosts, start, end in lives
-        for person in dict.fromkeys(p.strip() for p in hosts.split(",") if p.strip())
-    ]
-    if rows:
-        conn.execute(insert(_HOSTS), rows)
-
-
-@dataclass(frozen=True)
-class _Segment:
-    """A stretch [a, b) in which the UTC offsets of the kept zones and the shops' are fixed.
-
-    `windows` are the kept zones with the whole local days recomputed in each: a row counts
-    for a zone only inside that zone's window. One zone for shops' totals (`:zone`); every
-    people's zone for people's rows, each person's being read from `rollup_zones` (`z.zone`).
-    """
-
-    axis: Axis
-    a: int
-    b: int
-    windows: Mapping[str, tuple[int, int]]
-    offsets: Mapping[str, int]
-    shop_zone: str
-
-    def _by_zone(self, values: Mapping[str, int]) -> str:
-        if len(self.windows) == 1:
-            return str(values[next(iter(self.windows))])
-        branches = " ".join(f"WHEN {_quote(z)} THEN {values[z]}" for z in self.windows)
-        return f"CASE z.zone {branches} END"
-
-    def _insert(self, owner: str, source: str, where: str, group: str) -> str:
-        axis = self.axis
-        time = axis.time
-        offset = self._by_zone({z: self.offsets[z] for z in self.windows})
-        day = f"({time} + {offset}) / {DAY}"
-        fx_day = f"({time} + {self.offsets[self.shop_zone]}) / {DAY}"
-        zone_of_row = "z.zone" if "z.zone" in group else ":zone"  # people's rows join `z`
-        first = self._by_zone({z: max(self.a, w[0]) for z, w in self.windows.items()})
-        end = self._by_zone({z: min(self.b, w[1]) for z, w in self.windows.items()})
-        currency = "t.currency" if axis.money else "''"
-        values = list(axis.values) + ["0"] * (len(_V) - len(axis.values))
-        columns = ", ".join(_V)
-        keys = "zone, axis, owner, shop_id, day, fx_day, currency"
-        updates = ", ".join(f"{v} = rollups.{v} + excluded.{v}" for v in _V)
-        return (
-            f"INSERT INTO rollups ({keys}, {columns}) "
-            f"SELECT {zone_of_row}, '{axis.name}', {owner}, t.shop_id, {day}, {fx_day}, "
-            f"{currency}, {', '.join(values)} FROM {source} WHERE {where} "
-            f"AND {self._within()} AND {time} >= {first} AND {time} < {end} "
-            f"GROUP BY {group}t.shop_id, {day}, {fx_day}"
-            f"{', t.currency' if axis.money else ''} "
-            f"ON CONFLICT ({keys}) DO UPDATE SET {updates}"
-        )
-
-    def _within(self) -> str:
-        axis = self.axis
-        return f"{axis.time} >= {self.a} AND {axis.time} < {self.b} AND {axis.where}"
-
-    def shop_rows(self) -> Any:
-        """The shops' own totals."""
-        source = f"{self.axis.table} t {self.axis.totals_join}"
-        sql = self._insert("''", source, "t.shop_id IN :shops", "")
-        return text(sql).bindparams(bindparam("shops", expanding=True))
-
-    def person_rows(self) -> Any:
-        """Each credited person's rows (kept in their team's zone), from `rollup_credits`."""
-        axis = self.axis
-        person_zone = "JOIN rollup_zones z ON z.kind = 'person' AND z.id = {p}"
-        if axis.table == "live_sessions":  # sessions count for their hosts
-            source = "live_sessions t JOIN live_hosts h ON h.session = t.id " + person_zone.format(
-                p="h.person"
-            )
-            sql = self._insert("h.person", source, "t.shop_id IN :shops", "h.person, z.zone, ")
-            return text(sql).bindparams(bindparam("shops", expanding=True))
-        # Orders count for the people credited with them; refunds as their order does. CROSS
-        # JOIN with the conditions in WHERE: SQLite then joins in the order written (the rows
-        # of the stretch first, each probing its credits by key), PostgreSQL as it sees fit.
-        credited = (
-            "c.order_pk = {o}.id AND z.kind = 'person' AND z.id = c.person "
-            "AND {o}.shop_id IN :shops"
-        )
-        tables = "rollup_credits c CROSS JOIN rollup_zones z"
-        if axis.table == "orders":
-            source, where = f"orders t CROSS JOIN {tables}", credited.format(o="t")
-        else:
-            of_refund = (
-                "o.platform = t.platform AND o.shop_id = t.shop_id AND o.order_id = t.order_id"
-            )
-            # Refunds of the stretch first, or, for the cohort view, the orders paid in it.
-            first = (
-                "orders o CROSS JOIN refunds t"
-                if axis.time.startswith("o.")
-                else ("refunds t CROSS JOIN orders o")
-            )
-            source = f"{first} CROSS JOIN {tables}"
-            where = f"{of_refund} AND {credited.format(o='o')}"
-        sql = self._insert("c.person", source, where, "c.person, z.zone, ")
-        return text(sql).bindparams(bindparam("shops", expanding=True))
-
-
-def _credits_sql(start: int, end: int, tail: int, reach: int) -> Any:
-    """Fill `rollup_credits` for every order a recompute of [start, end) reads: created or paid
-    then, or refunded then. The attribution chain (docs/metrics.md): `attributed_to`, else the
-    hosts of a live session covering the order's creation (plus the tail), else the shop's
-    fallback-role people assigned then — only when no session covers it."""
-    covering = (
-        "{l}.platform = b.platform AND {l}.shop_id = b.shop_id "
-        "AND {l}.start_time <= b.create_time AND {l}.start_time > b.create_time - "
-        f"{reach} AND b.create_time < {{l}}.end_time + {tail}"
-    )
-    order = "o.id AS unit, o.platform, o.shop_id, o.create_time, o.attributed_to"
-    sql = (
-        "INSERT INTO rollup_credits (order_pk, person) "
-        f"WITH base AS (SELECT {order} FROM orders o WHERE o.shop_id IN :shops "
-        f"AND o.create_time >= {start} AND o.create_time < {end} "
-        f"UNION SELECT {order} FROM orders o WHERE o.shop_id IN :shops "
-        f"AND o.paid_time >= {start} AND o.paid_time < {end} "
-        f"UNION SELECT {order} FROM refunds r JOIN orders o ON o.platform = r.platform "
-        "AND o.shop_id = r.shop_id AND o.order_id = r.order_id "
-        f"WHERE r.shop_id IN :shops AND r.update_time >= {start} AND r.update_time < {end}) "
-        "SELECT unit, attributed_to FROM base WHERE attributed_to IS NOT NULL "
-        "UNION SELECT b.unit, h.person FROM base b "
-        f"JOIN live_hosts h ON {covering.format(l='h')} WHERE b.attributed_to IS NULL "
-        "UNION SELECT b.unit, w.person FROM base b JOIN rollup_credit_windows w "
-        "ON w.shop_id = b.shop_id AND b.create_time >= w.start_time "
-        "AND b.create_time < w.end_time WHERE b.attributed_to IS NULL AND NOT EXISTS "
-        f"(SELECT 1 FROM live_sessions l WHERE {covering.format(l='l')})"
-    )
-    return text(sql).bindparams(bindparam("shops", expanding=True))
-
-
-def _offset(tz: Any, instant: int) -> int:
-    offset = datetime.fromtimestamp(instant, tz).utcoffset()
-    assert offset is not None  # a ZoneInfo always has an offset
-    return int(offset.total_seconds())
-
-
-def _changes(name: str, lo: int, hi: int) -> list[int]:
-    """Instants in (lo, hi) where the zone's UTC offset changes."""
-    tz = zone(name)
-    changes = []
-    t = lo
-    while t < hi:
-        step = min(t + DAY, hi)
-        if _offset(tz, step) != _offset(tz, t):
-            a, b = t, step  # offset(a) differs from offset(b): find the first changed second
-            while b - a > 1:
-                middle = (a + b) // 2
-                a, b = (middle, b) if _offset(tz, middle) == _offset(tz, t) else (a, middle)
-            if b < hi:
-                changes.append(b)
-        t = step
-    return changes
-
-
-def _segments(zones: list[str], lo: int, hi: int) -> list[tuple[int, int, dict[str, int]]]:
-    """[a, b) stretches of [lo, hi) in which every zone's UTC offset is fixed, with them."""
-    cuts = sorted({lo, hi}.union(*(_changes(z, lo, hi) for z in zones)))
-    return [(a, b, {z: _offset(zone(z), a) for z in zones}) for a, b in pairwise(cuts)]
-
-
-def _quote(value: str) -> str:
-    """A SQL string literal (zone names come from the checked configuration)."""
-    return "'" + value.replace("'", "''") + "'"
+    where = f"shop_id IN :shops AND start_time >= {lo} AND start_time < {hi}"
+    columns = "session, person, platform, shop_id, start_time, end_time, shares"
+    fill = text(
+        f"INSERT INTO live_hosts ({columns}) WITH RECURSIVE "
+        f"{hosts_ctes(conn.dialect.name, where)} SELECT {columns} FROM hosts"
+    ).bindparams(bindparam("shops", expanding=True))
+    conn.execute(fill, {"shops": shops})
 
 
 def epoch_day(day: date) -> int:
@@ -799,7 +541,9 @@ def from_epoch_day(days: int) -> date:
 # -- reading ---------------------------------------------------------------------------------
 
 
-Sums = dict[tuple[str, date], list[int]]  # (currency, FX date) → v0…v4
+# (currency, FX date, shares) → v0…v5; `shares` is how many people each row's orders (or
+# sessions) are credited to (1 for a shop's own totals).
+Sums = dict[tuple[str, date, int], list[int]]
 
 
 def read(
@@ -820,7 +564,8 @@ def read(
             by,
             r.c.currency,
             r.c.fx_day,
-            *(func.sum(r.c[v]) for v in _V[: len(axis.measures)]),
+            r.c.shares,
+            *(func.sum(r.c[v]) for v in V[: len(axis.measures)]),
         )
         .where(
             r.c.zone == zone_name,
@@ -828,7 +573,7 @@ def read(
             r.c.day >= epoch_day(first),
             r.c.day <= epoch_day(last),
         )
-        .group_by(by, r.c.currency, r.c.fx_day)
+        .group_by(by, r.c.currency, r.c.fx_day, r.c.shares)
     )
     query = (
         query.where(r.c.owner.in_(list(people)))
@@ -836,8 +581,8 @@ def read(
         else query.where(r.c.owner == "", r.c.shop_id.in_(list(shops)))
     )
     found: dict[str, Sums] = defaultdict(dict)
-    for key, currency, fx_day, *values in conn.execute(query):
-        found[key][(currency, from_epoch_day(fx_day))] = [int(v or 0) for v in values]
+    for key, currency, fx_day, shares, *values in conn.execute(query):
+        found[key][(currency, from_epoch_day(fx_day), int(shares))] = [int(v or 0) for v in values]
     return found
 
 
@@ -855,8 +600,17 @@ class Mismatch:
 
 def _snapshot(conn: Connection) -> dict[tuple[Any, ...], tuple[int, ...]]:
     r = _ROLLUPS
-    keys = (r.c.zone, r.c.axis, r.c.owner, r.c.shop_id, r.c.day, r.c.fx_day, r.c.currency)
+    keys = (
+        r.c.zone,
+        r.c.axis,
+        r.c.owner,
+        r.c.shop_id,
+        r.c.day,
+        r.c.fx_day,
+        r.c.currency,
+        r.c.shares,
+    )
     return {
-        tuple(row[:7]): tuple(int(v) for v in row[7:])
-        for row in conn.execute(select(*keys, *(r.c[v] for v in _V)))
+        tuple(row[:8]): tuple(int(v) for v in row[8:])
+        for row in conn.execute(select(*keys, *(r.c[v] for v in V)))
     }

@@ -23,6 +23,10 @@ class Scope:
     kind: ScopeKind
     id: str = ""
 
+    def text(self) -> str:
+        """ "company", "team:sz-live", "person:li.na" — the form `parse_scope` reads."""
+        return self.kind if self.kind == "company" else f"{self.kind}:{self.id}"
+
 
 _ENTITY_HELP = "use company, team:<id>, shop:<id> or person:<id>"
 

@@ -76,4 +76,10 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, doc: YamlD
         return [
             _convert(loader, item, (*path, index), doc) for index, item in enumerate(node.value)
         ]
-    return loader.construct_object(node, deep=True)
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:  # a scalar YAML resolves but cannot build, such as 2026-13-01
+        line = node.start_mark.line + 1
+        raise YamlSourceError(
+            doc.file, line, f"{node.value!r} is not a valid value: {exc}"
+        ) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
-import time
 import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 from sqlalchemy import Boolean, Connection, Date, Engine, select
 
 from kpi_engine import rollups
+from kpi_engine.clock import system_clock
 from kpi_engine.ingest.formats import FieldError, ImportKind, Parsed
 from kpi_engine.ingest.readers import RowSource, SourceError, read_path
 from kpi_engine.models import ImportBatch, RecordHistory
@@ -157,7 +157,7 @@ def import_rows(
     plan = _column_plan(kind, source, report)
     if plan is None:
         return report
-    imported_at = int(time.time()) if now is None else now
+    imported_at = int(system_clock()) if now is None else now
     parse = _RowParser(kind, organisation, source, plan)
     chunks = (
         _forked_chunks(source, parse, report, chunk_size)
@@ -273,6 +273,7 @@ def import_file(
     path: Path,
     *,
     parallel: bool = False,
+    now: int | None = None,
 ) -> ImportReport:
     """Import a CSV or XLSX file; a file that cannot be read at all is reported, not raised."""
     try:
@@ -281,7 +282,7 @@ def import_file(
         report = ImportReport(kind=kind.name, source=path.name)
         report.add_error(RowError(path.name, exc.line, "", "", str(exc)))
         return report
-    return import_rows(engine, organisation, kind, source, parallel=parallel)
+    return import_rows(engine, organisation, kind, source, parallel=parallel, now=now)
 
 
 def _column_plan(
