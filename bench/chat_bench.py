@@ -20,11 +20,11 @@ from pathlib import Path
 
 from bench.engine_bench import PG_ADMIN, PG_NAME
 from bot.chat.messages import InboundMessage, Reply, Sent, Target
-from bot.chat.notifier import Notifier
-from bot.chat.pipeline import Pipeline
-from bot.chat.router import Router
+from bot.compose import compose
+from bot.runtime import Runtime
+from config.settings import Settings
+from kpi_engine.clock import fixed_clock
 from kpi_engine.db import ensure_schema, make_engine
-from kpi_engine.figures import Figures
 from kpi_engine.organisation import load_organisation
 
 QUESTIONS = (
@@ -51,7 +51,7 @@ class Recorder:
     def render(self, reply: Reply, target: Target) -> object:
         return reply
 
-    def send(self, reply: Reply, target: Target) -> Sent:
+    def send(self, reply: Reply, target: Target, *, key: str | None = None) -> Sent:
         self.sent.append(reply)
         return Sent(self.platform, target.channel, str(len(self.sent)))
 
@@ -77,8 +77,8 @@ def bench(backend: str, data: Path, count: int, pg_name: str = PG_NAME) -> None:
         last_paid = conn.exec_driver_sql("SELECT max(paid_time) FROM orders").scalar_one()
     now = int(last_paid) - 3600  # during the data's last day
     recorder = Recorder()
-    router = Router(organisation, engine, Figures(engine, organisation))
-    pipeline = Pipeline(engine, router, Notifier({"slack": recorder}), clock=lambda: now)
+    runtime = Runtime(Settings(), engine, organisation, fixed_clock(now))
+    pipeline = compose(runtime, {"slack": recorder}, limits={}).pipeline
     streamers = [p for p in organisation.people.values() if p.role == "streamer" and p.chat.slack]
     rng = random.Random(7)
     run = uuid.uuid4().hex[:8]

@@ -137,6 +137,7 @@ def measure(backend: str, workdir: Path, orders: Path, env: dict[str, str]) -> t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=7, help="days of large-workload orders")
+    parser.add_argument("--scale", default="large", help="large, or small for a smoke run")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--data", type=Path, help="reuse data written by a previous run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts")
@@ -152,7 +153,7 @@ def main() -> None:
                 "demo",
                 "--generate-only",
                 "--scale",
-                "large",
+                options.scale,
                 "--days",
                 str(options.days),
                 "--out",

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from bot.chat.adapter import ChatAdapter
 from bot.chat.messages import InboundMessage, Reply, Sent, Target
-from bot.chat.notifier import Notifier
-from bot.chat.pipeline import Pipeline
-from bot.chat.router import Router
-from bot.outbox import Outbox, Sender
-from kpi_engine.figures import Figures
+from bot.chat.router import Routed
+from bot.compose import Bot, compose
+from bot.runtime import Runtime
+from config.settings import Settings
+from kpi_engine.clock import Clock, fixed_clock
 from kpi_engine.organisation import Organisation
 
 
@@ -38,6 +40,14 @@ class FakeChat:
         return sent
 
 
+def bot_for(
+    engine: Engine, organisation: Organisation, adapters: Mapping[str, ChatAdapter], clock: Clock
+) -> Bot:
+    """The chat side on `adapters`, at `clock`, with no send pacing."""
+    runtime = Runtime(Settings(), engine, organisation, clock)
+    return compose(runtime, adapters, limits={})
+
+
 class Dialog:
     """People talking to the bot on one fake platform, at a fixed time."""
 
@@ -52,13 +62,11 @@ class Dialog:
     ) -> None:
         self.organisation = organisation
         self.chat = FakeChat(platform, private_in_place)
-        self.router = Router(organisation, engine, Figures(engine, organisation))
-        # Replies go through the outbox, as in `kpibot serve` (without send pacing: the
-        # dialog's clock stands still).
-        outbox = Outbox(engine, clock=lambda: now)
-        sender = Sender(outbox, {platform: self.chat}, limits={})
-        notifier = Notifier({platform: self.chat}, outbox=outbox, sender=sender)
-        self.pipeline = Pipeline(engine, self.router, notifier, clock=lambda: now)
+        # The whole chat side as `kpibot serve` builds it: replies go through the outbox
+        # (without send pacing: the dialog's clock stands still).
+        self.bot = bot_for(engine, organisation, {platform: self.chat}, fixed_clock(now))
+        self.router = self.bot.router
+        self.pipeline = self.bot.pipeline
         self.now = now
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]  # two dialogs on one database never share ids
@@ -90,7 +98,12 @@ class Dialog:
         """Everything the bot sent in answer."""
         before = len(self.chat.sent)
         self.pipeline.accept(self.message(person, text, **options))
+        self.bot.sender.drain()
         return self.chat.sent[before:]
+
+    def routed(self, person: str, text: str, **options: str | None) -> Routed:
+        """What the message came to: the result, the request as understood, the visibility."""
+        return self.pipeline.handle(self.message(person, text, **options))
 
     def answer(self, person: str, text: str, **options: str | None) -> Reply:
         """The one reply to `person` (a group note, if any, is checked separately)."""

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import hmac
 import itertools
 import json
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +23,8 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import websockets
+
+from kpi_engine.clock import system_clock
 
 CORP = "ding8f2a3b4c5d6e7f80"
 
@@ -57,6 +57,8 @@ class FakeDingTalk:
     repeated_cards: int = 0
     tokens: set[str] = field(default_factory=set)
     acks: list[dict[str, Any]] = field(default_factory=list)
+    # Every OpenAPI call's path and JSON body, as sent (to check against DingTalk's models).
+    requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -72,8 +74,9 @@ class FakeDingTalk:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.ws_url is not None:
-            self._ws_loop.call_soon_threadsafe(self._ws_loop.stop)
+        if self.ws_url is not None:  # close the server and its connections, then the loop
+            self._ws_loop.call_soon_threadsafe(self._ws_stop.set_result, None)
+            self._ws_thread.join(10)
         self._server.shutdown()
         self._server.server_close()
 
@@ -105,13 +108,17 @@ class FakeDingTalk:
             port = next(iter(server.sockets)).getsockname()[1]
             self.ws_url = f"ws://127.0.0.1:{port}/connect"
             ready.set()
-            await asyncio.Future()
+            await self._ws_stop
+            server.close()
+            await server.wait_closed()
 
         def run() -> None:
-            with contextlib.suppress(RuntimeError):
-                loop.run_until_complete(main())
+            loop.run_until_complete(main())
+            loop.close()
 
-        threading.Thread(target=run, daemon=True).start()
+        self._ws_stop: asyncio.Future[None] = loop.create_future()
+        self._ws_thread = threading.Thread(target=run, daemon=True)
+        self._ws_thread.start()
         ready.wait(10)
 
     def push(self, topic: str, data: dict[str, Any], message_id: str | None = None) -> str:
@@ -125,7 +132,7 @@ class FakeDingTalk:
                 "connectionId": "fake-connection",
                 "contentType": "application/json",
                 "messageId": message_id,
-                "time": str(int(time.time() * 1000)),
+                "time": str(int(system_clock() * 1000)),
                 "topic": topic,
             },
             "data": json.dumps(data, ensure_ascii=False),
@@ -192,6 +199,9 @@ class FakeDingTalk:
                 parts = urlsplit(self.path)
                 path, query = parts.path, parse_qs(parts.query)
                 body = self._json()
+                if isinstance(body, dict):
+                    with fake.lock:
+                        fake.requests.append((path, body))
                 if path == "/v1.0/oauth2/accessToken":
                     if body.get("appSecret") == "wrong":
                         self._answer(400, {"code": "invalidClientSecret", "message": "secret"})
@@ -243,7 +253,7 @@ class FakeDingTalk:
                                 hashlib.sha256,
                             ).digest()
                         ).decode()
-                        if sign != expected or abs(time.time() * 1000 - int(stamp)) > 3600_000:
+                        if sign != expected or abs(system_clock() * 1000 - int(stamp)) > 3600_000:
                             self._answer(200, {"errcode": 310000, "errmsg": "sign not match"})
                             return
                     failure = fake._failure("custom")
@@ -301,6 +311,8 @@ class FakeDingTalk:
             def do_PUT(self) -> None:
                 path = urlsplit(self.path).path
                 body = self._json()
+                with fake.lock:
+                    fake.requests.append((path, body))
                 if not self._token_ok():
                     return
                 if path == "/v1.0/card/instances":

@@ -11,7 +11,6 @@ discovery and a WebSocket that pushes event frames in lark-oapi's protobuf forma
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import math
@@ -25,6 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import websockets
 from lark_oapi.ws.pb.pbbp2_pb2 import Frame
+
+from kpi_engine.clock import system_clock
 
 BOT_OPEN_ID = "ou_bot0000000000000000000000000000"
 TENANT = "736588c9260f175d"
@@ -78,6 +79,7 @@ class FakeFeishu:
         self.calls: list[tuple[str, str]] = []
         self.throttled = 0
         self.repeated_uuids = 0
+        self.ephemeral_in_direct_chats = 0
         self.failures: deque[tuple[str, Failure]] = deque()
         self.tokens: set[str] = set()
         self._ids = itertools.count(1)
@@ -94,8 +96,9 @@ class FakeFeishu:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.ws_url is not None:
-            self._ws_loop.call_soon_threadsafe(self._ws_loop.stop)
+        if self.ws_url is not None:  # close the server and its connections, then the loop
+            self._ws_loop.call_soon_threadsafe(self._ws_stop.set_result, None)
+            self._ws_thread.join(10)
         self._server.shutdown()
         self._server.server_close()
 
@@ -136,13 +139,17 @@ class FakeFeishu:
             port = next(iter(server.sockets)).getsockname()[1]
             self.ws_url = f"ws://127.0.0.1:{port}/ws?device_id=fake-device&service_id=7"
             ready.set()
-            await asyncio.Future()
+            await self._ws_stop
+            server.close()
+            await server.wait_closed()
 
         def run() -> None:
-            with contextlib.suppress(RuntimeError):  # stopped by __exit__
-                loop.run_until_complete(main())
+            loop.run_until_complete(main())
+            loop.close()
 
-        threading.Thread(target=run, daemon=True).start()
+        self._ws_stop: asyncio.Future[None] = loop.create_future()
+        self._ws_thread = threading.Thread(target=run, daemon=True)
+        self._ws_thread.start()
         ready.wait(10)
 
     def push(self, payload: dict[str, Any]) -> None:
@@ -273,8 +280,8 @@ class FakeFeishu:
                 "parent_id": message.reply_to or "",
                 "thread_id": "omt_" + message.reply_to[3:] if message.reply_to else "",
                 "msg_type": message.msg_type,
-                "create_time": str(int(time.time() * 1000)),
-                "update_time": str(int(time.time() * 1000)),
+                "create_time": str(int(system_clock() * 1000)),
+                "update_time": str(int(system_clock() * 1000)),
                 "deleted": False,
                 "updated": False,
                 "chat_id": message.chat_id,
@@ -451,6 +458,12 @@ class FakeFeishu:
                     self._answer(status, answer, headers)
                     return
                 if path == "/open-apis/ephemeral/v1/send":
+                    if request["chat_id"].startswith("oc_p2p_"):
+                        # Only-visible-to-you cards are for groups (the API's documentation).
+                        with fake.lock:
+                            fake.ephemeral_in_direct_chats += 1
+                        self._answer(400, {"code": 99992402, "msg": "chat is not a group"}, {})
+                        return
                     status, answer, headers = fake._post(
                         receive_id=request["chat_id"],
                         receive_id_type="chat_id",

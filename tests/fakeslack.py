@@ -20,6 +20,8 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
+from kpi_engine.clock import system_clock
+
 BOT_TOKEN = "xoxb-1234-5678-fakebottoken"
 APP_TOKEN = "xapp-1-A0KPIBOT-1-fakeapptoken"
 BOT_USER = "U0KPIBOT"
@@ -210,7 +212,7 @@ class FakeSlack:
         self._reply(request, 200, json.dumps(answer, ensure_ascii=False).encode())
 
     def _next_ts(self) -> str:
-        return f"{int(time.time())}.{next(self._ts):06d}"
+        return f"{int(system_clock())}.{next(self._ts):06d}"
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -324,7 +326,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def signed_headers(
     secret: str, body: bytes, content_type: str, *, timestamp: int | None = None
 ) -> dict[str, str]:
-    timestamp = int(time.time()) if timestamp is None else timestamp
+    timestamp = int(system_clock()) if timestamp is None else timestamp
     return {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(timestamp),
@@ -343,7 +345,7 @@ def event_body(event: dict[str, Any], event_id: str, *, event_time: int | None =
             "event": event,
             "type": "event_callback",
             "event_id": event_id,
-            "event_time": event_time or int(time.time()),
+            "event_time": event_time or int(system_clock()),
             "authorizations": [
                 {
                     "enterprise_id": None,

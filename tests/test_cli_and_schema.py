@@ -82,7 +82,7 @@ def test_db_rollups_refreshes_and_checks(
     assert "Rollups equal a full recomputation from the raw rows." in result.output
     engine = create_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE rollups SET v0 = v0 + 1 WHERE axis = 'paid'"))
+        conn.execute(text("UPDATE rollups SET v0 = v0 + 1 WHERE axis = 'orders.paid_time'"))
     engine.dispose()
     result = runner.invoke(app, ["db", "rollups", "--check"])
     assert result.exit_code == 1 and "Rollups are up to date." in result.output

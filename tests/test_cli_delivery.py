@@ -77,7 +77,7 @@ def test_digest_refuses_what_it_cannot_do(env: None) -> None:
     sending = runner.invoke(app, ["digest", "--team", "sz-live"])
     assert sending.exit_code == 2 and "use --dry-run" in sending.output
     bad_time = runner.invoke(app, ["digest", "--team", "sz-live", "--at", "9am", "--dry-run"])
-    assert bad_time.exit_code == 2 and "not an ISO date and time" in bad_time.output
+    assert bad_time.exit_code == 2 and "--now '9am' is not a time" in bad_time.output
 
 
 def test_schedule_list_shows_local_times(env: None) -> None:

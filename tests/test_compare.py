@@ -60,22 +60,51 @@ def test_shapley_shares_add_up_exactly(pairs: list[tuple[Fraction, Fraction]]) -
 
 
 def test_traffic_drop_is_named() -> None:
+    # Every order live: the traffic covers them all.
     before = {"gmv": D(10000), "orders": D(200), "views": D(100000)}
+    before |= {"live_gmv": D(10000), "live_orders": D(200)}
     after = {"gmv": D(7500), "orders": D(150), "views": D(75000)}  # same conversion and AOV
+    after |= {"live_gmv": D(7500), "live_orders": D(150)}
     explanation = explain_gmv(before, after)
     assert explanation is not None
-    assert explanation.change == -2500
+    assert explanation.change == -2500 and explanation.unexplained == 0
     assert [(d.name, d.contribution) for d in explanation.drivers] == [
         ("traffic", D(-2500)),
         ("conversion", D(0)),
         ("aov", D(0)),
     ]
+    assert explanation.covered_share == 1
     assert explanation.biggest is not None and explanation.biggest.name == "traffic"
+
+
+def test_live_traffic_explains_the_live_orders_and_names_the_rest() -> None:
+    # A quarter of the orders are live: live views explain those, the other orders' change
+    # (Amazon, the shop page, videos) is left unexplained and said to be.
+    before = {"gmv": D(40000), "orders": D(400), "views": D(10000)}
+    before |= {"live_gmv": D(10000), "live_orders": D(100)}
+    after = {"gmv": D(31000), "orders": D(310), "views": D(12000)}
+    after |= {"live_gmv": D(12000), "live_orders": D(120)}
+    explanation = explain_gmv(before, after)
+    assert explanation is not None and explanation.traffic == "views"
+    total = sum((d.contribution for d in explanation.drivers), D(0))
+    assert total == 2000  # the live GMV's change, all of it traffic
+    assert explanation.unexplained == -11000 and total + explanation.unexplained == -9000
+    assert explanation.covered_share == D(120) / D(310)
+    assert explanation.biggest is not None and explanation.biggest.name == "other"
+    # With the shops' own traffic every order is covered.
+    shops = explain_gmv(
+        before | {"shop_visitors": D(20000)}, after | {"shop_visitors": D(15500)}, shop_traffic=True
+    )
+    assert shops is not None and shops.traffic == "shop_visitors" and shops.unexplained == 0
+    assert [d.metric for d in shops.drivers] == ["shop_visitors", "shop_conversion_rate", "aov"]
+    assert sum((d.contribution for d in shops.drivers), D(0)) == -9000
 
 
 def test_mixed_changes_add_up_and_no_traffic_falls_back() -> None:
     before = {"gmv": D("12000.50"), "orders": D(300), "views": D(90000)}
+    before |= {"live_gmv": D("12000.50"), "live_orders": D(300)}
     after = {"gmv": D("9800.25"), "orders": D(280), "views": D(110000)}
+    after |= {"live_gmv": D("9800.25"), "live_orders": D(280)}
     explanation = explain_gmv(before, after)
     assert explanation is not None
     total = sum((d.contribution for d in explanation.drivers), D(0))

@@ -79,7 +79,7 @@ def test_the_demo_ends_in_the_console_chat(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Chatting as 李娜 (li.na):" in result.stdout
     assert "李娜 · 今天" in result.stdout and "成交额" in result.stdout and "目标" in result.stdout
-    assert "You can ask me:" in result.stdout  # "help" asked in English, answered in English
+    assert "You can ask me, for example:" in result.stdout  # "help" said in English: English
     ask = subprocess.run(
         [KPIBOT, "ask", "--as", "li.na", "--json", "my GMV today"],
         env={

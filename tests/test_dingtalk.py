@@ -5,33 +5,32 @@ custom group robots and the error mapping."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from adapters.dingtalk.inbound import BOT_TOPIC, CARD_TOPIC, callback_sign
 from adapters.dingtalk.outbound import DingTalkAdapter, out_track_id
 from bot.app import create_app
 from bot.chat.adapter import AuthRevoked, RateLimited, TargetNotFound, Unavailable
 from bot.chat.messages import Button, Chart, KeyValue, Reply, Target
-from bot.chat.notifier import Notifier
 from bot.outbox import LIMITS, Outbox, Sender
-from bot.scheduler import Scheduler, jobs_of
 from config.settings import Settings
+from kpi_engine.clock import fixed_clock, system_clock
 from kpi_engine.models import InboundEvent
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from tests.conftest import EXAMPLE_CONFIG
+from tests.fakechat import bot_for
 from tests.fakedingtalk import CORP, FakeDingTalk
-from tests.helpers import load_demo, wait_for
+from tests.helpers import PINNED, PINNED_AT, PINNED_DAY, load_demo, wait_for
 
 SECRET = "dingtalk-app-secret-for-tests"
 GROUP = "cidSzLive0uT7mH2k9Qw=="  # sz-live's DingTalk group (organisation.yaml)
@@ -52,8 +51,8 @@ def robot_message(
         "senderNick": "李娜",
         "isAdmin": False,
         "senderStaffId": sender,
-        "sessionWebhookExpiredTime": int(time.time() * 1000) + 5400_000,
-        "createAt": int(time.time() * 1000),
+        "sessionWebhookExpiredTime": int(system_clock() * 1000) + 5400_000,
+        "createAt": int(system_clock() * 1000),
         "senderCorpId": CORP,
         "conversationType": "2" if group else "1",
         "senderId": "$:LWCP_v1:$sender",
@@ -67,7 +66,7 @@ def robot_message(
 
 
 def signed(secret: str = SECRET, at: float | None = None) -> dict[str, str]:
-    stamp = str(int((at if at is not None else time.time()) * 1000))
+    stamp = str(int((at if at is not None else system_clock()) * 1000))
     return {
         "timestamp": stamp,
         "sign": callback_sign(secret, stamp),
@@ -83,8 +82,7 @@ def fake() -> Iterator[FakeDingTalk]:
 
 @pytest.fixture
 def loaded(engine: Engine, organisation: Organisation, tmp_path: Path) -> Engine:
-    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
-    return load_demo(engine, organisation, tmp_path, days=3, end=today, seed=8)
+    return load_demo(engine, organisation, tmp_path, days=3, end=PINNED_DAY, seed=8)
 
 
 def settings_for(db_url: str, fake: FakeDingTalk, **extra: Any) -> Settings:
@@ -92,6 +90,7 @@ def settings_for(db_url: str, fake: FakeDingTalk, **extra: Any) -> Settings:
         "KPIBOT_DATABASE_URL": db_url,
         "KPIBOT_CONFIG_DIR": EXAMPLE_CONFIG,
         "KPIBOT_SCHEDULER": False,
+        "KPIBOT_NOW": PINNED_AT,
         "DINGTALK_CLIENT_ID": "dingappkey",
         "DINGTALK_CLIENT_SECRET": SECRET,
         "DINGTALK_ROBOT_CODE": "dingrobot",
@@ -155,7 +154,7 @@ def test_forged_old_and_duplicated_callbacks(
     )
     assert (
         client.post(
-            "/dingtalk/robot", json=message, headers=signed(at=time.time() - 3700)
+            "/dingtalk/robot", json=message, headers=signed(at=system_clock() - 3700)
         ).status_code
         == 401
     )
@@ -204,8 +203,8 @@ def test_stream_mode_messages_and_card_clicks_through_the_sdk(
         rule = AlertRuleConfig(
             id="lina-gmv", scope="person:li.na", condition=AlertCondition(below=Decimal(10**9))
         )
-        chat.alerts.rules = {rule.id: rule}
-        chat.alerts.run(int(time.time()))
+        chat.service("alerts").rules = {rule.id: rule}
+        chat.service("alerts").run(int(chat.core.clock()))
         chat.sender.wake()
         wait_for(lambda: chat.outbox.counts().get("sent") == 3, "the alert cards")
         track, card = next((t, c) for t, c in fake.cards.items() if LINA in c["openSpaceId"])
@@ -333,13 +332,11 @@ def test_the_morning_digest_reaches_the_group_with_its_chart(
     loaded: Engine, organisation: Organisation, fake: FakeDingTalk
 ) -> None:
     adapter = adapter_for(fake)
-    outbox = Outbox(loaded)
-    sender = Sender(outbox, {"dingtalk": adapter}, limits={})
-    notifier = Notifier({"dingtalk": adapter}, outbox=outbox, sender=sender)
-    scheduler = Scheduler(organisation, loaded, notifier, ["dingtalk"])
-    job = next(j for j in jobs_of(organisation) if j.id == "morning:sz-live")
-    now = int(time.time())
-    scheduler.execute(job, job.firings(now - 86400, now)[-1])
+    bot = bot_for(loaded, organisation, {"dingtalk": adapter}, fixed_clock(PINNED))
+    outbox, sender = bot.outbox, bot.sender
+    job = bot.scheduler.jobs["morning:sz-live"]
+    now = PINNED
+    bot.scheduler.execute(job, job.firings(now - 86400, now)[-1])
     sender.drain()
     group = fake.to(GROUP)
     assert [m.msg_key for m in group] == ["sampleMarkdown", "sampleImageMsg"]
@@ -349,18 +346,148 @@ def test_the_morning_digest_reaches_the_group_with_its_chart(
 
 
 def test_an_appeal_is_a_chain_of_messages_naming_it_with_the_reviewer_mentioned(
+    db_url: str, loaded: Engine, fake: FakeDingTalk
+) -> None:
+    fake.start_stream()
+    settings = settings_for(db_url, fake, DINGTALK_CONNECTION="stream")
+    with TestClient(create_app(settings)):
+        assert fake.ws_connected.wait(20), "the SDK did not connect"
+        fake.push(BOT_TOPIC, robot_message(LINA, "申诉 昨天GMV 应该是12000 订单 5791234"))
+        # The card, and the note in the group that li.na was answered privately.
+        wait_for(lambda: len([m for m in fake.messages if m.to == GROUP]) >= 2, "card and note")
+        [card] = [
+            m
+            for m in fake.messages
+            if m.to == GROUP and "申诉 #1" in json.dumps(m.params, ensure_ascii=False)
+        ]
+        body = json.dumps(card.params, ensure_ascii=False)
+        # The reviewer is mentioned where DingTalk reads it, and shown by name.
+        delivery = fake.cards[card.id]["imGroupOpenDeliverModel"]
+        assert delivery["atUserIds"] == {"wangfang0412": "王芳"}
+        assert "@王芳" in card.params["markdown"] and "申诉 #1" in body
+        # The reviewer accepts it in a single chat with the robot: the group hears of it.
+        fake.push(BOT_TOPIC, robot_message("wangfang0412", "接受 1", group=False))
+
+        def decision() -> list[str]:
+            shown = [
+                json.dumps(m.params, ensure_ascii=False) for m in fake.messages if m.to == GROUP
+            ]
+            return [text for text in shown if "已接受" in text]
+
+        wait_for(lambda: bool(decision()), "the decision")
+        assert "申诉 #1" in decision()[0]
+
+
+def test_changes_are_refused_over_the_replayable_http_callback(
     client: TestClient, loaded: Engine, fake: FakeDingTalk
 ) -> None:
-    appeal = robot_message(LINA, "申诉 昨天GMV 应该是12000 订单 5791234")
-    assert client.post("/dingtalk/robot", json=appeal, headers=signed()).status_code == 200
-    wait_for(lambda: any(m.to == GROUP for m in fake.messages), "the appeal card")
-    [card] = [m for m in fake.messages if m.to == GROUP]
-    body = json.dumps(card.params, ensure_ascii=False)
-    assert "@wangfang0412" in body and "申诉 #1" in body
-    # The reviewer accepts it in a single chat with the robot: the group hears of it, by number.
-    accept = robot_message("wangfang0412", "接受 1", group=False)
-    assert client.post("/dingtalk/robot", json=accept, headers=signed()).status_code == 200
-    wait_for(lambda: len([m for m in fake.messages if m.to == GROUP]) >= 2, "the decision")
-    decision = [m for m in fake.messages if m.to == GROUP][-1]
-    assert "申诉 #1" in json.dumps(decision.params, ensure_ascii=False)
-    assert "已接受" in json.dumps(decision.params, ensure_ascii=False)
+    # A captured timestamp and sign work with any body for an hour: nothing that changes
+    # something is taken from it, and the answer points to Stream mode.
+    for said in ("申诉 昨天GMV 应该是12000", "确认 1", "加备注 不该记下的", "接受 1"):
+        before = len(fake.messages)
+        message = robot_message(LINA, said, group=False)
+        assert client.post("/dingtalk/robot", json=message, headers=signed()).status_code == 200
+        wait_for(lambda: len(fake.messages) > before, "the refusal")  # noqa: B023
+        assert "Stream" in json.dumps(fake.messages[-1].params, ensure_ascii=False)
+    with loaded.connect() as conn:
+        for table in ("appeals", "annotations", "alert_events"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+    # Questions are still answered over it.
+    question = robot_message(LINA, "今天GMV多少", group=False)
+    assert client.post("/dingtalk/robot", json=question, headers=signed()).status_code == 200
+    wait_for(
+        lambda: any("成交额" in json.dumps(m.params, ensure_ascii=False) for m in fake.messages),
+        "the answer",
+    )
+
+
+def test_a_click_in_a_one_to_one_card_is_answered_in_that_chat(
+    db_url: str, loaded: Engine, organisation: Organisation, fake: FakeDingTalk
+) -> None:
+    fake.start_stream()
+    settings = settings_for(db_url, fake, DINGTALK_CONNECTION="stream")
+    with TestClient(create_app(settings)) as app_client:
+        assert fake.ws_connected.wait(20), "the SDK did not connect"
+        fake.push(BOT_TOPIC, robot_message(LINA, "今天GMV多少", group=False, msg_id="single-1"))
+        wait_for(lambda: len(fake.cards) == 1, "the answer card")
+        [(track, card)] = fake.cards.items()
+        # Delivered as the official SDK delivers a one-to-one card.
+        assert card["openSpaceId"] == f"dtv1.card//IM_ROBOT.{LINA}"
+        assert card["imRobotOpenDeliverModel"] == {
+            "spaceType": "IM_ROBOT",
+            "robotCode": "dingrobot",
+        }
+        assert card["imRobotOpenSpaceModel"] == {"supportForward": True}
+        ask = next(
+            b
+            for b in json.loads(card["cardData"]["cardParamMap"]["buttons"])
+            if b["action"] == "ask"
+        )
+        # The click names no group: it came from the robot's one-to-one chat.
+        click = {
+            "extension": "{}",
+            "corpId": CORP,
+            "type": "actionCallback",
+            "userId": LINA,
+            "spaceType": "IM_ROBOT",
+            "spaceId": LINA,
+            "content": json.dumps(
+                {"cardPrivateData": {"params": {"action": "ask", "value": ask["value"]}}}
+            ),
+            "outTrackId": track,
+        }
+        fake.push(CARD_TOPIC, click, message_id="single-click-1")
+        wait_for(lambda: len(fake.to(LINA)) == 2, "the answer to the click")
+        chat = app_client.app.state.chat  # type: ignore[attr-defined]
+        wait_for(lambda: chat.outbox.counts().get("sent") == 2, "both sent")
+        assert set(chat.outbox.counts()) == {"sent"}  # nothing dead-lettered
+        assert fake.to(GROUP) == []
+
+
+def test_http_callbacks_are_marked_replayable_and_stream_messages_are_not() -> None:
+    from fastapi import FastAPI
+
+    from adapters.dingtalk.inbound import DingTalkEvents, mount_webhook
+    from bot.chat.messages import InboundMessage
+
+    class Recorder:  # stands in for the pipeline: records what the adapter hands on
+        def __init__(self) -> None:
+            self.got: list[InboundMessage] = []
+
+        def accept(self, message: InboundMessage) -> bool:
+            self.got.append(message)
+            return True
+
+    events = DingTalkEvents(SECRET)
+    recorder = Recorder()
+    events.pipeline = recorder  # type: ignore[assignment]
+    app = FastAPI()
+    mount_webhook(app, events)
+    with TestClient(app) as http:
+        message = robot_message(LINA, "确认 1", group=False)
+        assert http.post("/dingtalk/robot", json=message, headers=signed()).status_code == 200
+    events.message(robot_message(LINA, "确认 1", group=False))  # as the Stream handler does
+    assert [m.replayable for m in recorder.got] == [True, False]
+
+
+def test_unauthenticated_junk_gets_401_400_or_413_with_one_log_line(
+    client: TestClient, loaded: Engine, fake: FakeDingTalk, caplog: pytest.LogCaptureFixture
+) -> None:
+    message = json.dumps(robot_message(LINA, "今天GMV多少")).encode()
+    good = signed()
+    cases: list[tuple[bytes, dict[str, Any], int]] = [
+        (message, {**good, "timestamp": "9" * 400}, 401),  # no float can hold it
+        (message, {**good, "timestamp": "1e3"}, 401),
+        (message, {**good, "sign": "é".encode()}, 401),
+        (b"{not json", good, 400),  # the sign covers no body: junk after a valid sign
+        (b"\xff\xfe", good, 400),
+        (b"x" * (1024 * 1024 + 1), good, 413),
+    ]
+    for content, headers, status in cases:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            answer = client.post("/dingtalk/robot", content=content, headers=headers)
+        assert answer.status_code == status, headers
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and warnings[0].exc_info is None, warnings
+    assert deliveries(loaded) == 0 and fake.messages == []

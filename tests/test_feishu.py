@@ -7,15 +7,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from Crypto.Cipher import AES
@@ -28,17 +28,16 @@ from adapters.feishu.outbound import FeishuAdapter, send_uuid
 from bot.app import create_app
 from bot.chat.adapter import AuthRevoked, RateLimited, TargetNotFound
 from bot.chat.messages import Button, Chart, KeyValue, ProgressBar, Reply, Sent, Table, Target
-from bot.chat.notifier import Notifier
-from bot.outbox import Outbox, Sender
-from bot.scheduler import Scheduler, jobs_of
 from config.settings import Settings
+from kpi_engine.clock import fixed_clock, system_clock
 from kpi_engine.figures import Figures, Scope, format_value
 from kpi_engine.models import InboundEvent
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from kpi_engine.periods import day_of
 from tests.conftest import EXAMPLE_CONFIG
+from tests.fakechat import bot_for
 from tests.fakefeishu import BOT_OPEN_ID, TENANT, FakeFeishu
-from tests.helpers import load_demo, wait_for
+from tests.helpers import PINNED, PINNED_AT, PINNED_DAY, load_demo, wait_for
 
 ENCRYPT_KEY = "kpibot-test-encrypt-key"
 TOKEN = "v-token-kpibot-test"
@@ -57,7 +56,7 @@ def encrypt(payload: dict[str, Any], key: str = ENCRYPT_KEY) -> bytes:
 
 
 def signed(body: bytes, *, at: float | None = None, key: str = ENCRYPT_KEY) -> dict[str, str]:
-    timestamp = str(int(at if at is not None else time.time()))
+    timestamp = str(int(at if at is not None else system_clock()))
     nonce = uuid.uuid4().hex[:12]
     return {
         "Content-Type": "application/json",
@@ -93,7 +92,7 @@ def message_event(
         "header": {
             "event_id": event_id or uuid.uuid4().hex,
             "event_type": "im.message.receive_v1",
-            "create_time": str(int(time.time() * 1000)),
+            "create_time": str(int(system_clock() * 1000)),
             "token": TOKEN,
             "app_id": "cli_a1b2c3d4e5f60708",
             "tenant_key": TENANT,
@@ -106,7 +105,7 @@ def message_event(
             },
             "message": {
                 "message_id": f"om_{uuid.uuid4().hex[:24]}",
-                "create_time": str(int(time.time() * 1000)),
+                "create_time": str(int(system_clock() * 1000)),
                 "chat_id": chat,
                 "chat_type": chat_type,
                 "message_type": "text",
@@ -118,7 +117,7 @@ def message_event(
 
 
 def card_action(
-    sender: str, value: dict[str, str], message_id: str, *, event_id: str
+    sender: str, value: dict[str, Any], message_id: str, *, event_id: str, chat: str = GROUP
 ) -> dict[str, Any]:
     """card.action.trigger (the new card callback) as documented."""
     return {
@@ -126,7 +125,7 @@ def card_action(
         "header": {
             "event_id": event_id,
             "token": TOKEN,
-            "create_time": str(int(time.time() * 1_000_000)),
+            "create_time": str(int(system_clock() * 1_000_000)),
             "event_type": "card.action.trigger",
             "tenant_key": TENANT,
             "app_id": "cli_a1b2c3d4e5f60708",
@@ -136,7 +135,7 @@ def card_action(
             "token": "c-295ee57216a5dc9de90fefd0aadb4b1d7d337fc7",
             "action": {"value": value, "tag": "button"},
             "host": "im_message",
-            "context": {"open_message_id": message_id, "open_chat_id": GROUP},
+            "context": {"open_message_id": message_id, "open_chat_id": chat},
         },
     }
 
@@ -149,7 +148,7 @@ def fake() -> Iterator[FakeFeishu]:
 
 @pytest.fixture
 def today() -> date:
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    return PINNED_DAY
 
 
 @pytest.fixture
@@ -162,6 +161,7 @@ def settings_for(db_url: str, fake: FakeFeishu, **extra: Any) -> Settings:
         "KPIBOT_DATABASE_URL": db_url,
         "KPIBOT_CONFIG_DIR": EXAMPLE_CONFIG,
         "KPIBOT_SCHEDULER": False,
+        "KPIBOT_NOW": PINNED_AT,
         "FEISHU_APP_ID": f"cli_{uuid.uuid4().hex[:16]}",
         "FEISHU_APP_SECRET": "secret",
         "FEISHU_ENCRYPT_KEY": ENCRYPT_KEY,
@@ -218,7 +218,7 @@ def test_forged_tampered_and_replayed_events_are_refused(
     forged = client.post("/feishu/events", content=body, headers=signed(body, key="other"))
     tampered = client.post("/feishu/events", content=encrypt(event), headers=signed(body))
     replayed = client.post(
-        "/feishu/events", content=body, headers=signed(body, at=time.time() - 600)
+        "/feishu/events", content=body, headers=signed(body, at=system_clock() - 600)
     )
     plain = json.dumps(event).encode()
     unencrypted = client.post("/feishu/events", content=plain, headers=signed(plain))
@@ -247,7 +247,7 @@ def test_progress_asked_in_a_group_is_answered_only_to_the_asker_as_a_card(
     assert posted.ephemeral_for == lina and posted.chat_id == GROUP
     assert posted.msg_type == "interactive" and posted.content["schema"] == "2.0"
     figure = Figures(loaded, organisation).figure(
-        "gmv", Scope("person", "li.na"), day_of(today, "Asia/Shanghai"), now=int(time.time())
+        "gmv", Scope("person", "li.na"), day_of(today, "Asia/Shanghai"), now=PINNED
     )
     text = json.dumps(posted.content, ensure_ascii=False)
     assert format_value(figure.value, figure.unit, figure.currency) in text
@@ -326,7 +326,7 @@ def test_the_bot_greets_a_group_it_is_added_to(client: TestClient, fake: FakeFei
         "header": {
             "event_id": "ev-added-1",
             "event_type": "im.chat.member.bot.added_v1",
-            "create_time": str(int(time.time() * 1000)),
+            "create_time": str(int(system_clock() * 1000)),
             "token": TOKEN,
             "app_id": "cli_a1b2c3d4e5f60708",
             "tenant_key": TENANT,
@@ -505,13 +505,11 @@ def test_the_morning_digest_reaches_the_group_as_a_card_with_its_chart(
     loaded: Engine, organisation: Organisation, fake: FakeFeishu
 ) -> None:
     adapter = adapter_for(fake)
-    outbox = Outbox(loaded)
-    sender = Sender(outbox, {"feishu": adapter}, limits={})
-    notifier = Notifier({"feishu": adapter}, outbox=outbox, sender=sender)
-    scheduler = Scheduler(organisation, loaded, notifier, ["feishu"])
-    job = next(j for j in jobs_of(organisation) if j.id == "morning:sz-live")
-    nominal = job.firings(int(time.time()) - 86400, int(time.time()))[-1]
-    scheduler.execute(job, nominal)
+    bot = bot_for(loaded, organisation, {"feishu": adapter}, fixed_clock(PINNED))
+    outbox, sender = bot.outbox, bot.sender
+    job = bot.scheduler.jobs["morning:sz-live"]
+    nominal = job.firings(PINNED - 86400, PINNED)[-1]
+    bot.scheduler.execute(job, nominal)
     sender.drain()
     [group] = [m for m in fake.messages if m.receive_id == GROUP]
     assert group.msg_type == "interactive" and len(fake.images) == 1
@@ -524,7 +522,7 @@ def test_the_morning_digest_reaches_the_group_as_a_card_with_its_chart(
     assert outbox.counts().get("sent") == len(fake.messages)
 
 
-def _button_value(posted: Any, action: str) -> dict[str, str]:
+def _button_value(posted: Any, action: str) -> dict[str, Any]:
     for element in _elements(posted.content):
         if element.get("tag") == "button":
             value = element["behaviors"][0]["value"]
@@ -543,8 +541,8 @@ def test_an_alert_card_is_acknowledged_with_its_button_and_updated_in_place(
         scope="person:li.na",
         condition=AlertCondition(below=Decimal(10**9)),
     )
-    chat.alerts.rules = {rule.id: rule}
-    assert chat.alerts.run(int(time.time())).startswith("1 opened")
+    chat.service("alerts").rules = {rule.id: rule}
+    assert chat.service("alerts").run(int(chat.core.clock())).startswith("1 opened")
     chat.sender.wake()
     wait_for(lambda: len(fake.messages) == 2, "the alert cards")
     [mine] = [m for m in fake.messages if m.receive_id == lina]
@@ -577,3 +575,45 @@ def test_an_appeal_opens_a_thread_with_the_reviewer_mentioned(
     wait_for(lambda: any(m.reply_to == root.message_id for m in fake.messages), "the thread reply")
     [reply] = [m for m in fake.messages if m.reply_to == root.message_id]
     assert "已接受" in json.dumps(reply.content, ensure_ascii=False)
+
+
+def test_a_click_in_a_direct_chat_is_answered_there_without_an_only_visible_card(
+    client: TestClient, loaded: Engine, organisation: Organisation, fake: FakeFeishu
+) -> None:
+    lina = open_id(organisation, "li.na")
+    direct = f"oc_p2p_{lina}"
+    body = encrypt(
+        message_event(lina, "今天GMV多少", chat=direct, chat_type="p2p", mention_bot=False)
+    )
+    assert client.post("/feishu/events", content=body, headers=signed(body)).status_code == 200
+    wait_for(lambda: len(fake.messages) == 1, "the answer")
+    [answer] = fake.messages
+    assert answer.chat_id == direct
+    # Its buttons say they are in a direct chat, so a click is answered there up front.
+    value = _button_value(answer, "ask")
+    assert value["direct"] is True
+    click = card_action(lina, value, answer.message_id, event_id="p2p-click-1", chat=direct)
+    body = encrypt(click)
+    assert client.post("/feishu/card", content=body, headers=signed(body)).status_code == 200
+    wait_for(lambda: len(fake.messages) == 2, "the answer to the click")
+    assert fake.messages[1].chat_id == direct and fake.messages[1].ephemeral_for is None
+    assert fake.ephemeral_in_direct_chats == 0
+
+
+def test_oversized_and_odd_timestamped_requests_are_refused_with_one_log_line(
+    client: TestClient, loaded: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = encrypt(message_event("ou_x", "今天GMV多少"))
+    cases = [
+        (body, {**signed(body), "X-Lark-Request-Timestamp": "nan"}, 401),
+        (body, {**signed(body), "X-Lark-Request-Timestamp": "9" * 400}, 401),
+        (b"x" * (1024 * 1024 + 1), signed(b"x"), 413),
+    ]
+    for content, headers, status in cases:
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            answer = client.post("/feishu/events", content=content, headers=headers)
+        assert answer.status_code == status
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and warnings[0].exc_info is None, warnings
+    assert deliveries(loaded) == 0

@@ -95,7 +95,7 @@ def test_docs_list_every_builtin_metric_as_coded() -> None:
     text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
     rows = {
         m.group(1): m.group(2)
-        for m in re.finditer(r"^\| `(\w+)` \|[^|]*\|[^|]*\| (\w+) \|", text, re.M)
+        for m in re.finditer(r"^\| `(\w+)` \|[^|\n]*\|[^|\n]*\| (\w+) \|", text, re.M)
     }
     catalogue = build_catalogue()
     assert rows == {key: metric.unit for key, metric in catalogue.metrics.items()}

@@ -144,7 +144,7 @@ def test_failures_back_off_then_dead_letter_with_a_notice_to_admins(engine: Engi
     assert channel == ""
     assert "死信" in text and f"kpibot outbox retry {dead.id}" in text
     # An admin's retry sends it again.
-    assert outbox.retry(dead.id)
+    assert outbox.retry(dead.id, actor="cli")
     assert sender.run_once() == 1
     assert platform.delivered[-1][1] == "digest"
     assert outbox.counts() == {"sent": 2}
@@ -159,7 +159,7 @@ def test_a_permanent_error_is_dead_lettered_at_once_and_can_be_dropped(engine: E
     sender.run_once()
     [dead] = outbox.entries(["dead"])
     assert dead.error == "TargetNotFound: chat oc_gone not found" and dead.attempts == 1
-    assert outbox.drop(row) and not outbox.drop(row)
+    assert outbox.drop(row, actor="cli") and not outbox.drop(row, actor="cli")
     assert outbox.counts() == {"dropped": 1}
 
 

@@ -79,7 +79,7 @@ def test_a_sender_killed_mid_batch_loses_nothing_and_posts_nothing_twice(
     with FakeFeishu(latency=0.1) as fake:
         first = serve(db_url, fake, log)
         try:
-            wait_for(lambda: len(fake.messages) >= MESSAGES // 3, "the first deliveries", 60)
+            wait_for(lambda: len(fake.messages) >= MESSAGES // 3, "the first deliveries", 180)
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
@@ -96,7 +96,7 @@ def test_a_sender_killed_mid_batch_loses_nothing_and_posts_nothing_twice(
 
         second = serve(db_url, fake, log)
         try:
-            wait_for(lambda: states(engine)["sent"] == MESSAGES, "the rest of the outbox", 60)
+            wait_for(lambda: states(engine)["sent"] == MESSAGES, "the rest of the outbox", 180)
         finally:
             second.terminate()
             second.wait(20)

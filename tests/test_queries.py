@@ -19,24 +19,28 @@ NOW = int(datetime(2026, 11, 24, 2, 0, tzinfo=UTC).timestamp())  # 10:00 on the 
 
 
 def test_resolves_in_the_entitys_zone() -> None:
-    query = resolve(ENGINE, ORG, "person:jessica.lee", "today", now=NOW)
+    query = resolve(ENGINE, ORG, "person:jessica.lee", "today", now=lambda _zone: NOW)
     assert query.period.first == date(2026, 11, 23)  # still the 23rd in Los Angeles
     assert query.currency == "USD"
     with pytest.raises(ScopeError, match="unknown person 'nobody'"):
-        resolve(ENGINE, ORG, "person:nobody", "today", now=NOW)
+        resolve(ENGINE, ORG, "person:nobody", "today", now=lambda _zone: NOW)
     with pytest.raises(PeriodError):
-        resolve(ENGINE, ORG, "company", "someday", now=NOW)
+        resolve(ENGINE, ORG, "company", "someday", now=lambda _zone: NOW)
 
 
 def test_a_period_under_way_is_compared_with_as_many_earlier_days() -> None:
-    month = resolve(ENGINE, ORG, "team:sz-live", "this_month", now=NOW)
+    month = resolve(ENGINE, ORG, "team:sz-live", "this_month", now=lambda _zone: NOW)
     earlier = month.earlier("previous")
     assert earlier is not None
     assert (earlier.first, earlier.last) == (date(2026, 10, 1), date(2026, 10, 24))
     year = month.earlier("year_ago")
     assert year is not None and (year.first, year.last) == (date(2025, 11, 1), date(2025, 11, 24))
-    done = resolve(ENGINE, ORG, "team:sz-live", "last_month", now=NOW).earlier("previous")
+    done = resolve(ENGINE, ORG, "team:sz-live", "last_month", now=lambda _zone: NOW).earlier(
+        "previous"
+    )
     assert done is not None and (done.first, done.last) == (date(2026, 9, 1), date(2026, 9, 30))
-    assert resolve(ENGINE, ORG, "team:sz-live", "today", now=NOW).earlier("none") is None
+    assert (
+        resolve(ENGINE, ORG, "team:sz-live", "today", now=lambda _zone: NOW).earlier("none") is None
+    )
     with pytest.raises(PeriodError, match="compare must be previous, year_ago or none"):
         month.earlier("lastyear")

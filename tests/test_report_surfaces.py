@@ -50,10 +50,12 @@ def test_metric_endpoint(client: TestClient) -> None:
     }
     assert body["provisional"] is False and body["incomplete"] is False and body["as_of"]
     # Nothing was sold the day before: the change is known, its ratio is not (from zero).
+    # Every number is quantized to its unit: money to its currency's cents.
     assert body["compared_with"] == {
         "period": "2026-11-19",
-        "value": "0",
+        "value": "0.00",
         "change": "54.89",
+        "change_pp": None,
         "change_ratio": None,
     }
     year = client.get(
@@ -86,7 +88,7 @@ def test_metric_endpoint(client: TestClient) -> None:
         params={"entity": "tts-us-01", "period": "2026-11-20"},
         headers=headers,
     ).json()
-    assert aov["value"] == "27.445"
+    assert aov["value"] == "27.45"  # 27.445 exactly, rounded half up to cents
     # The team's figure converts GBP and JPY to CNY at the rate of each order's local date.
     team = client.get(
         "/api/v1/metrics/gmv",
@@ -96,7 +98,7 @@ def test_metric_endpoint(client: TestClient) -> None:
     # Shanghai's 2026-11-20: the Amazon JP order (3980 JPY at 0.046210); the UK order that day
     # is a sample and the other was never paid.
     assert team["currency"] == "CNY" and team["missing_rates"] == []
-    assert team["value"] == "183.915800" and team["display"] == "183.92 CNY"
+    assert team["value"] == "183.92" and team["display"] == "183.92 CNY"
 
 
 def test_ranking_and_explanation_endpoints(client: TestClient) -> None:
@@ -109,8 +111,20 @@ def test_ranking_and_explanation_endpoints(client: TestClient) -> None:
     assert ranking["currency"] == "USD" and ranking["timezone"] == "America/Los_Angeles"
     assert ranking["previous_period"] == "2026-11-19"
     assert ranking["ranking"] == [
-        {"person": "jessica.lee", "value": "54.89", "rank": 1, "previous": "0", "change": "54.89"},
-        {"person": "marcus.brown", "value": "34.90", "rank": 2, "previous": "0", "change": "34.90"},
+        {
+            "person": "jessica.lee",
+            "value": "54.89",
+            "rank": 1,
+            "previous": "0.00",
+            "change": "54.89",
+        },
+        {
+            "person": "marcus.brown",
+            "value": "34.90",
+            "rank": 2,
+            "previous": "0.00",
+            "change": "34.90",
+        },
     ]
     assert [r["person"] for r in ranking["risers"]] == ["jessica.lee", "marcus.brown"]
     assert ranking["fallers"] == []
@@ -121,10 +135,14 @@ def test_ranking_and_explanation_endpoints(client: TestClient) -> None:
     ).json()
     # From nothing on the 19th to two orders: no live the day before, so orders × AOV, and the
     # two factors share the change equally.
-    assert (explained["before"], explained["after"], explained["change"]) == ("0", "54.89", "54.89")
+    assert (explained["before"], explained["after"], explained["change"]) == (
+        "0.00",
+        "54.89",
+        "54.89",
+    )
     assert [(d["name"], d["contribution"]) for d in explained["drivers"]] == [
-        ("orders", "27.445"),
-        ("aov", "27.445"),
+        ("orders", "27.45"),  # 27.445 each, exactly; rounded to cents for output
+        ("aov", "27.45"),
     ]
 
 
@@ -139,8 +157,10 @@ def test_scorecard_endpoint(client: TestClient) -> None:
         "refund_rate",
     ]
     # li.na's only order in the example is a free sample: no GMV, no viewers, no refund rate.
-    assert card["items"][0]["value"] == "0" and card["items"][0]["target"] == "1500000"
-    assert card["score"] is None and card["bonus"]["payable"] == "0"
+    assert card["items"][0]["value"] == "0.00" and card["items"][0]["target"] == "1500000.00"
+    assert card["score"] is None and card["bonus"]["payable"] == "0.00"
+    # No refund rate yet: its gate is not met either, and both reasons are given.
+    assert card["bonus"]["currency"] == "CNY" and card["bonus"]["withheld"] == ["gate", "no_score"]
     response = client.get("/api/v1/scorecards/zhao.lei", headers=headers)
     assert response.status_code == 404
     assert response.json()["detail"] == "no scorecard is configured for the role 'operator'"
@@ -216,7 +236,7 @@ def test_ready_made_daily_metrics(client: TestClient) -> None:
         headers=headers,
         params={"entity": "person:zheng.li", "period": "2026-11-20"},
     ).json()
-    assert person["value"] == "0.9500"  # as imported, exactly
+    assert person["value"] == "0.95"  # 0.9500 as imported, quantized to its unit
     other_day = client.get(
         "/api/v1/metrics/response_rate_12h",
         headers=headers,

@@ -220,7 +220,7 @@ def test_the_check_and_the_figures_see_a_damaged_rollup(
     with engine.begin() as conn:
         conn.execute(
             text(
-                "UPDATE rollups SET v1 = v1 + 1 WHERE axis = 'paid' AND owner = '' "
+                "UPDATE rollups SET v1 = v1 + 1 WHERE axis = 'orders.paid_time' AND owner = '' "
                 "AND shop_id = 'tts-us-01' AND zone = 'America/Los_Angeles' AND day = :day"
             ),
             {"day": (END - date(1970, 1, 1)).days},
@@ -230,7 +230,7 @@ def test_the_check_and_the_figures_see_a_damaged_rollup(
     mismatches = figures.rollups.verify(now=NOW)
     assert len(mismatches) == 1 and mismatches[0].key[:4] == (
         "America/Los_Angeles",
-        "paid",
+        "orders.paid_time",
         "",
         "tts-us-01",
     )

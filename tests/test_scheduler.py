@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import Engine, text, update
 
 from bot.charts import ChartFontError, missing_glyphs, render_month_chart
-from bot.chat.notifier import Notifier
-from bot.outbox import Outbox, Sender
-from bot.scheduler import STALE_RUN, FiringTrigger, Job, Scheduler, jobs_of
+from bot.jobs import Job
+from bot.outbox import Outbox
+from bot.scheduler import STALE_RUN, FiringTrigger
+from kpi_engine.clock import fixed_clock, system_clock
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.digest import DayPoint
 from kpi_engine.ingest.formats import KINDS
@@ -25,7 +26,7 @@ from kpi_engine.ingest.importer import import_file
 from kpi_engine.models import ImportBatch, ScheduledRun
 from kpi_engine.organisation import DigestTime, Organisation
 from tests.conftest import EXAMPLE_CONFIG
-from tests.fakechat import FakeChat
+from tests.fakechat import FakeChat, bot_for
 
 SHANGHAI, LA = ZoneInfo("Asia/Shanghai"), ZoneInfo("America/Los_Angeles")
 END = date(2026, 11, 12)
@@ -82,8 +83,10 @@ def test_jitter_is_a_few_minutes_after_the_hour_and_the_same_on_every_replica() 
     assert job.next_due(nominal - 60) == nominal + job.jitter(nominal)
 
 
-def test_the_configuration_gives_each_team_its_digests(organisation: Organisation) -> None:
-    jobs = {job.id: job for job in jobs_of(organisation)}
+def test_the_configuration_gives_each_team_its_digests(
+    engine: Engine, organisation: Organisation
+) -> None:
+    jobs = bot_for(engine, organisation, {}, fixed_clock(0)).scheduler.jobs
     assert {"morning:sz-live", "evening:la-ops", "weekly:sz-live", "freshness"} <= set(jobs)
     assert jobs["morning:la-ops"].timezone == "America/Los_Angeles"
     assert jobs["weekly:sz-live"].time is not None and jobs["weekly:sz-live"].time.days == ("mon",)
@@ -105,12 +108,8 @@ class Bot:
 
     def __init__(self, engine: Engine, organisation: Organisation, chat: FakeChat) -> None:
         self.now = 0.0
-        outbox = Outbox(engine, clock=lambda: self.now)
-        self.sender = Sender(outbox, {"feishu": chat}, limits={})
-        self.notifier = Notifier({"feishu": chat}, outbox=outbox, sender=self.sender)
-        self.scheduler = Scheduler(
-            organisation, engine, self.notifier, ["feishu"], clock=lambda: self.now
-        )
+        bot = bot_for(engine, organisation, {"feishu": chat}, lambda: self.now)
+        self.sender, self.notifier, self.scheduler = bot.sender, bot.notifier, bot.scheduler
 
     def run(self, now: int, *jobs: str) -> list[str]:
         self.now = now
@@ -247,10 +246,14 @@ def test_a_revised_number_gets_a_notice_in_reply_to_the_post(
     notices = [(r, t) for r, t in chat.sent if r.text.startswith("📝")]
     team_channel = organisation.teams["sz-live"].channels.feishu
     in_team = [(r, t) for r, t in notices if t.channel == team_channel]
-    # Yesterday's GMV and the month to date through yesterday both moved.
-    assert len(in_team) == 2
-    [(notice, where)] = [(r, t) for r, t in in_team if "深圳直播组 2026-11-11 的 GMV" in r.text]
-    assert notice.text.startswith("📝 更正：深圳直播组 2026-11-11 的 GMV 已由")
+    # Every posted number is watched: yesterday's GMV and orders, the month to date through
+    # yesterday, and whatever else of the post moved with them.
+    said = [r.text for r, _ in in_team]
+    assert any("深圳直播组 2026-11-11 的成交额已由" in t for t in said)
+    assert any("深圳直播组 2026-11-11 的成交订单已由" in t for t in said)
+    assert any("深圳直播组 2026-11-01..2026-11-11 的成交额已由" in t for t in said)
+    [(notice, where)] = [(r, t) for r, t in in_team if "深圳直播组 2026-11-11 的成交额" in r.text]
+    assert notice.text.startswith("📝 更正：深圳直播组 2026-11-11 的成交额已由")
     original = next(
         n for n, (r, t) in enumerate(chat.sent, 1) if t.channel == team_channel and r.chart
     )
@@ -277,7 +280,7 @@ def test_a_silent_source_is_reported_to_admins_once(
     admin = organisation.people["chen.hao"]
     notices = [r.text for r, t in chat.sent if t.user == admin.chat.feishu]
     assert notices == [
-        "⚠️ 数据源「orders」已 7 小时没有新数据（上限 6 小时），相关数字可能过时，请检查导入。"
+        "⚠️ 数据源「orders」已 7 小时没有新数据（上限 6 小时），相关数字可能过时，请检查导入和同步。"
     ]
     bot.run(now + 1800, "freshness")
     assert len([t for _, t in chat.sent if t.user == admin.chat.feishu]) == 1
@@ -309,13 +312,14 @@ def test_apscheduler_wakes_each_job_at_its_due_time(
     engine: Engine, organisation: Organisation
 ) -> None:
     chat = FakeChat("feishu", private_in_place=False)
-    outbox = Outbox(engine)
-    notifier = Notifier({"feishu": chat}, outbox=outbox, sender=Sender(outbox, {}, limits={}))
-    scheduler = Scheduler(organisation, engine, notifier, ["feishu"])
+    scheduler = bot_for(engine, organisation, {"feishu": chat}, system_clock).scheduler
     job = digest_job("Asia/Shanghai")
-    trigger = FiringTrigger(job)
     now = datetime(2026, 11, 12, 8, 59, tzinfo=ZoneInfo("UTC")).astimezone(SHANGHAI)
+    trigger = FiringTrigger(job, fixed_clock(now.timestamp()))
     assert trigger.get_next_fire_time(None, now) == datetime(2026, 11, 13, 9, 0, tzinfo=SHANGHAI)
+    # With our clock pinned three hours behind APScheduler's, 09:00 on ours is 12:00 on its.
+    behind = FiringTrigger(job, fixed_clock(now.timestamp() - 3 * 3600))
+    assert behind.get_next_fire_time(None, now) == datetime(2026, 11, 13, 12, 0, tzinfo=SHANGHAI)
     # A check every second, on the real clock: APScheduler runs it, the ledger records it.
     scheduler.jobs = {"freshness": Job("freshness", "freshness", None, "UTC", 60, every=1)}
     scheduler.start()

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import shutil
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from kpi_engine.figures import Figure
+from sqlalchemy import Engine
+
+from kpi_engine.figures import Figure, Figures
+from kpi_engine.ingest.formats import KINDS
+from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import check_organisation, load_organisation
 from kpi_engine.periods import month_of
 from kpi_engine.scopes import Scope
-from kpi_engine.scorecards import Commission, Gate, ScorecardRule, ScoreItem, Tier, score
-from kpi_engine.targets import Progress
+from kpi_engine.scorecards import (
+    Commission,
+    Gate,
+    ScorecardRule,
+    ScoreItem,
+    Tier,
+    score,
+    scorecard_for,
+)
+from kpi_engine.scoring import scorecard
+from kpi_engine.targets import Plans, Progress
 from tests.conftest import EXAMPLE_CONFIG
 
 D = Decimal
@@ -28,6 +42,7 @@ RULE = ScorecardRule(
     gates=(Gate("refund_rate", max=D("0.06")),),
 )
 PERIOD = month_of(date(2026, 11, 1), "Asia/Shanghai")
+LA = "America/Los_Angeles"
 
 
 def progress(metric: str, value: str, achievement: str | None, *, pilot: bool = False) -> Progress:
@@ -65,6 +80,9 @@ def test_floor_gate_pilot_and_missing_targets() -> None:
     assert (
         pilot.pilot and pilot.score == D("90.0") and pilot.tier_bonus == 1500 and pilot.bonus == 0
     )
+    none_back = progress("refund_rate", "0", None)
+    perfect = score(RULE, {**base, "refund_rate": replace(none_back, beyond=True)})
+    assert perfect.items[2].achievement == 1 and perfect.items[2].points == 20  # the cap
     missing = score(RULE, {**base, "refund_rate": progress("refund_rate", "0.04", None)})
     assert missing.score is None and missing.bonus == 0  # no refund-rate target: no score yet
 
@@ -103,3 +121,77 @@ def test_example_scorecard_and_config_errors(tmp_path: Path) -> None:
         for s, p, m, _ in found
     )
     assert ("error", "scorecards[2].items", "weights add up to 110, not 100", None) in found
+
+
+def test_the_scorecard_for_a_role_team_and_plan() -> None:
+    company = ScorecardRule("streamer", (ScoreItem("gmv", D(100)),))
+    team = replace(company, items=(ScoreItem("orders", D(100)),), team="la-ops")
+    dated = replace(company, items=(ScoreItem("aov", D(100)),), plan="2027")
+    both = replace(company, items=(ScoreItem("views", D(100)),), team="la-ops", plan="2027")
+    rules = (company, team, dated, both)
+    assert scorecard_for(rules, "streamer", "sz-live", "2026-h2") is company
+    assert scorecard_for(rules, "streamer", "sz-live", "2027") is dated
+    assert scorecard_for(rules, "streamer", "la-ops", "2026-h2") is team  # the team's own
+    assert scorecard_for(rules, "streamer", "la-ops", "2027") is both
+    assert scorecard_for((company, dated), "streamer", "la-ops", None) is company
+    assert scorecard_for(rules, "operator", "la-ops", "2027") is None
+
+
+def test_scorecards_per_team_and_plan_in_config(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    kpis = config / "kpis.yaml"
+    kpis.write_text(
+        kpis.read_text(encoding="utf-8")
+        + "  - role: streamer\n    team: la-ops\n    items: [{metric: gmv, weight: 100}]\n"
+        "  - role: streamer\n    plan: 2026-h2\n    items: [{metric: orders, weight: 100}]\n",
+        encoding="utf-8",
+    )
+    organisation = load_organisation(config)
+    assert [(r.role, r.team, r.plan) for r in organisation.scorecards] == [
+        ("streamer", None, None),
+        ("streamer", "la-ops", None),
+        ("streamer", None, "2026-h2"),
+    ]
+    kpis.write_text(
+        kpis.read_text(encoding="utf-8")
+        + "  - role: streamer\n    team: la-ops\n    items: [{metric: gmv, weight: 100}]\n"
+        "  - role: streamer\n    team: la-opz\n    plan: 2027-h1\n    items: [{metric: gmv, weight: 100}]\n",
+        encoding="utf-8",
+    )
+    _, problems = check_organisation(config)
+    found = {(p.path, p.message, p.hint) for p in problems if p.severity == "error"}
+    assert found == {
+        ("scorecards[3].role", "a scorecard for 'streamer' team 'la-ops' is already defined", None),
+        ("scorecards[4].team", "unknown team 'la-opz'", "did you mean 'la-ops'?"),
+        ("scorecards[4].plan", "unknown plan '2027-h1'", "did you mean '2026-h2'?"),
+    }
+
+
+def test_a_team_scorecard_scores_its_people(engine: Engine, tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    kpis = config / "kpis.yaml"
+    kpis.write_text(
+        kpis.read_text(encoding="utf-8")
+        + "  - role: streamer\n    team: la-ops\n    items: [{metric: gmv, weight: 100, cap: 2}]\n",
+        encoding="utf-8",
+    )
+    organisation = load_organisation(config)
+    csv = tmp_path / "orders.csv"
+    csv.write_text(
+        "order_id,platform,shop_id,status,currency,create_time,paid_time,update_time,"
+        "sub_total,total_amount,attributed_to\n"
+        "o1,tiktok,tts-us-01,COMPLETED,USD,2026-11-03 10:00:00,2026-11-03 10:00:00,"
+        "2026-11-03 10:00:00,165000.00,165000.00,jessica.lee\n",
+        encoding="utf-8",
+    )
+    assert import_file(engine, organisation, KINDS["orders"], csv).ok
+    figures = Figures(engine, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    now = int(datetime(2026, 11, 20, tzinfo=UTC).timestamp())
+    card = scorecard(figures, plans, "jessica.lee", month_of(date(2026, 11, 1), LA), now=now)
+    # la-ops' own card: GMV alone, 165,000 of 220,000 = 75 points (the company card would need
+    # a watch-time and a refund-rate value).
+    assert card is not None and [i.item.metric for i in card.items] == ["gmv"]
+    assert card.score == 75

@@ -6,8 +6,8 @@ errors mapped for the outbox, retried deliveries answered once, and Socket Mode.
 from __future__ import annotations
 
 import json
+import logging
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,11 +28,12 @@ from adapters.slack.inbound import parse_actions, parse_event
 from adapters.slack.render import MAX_BLOCKS, action_of, render_blocks
 from bot.app import create_app
 from bot.chat.adapter import AuthRevoked, RateLimited, TargetNotFound, Unavailable, Unsupported
-from bot.chat.commands import ASK
+from bot.chat.context import ASK
 from bot.chat.messages import (
     Button,
     Chart,
     KeyValue,
+    Mention,
     ProgressBar,
     Reply,
     Sent,
@@ -40,8 +41,8 @@ from bot.chat.messages import (
     Target,
 )
 from bot.runtime import Runtime, build_runtime
-from bot.scheduler import Scheduler
 from config.settings import Settings
+from kpi_engine.clock import system_clock
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
@@ -58,6 +59,7 @@ from tests.fakeslack import (
     form_body,
     signed_headers,
 )
+from tests.helpers import PINNED_AT, PINNED_DAY
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -76,10 +78,14 @@ def fake() -> Iterator[FakeSlack]:
 
 @pytest.fixture(scope="module")
 def shop_data(tmp_path_factory: pytest.TempPathFactory, organisation: Organisation) -> Any:
-    # Ending today in the team's zone: the chat answers on the real clock.
-    today = datetime.now(SHANGHAI).date()
+    # Ending on the pinned day, where the app's clock stands.
     return generate(
-        organisation, EXAMPLE_CONFIG, tmp_path_factory.mktemp("shop"), days=8, end=today, seed=7
+        organisation,
+        EXAMPLE_CONFIG,
+        tmp_path_factory.mktemp("shop"),
+        days=8,
+        end=PINNED_DAY,
+        seed=7,
     )
 
 
@@ -89,6 +95,7 @@ def slack_settings(db_url: str, fake: FakeSlack, *, socket_mode: bool = False) -
         "KPIBOT_DATABASE_URL": db_url,
         "KPIBOT_CONFIG_DIR": str(EXAMPLE_CONFIG),
         "KPIBOT_SCHEDULER": "false",  # digests are fired explicitly in these tests
+        "KPIBOT_NOW": PINNED_AT,
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "KPIBOT_SLACK_API_URL": fake.base_url,
@@ -158,7 +165,7 @@ def bot(db_url: str, fake: FakeSlack, shop_data: Any) -> Iterator[Bot]:
 def mention(
     text: str, *, channel: str = SZ_LIVE, user: str = LI_NA, **extra: Any
 ) -> dict[str, Any]:
-    ts = f"{int(time.time())}.000200"
+    ts = f"{int(system_clock())}.000200"
     return {
         "type": "app_mention",
         "user": user,
@@ -173,7 +180,7 @@ def mention(
 
 
 def direct(text: str, *, user: str = LI_NA) -> dict[str, Any]:
-    ts = f"{int(time.time())}.000300"
+    ts = f"{int(system_clock())}.000300"
     return {
         "type": "message",
         "channel": "D0LINA0001",
@@ -218,7 +225,7 @@ def test_forged_tampered_and_replayed_requests_get_401_and_nothing_happens(
         tampered = bot.client.post(
             "/slack/events", content=body.replace("今天".encode(), "本月".encode()), headers=headers
         )
-        expired = bot.post(body, timestamp=int(time.time()) - 6 * 60)  # beyond the 5 minutes
+        expired = bot.post(body, timestamp=int(system_clock()) - 6 * 60)  # beyond the 5 minutes
         unsigned = bot.client.post("/slack/events", content=body, headers={"Content-Type": JSON})
         not_text = bot.post(b"\xff\xfe" + body)
         challenge = json.dumps({"type": "url_verification", "challenge": "x"}).encode()
@@ -228,6 +235,52 @@ def test_forged_tampered_and_replayed_requests_get_401_and_nothing_happens(
         assert "challenge" not in forged_handshake.text  # no handshake for a forger
         assert bot.events() == 0
     # The app has stopped (its workers drained): nothing reached Slack either.
+    assert fake.calls == []
+
+
+def test_unauthenticated_junk_gets_401_or_413_with_one_log_line_and_no_trace(
+    db_url: str, fake: FakeSlack, caplog: pytest.LogCaptureFixture
+) -> None:
+    for bot in start_bot(db_url, fake):
+        body = event_body(mention(f"<@{BOT_USER}> 今天GMV多少"), next_event_id())
+        stamp = str(int(system_clock()))
+        cases: list[tuple[bytes, dict[str, Any], int]] = [
+            # A signature Bolt's verifier would choke on (non-ASCII), a timestamp that is no
+            # number, a 400-digit one, a signature of the wrong shape.
+            (body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": "v0=é".encode()}, 401),
+            (
+                body,
+                {"X-Slack-Request-Timestamp": "abc", "X-Slack-Signature": "v0=" + "0" * 64},
+                401,
+            ),
+            (
+                body,
+                {"X-Slack-Request-Timestamp": "9" * 400, "X-Slack-Signature": "v0=" + "0" * 64},
+                401,
+            ),
+            (body, {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": "v1=abc"}, 401),
+            # Unsigned junk bodies: form fields with broken JSON, bytes that are not text.
+            (b"payload=%7Bnot+json", {"Content-Type": FORM}, 401),
+            (b"\xc3\x28" * 10, {"Content-Type": JSON}, 401),
+            # Too large to read at all, signed or not.
+            (b"x" * (1024 * 1024 + 1), {"Content-Type": JSON}, 413),
+        ]
+        for content, headers, status in cases:
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG):
+                answer = bot.client.post("/slack/events", content=content, headers=headers)
+            assert answer.status_code == status, (headers, answer.text)
+            warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+            assert len(warnings) == 1 and warnings[0].exc_info is None, warnings
+            assert warnings[0].name == "adapters.slack"
+        # Signed, but not a payload Bolt can read: 400, one line, no trace.
+        caplog.clear()
+        broken = b"payload=%7Bnot+json"
+        answer = bot.post(broken, FORM)
+        assert answer.status_code == 400
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and warnings[0].exc_info is None
+        assert bot.events() == 0
     assert fake.calls == []
 
 
@@ -247,8 +300,14 @@ def test_a_mention_in_the_team_channel_is_answered_privately_with_a_card(bot: Bo
     assert any("CNY" in f["text"] for f in fields)
     assert any("`█" in texts([b]) or "`░" in texts([b]) for b in blocks)  # the progress bar
     actions = next(b for b in blocks if b["type"] == "actions")["elements"]
-    assert [a["action_id"] for a in actions] == [ASK, f"{ASK}~2", f"{ASK}~3", "appeal.start"]
-    assert actions[0]["value"] == "本周排名" and actions[0]["text"]["text"] == "团队排名"
+    assert [a["action_id"] for a in actions] == [
+        ASK,
+        f"{ASK}~2",
+        f"{ASK}~3",
+        "appeal.start",
+        "dashboard.open",
+    ]
+    assert actions[0]["value"] == "本周排名 gmv" and actions[0]["text"]["text"] == "团队排名"
     assert blocks[-1]["type"] == "context" and "暂定" in texts(blocks[-1:])
     # The bot's own identity came from auth.test; its mention is not part of the question.
     assert bot.fake.methods().count("auth.test") == 1
@@ -400,13 +459,10 @@ def test_a_retry_arriving_while_the_first_delivery_is_being_answered_is_answered
 
 
 def test_the_morning_digest_is_posted_to_the_channel_with_its_chart(bot: Bot) -> None:
-    runtime = bot.runtime
-    scheduler = Scheduler(
-        runtime.organisation, runtime.engine, bot.app.state.chat.notifier, ["slack"]
-    )
+    scheduler = bot.app.state.chat.scheduler
     job = scheduler.jobs["morning:sz-live"]
-    today = datetime.now(SHANGHAI).date()
-    nominal = int(datetime(today.year, today.month, today.day, 9, tzinfo=SHANGHAI).timestamp())
+    day = PINNED_DAY
+    nominal = int(datetime(day.year, day.month, day.day, 9, tzinfo=SHANGHAI).timestamp())
     outcomes = scheduler.run_due(nominal + job.jitter(nominal), only=[job.id])
     assert [o.state for o in outcomes if o.scheduled_for == nominal] == ["done"]
     posts = [p for p in bot.fake.wait_for("chat.postMessage") if p["channel"] == SZ_LIVE]
@@ -492,12 +548,18 @@ def test_threads_direct_messages_and_private_replies_go_where_they_should(
 ) -> None:
     adapter = SlackAdapter(make_web_client(BOT_TOKEN, fake.base_url))
     thread = adapter.send(
-        Reply("<@U07WANGFANG> please review this appeal.", "en"),
+        Reply(
+            "please review this appeal <!channel>.",
+            "en",
+            mentions=(Mention("U07WANGFANG", "王芳"),),
+        ),
         Target("slack", TEAM, SZ_LIVE, thread="1731400000.000100"),
     )
     [posted] = fake.calls_to("chat.postMessage")
     assert posted["thread_ts"] == "1731400000.000100" and thread.channel == SZ_LIVE
-    assert "<@U07WANGFANG> please review" in texts(posted["blocks"])  # the mention works
+    # The typed mention works; the text's own token is shown, not obeyed.
+    assert '"text": "<@U07WANGFANG>"' in texts(posted["blocks"])
+    assert posted["text"] == "<@U07WANGFANG> please review this appeal &lt;!channel&gt;."
     first = adapter.send(Reply("早上好", "zh"), Target.direct("slack", TEAM, LI_NA))
     again = adapter.send(Reply("again", "en"), Target.direct("slack", TEAM, LI_NA))
     assert first.channel == again.channel == "D07LINA0001"
@@ -611,7 +673,7 @@ def test_every_reply_part_renders_as_block_kit_within_slacks_limits() -> None:
     assert (first["action_id"], second["action_id"]) == ("ask", "ask~2")
     assert action_of("ask~2") == "ask" and action_of("alert.ack") == "alert.ack"
     assert len(first["text"]["text"]) == 75 and len(first["value"]) == 2000
-    assert blocks[6]["elements"][0]["text"] == "provisional <!here>"
+    assert blocks[6]["elements"][0]["text"] == "provisional &lt;!here&gt;"  # shown, not obeyed
     assert "full text" not in texts(blocks)  # the structured parts stand for the text
 
 
@@ -749,7 +811,7 @@ def click_payload(user: str, channel: str, ts: str, action_id: str, value: str) 
                 "block_id": "b1",
                 "value": value,
                 "type": "button",
-                "action_ts": f"{time.time():.6f}",
+                "action_ts": f"{system_clock():.6f}",
             }
         ],
     }
@@ -781,8 +843,8 @@ def test_an_alert_card_is_acknowledged_from_its_button_and_every_card_updated(bo
     rule = AlertRuleConfig(
         id="lina-gmv", scope="person:li.na", condition=AlertCondition(below=Decimal(10**9))
     )
-    chat.alerts.rules = {rule.id: rule}
-    assert chat.alerts.run(int(time.time())).startswith("1 opened")
+    chat.service("alerts").rules = {rule.id: rule}
+    assert chat.service("alerts").run(int(bot.runtime.clock())).startswith("1 opened")
     chat.sender.wake()
     posted = bot.fake.wait_for("chat.postMessage", count=2)
     mine = next(p for p in posted if p["channel"].startswith("D"))
@@ -801,7 +863,7 @@ def test_an_appeal_opens_a_thread_with_the_reviewer_mentioned(bot: Bot) -> None:
     assert bot.post(event_body(appeal, next_event_id())).status_code == 200
     [root] = bot.fake.wait_for("chat.postMessage")
     assert root["channel"] == SZ_LIVE and f"<@{WANG_FANG}>" in root["text"]
-    [(_, _, root_ts)] = [row for row in sent_messages(bot, 1) if row[0].startswith("appeal:")]
+    [(_, _, root_ts)] = [row for row in sent_messages(bot, 2) if row[0].startswith("appeal:")]
     accept = button(root, "appeal.accept")
     click = click_payload(WANG_FANG, SZ_LIVE, root_ts, accept["action_id"], accept["value"])
     assert bot.post(click, FORM).status_code == 200
@@ -811,3 +873,11 @@ def test_an_appeal_opens_a_thread_with_the_reviewer_mentioned(bot: Bot) -> None:
 
     bot.fake.wait_until(lambda: bool(in_thread()))
     assert "已接受" in in_thread()[0]["text"]
+
+
+def test_inbound_text_loses_lone_surrogates_and_control_characters() -> None:
+    from adapters.slack.inbound import clean_text
+
+    text, _ = clean_text("加备注 a\ud800b\x1b[2J c\u202eexe", BOT_USER)
+    assert text == "加备注 a\ufffdb[2J cexe"
+    text.encode("utf-8")  # storable in any database
