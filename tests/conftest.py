@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,20 @@ from sqlalchemy.engine import make_url
 
 from kpi_engine.db import make_engine, upgrade
 from kpi_engine.organisation import Organisation, load_organisation
+
+_PRELOADED = os.environ.get("LD_PRELOAD", "")
+if "faketime" in _PRELOADED and os.environ.get("FAKETIME_DONT_FAKE_MONOTONIC"):
+    # The shifted-clock run (scripts/test) moves only the calendar: libfaketime 0.9.10 also
+    # shifting the monotonic clock makes every timed wait (threading, queues) last the shift, so
+    # it is left alone. Then libfaketime answers Python's time.sleep, an absolute-deadline
+    # clock_nanosleep on that clock, with EINVAL: sleeps wait on an event instead. This changes
+    # how long nothing happens, never what time it is.
+    _never_set = threading.Event()
+
+    def _sleep(seconds: float) -> None:
+        _never_set.wait(seconds)
+
+    time.sleep = _sleep
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = ROOT / "config" / "example"
