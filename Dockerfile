@@ -14,6 +14,7 @@ COPY bot ./bot
 COPY kpi_engine ./kpi_engine
 COPY adapters ./adapters
 COPY config ./config
+COPY connectors ./connectors
 RUN pip install . && useradd --create-home --uid 10001 kpibot && mkdir -p /data /config \
     && chown kpibot /data
 
