@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
@@ -32,32 +33,33 @@ def minor_exponent(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 
+MAX_WHOLE_DIGITS = 15  # above a quadrillion no shop amount is plausible; int64 stays safe
+_AMOUNT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
 def parse_minor(text: str, currency: str) -> int:
     """Parse a decimal string such as "12.50" into minor units of `currency`, exactly.
 
     More decimals than the currency has are refused unless they are zeros ("1200.00" JPY is
-    1200, "12.345" USD is an error), so no amount is ever silently rounded.
+    1200, "12.345" USD is an error), so no amount is ever silently rounded. Only plain ASCII
+    decimals are amounts: no exponents ("1e3"), digit separators ("1_200", "1,200"), other
+    scripts' digits ("１２００", "²") or more than MAX_WHOLE_DIGITS whole digits.
     """
     exponent = minor_exponent(currency)
-    # Fast path for the everyday form "1234" / "1234.5": pure integer arithmetic.
-    whole, _, fraction = text.partition(".")
-    if whole.isdigit() and (not fraction or fraction.isdigit()):
-        scale: int = 10**exponent
-        if len(fraction) <= exponent:
-            return int(whole) * scale + (int(fraction.ljust(exponent, "0")) if exponent else 0)
-        if not fraction[exponent:].strip("0"):
-            return int(whole) * scale + (int(fraction[:exponent]) if exponent else 0)
+    text = text.strip()
+    if not _AMOUNT.fullmatch(text):
+        if text.lower().lstrip("+-") in {"nan", "inf", "infinity", "snan"}:
+            raise MoneyError("is not a finite amount")
+        raise MoneyError("is not a decimal amount")
+    whole, _, fraction = text.lstrip("+-").partition(".")
+    if len(whole.lstrip("0")) > MAX_WHOLE_DIGITS:
+        raise MoneyError(f"is implausibly large (more than {MAX_WHOLE_DIGITS} digits)")
+    sign = -1 if text.startswith("-") else 1
+    scale: int = 10**exponent
+    if len(fraction) > exponent and fraction[exponent:].strip("0"):
         raise MoneyError(f"has more decimals than {currency} allows ({exponent})")
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise MoneyError("is not a decimal amount") from None
-    if not value.is_finite():
-        raise MoneyError("is not a finite amount")
-    scaled = value.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
-        raise MoneyError(f"has more decimals than {currency} allows ({exponent})")
-    return int(scaled)
+    kept = fraction[:exponent].ljust(exponent, "0")
+    return sign * (int(whole or "0") * scale + (int(kept) if exponent else 0))
 
 
 @dataclass(frozen=True, slots=True)

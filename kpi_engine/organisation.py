@@ -681,11 +681,13 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
 
     items: list[_Item] = []
     org_settings: OrganisationSettings | None = None
+    unreadable = False
     for file in files:
         try:
             doc = load_yaml(file)
         except YamlSourceError as exc:
             checker.problems.append(Problem("error", str(exc.file), exc.line, "", exc.message))
+            unreadable = True
             continue
         for key_path, _line in doc.duplicate_keys:
             checker.add(
@@ -734,6 +736,11 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
                     f"unknown section {section!r}",
                     _closest(str(section), SECTIONS) or f"sections are: {', '.join(SECTIONS)}",
                 )
+
+    if unreadable:
+        # What a file that cannot be read defines is unknown: checking references against the
+        # rest would bury its one error under every "unknown team" it causes.
+        return None, checker.problems
 
     for file in sorted(config_dir.glob("targets*.csv")):
         items.extend(_csv_targets(checker, file))

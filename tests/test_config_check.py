@@ -129,6 +129,18 @@ def test_structural_errors(config_dir: Path) -> None:
     )
 
 
+def test_a_file_saved_as_gbk_is_a_located_error_not_a_traceback(config_dir: Path) -> None:
+    organisation = config_dir / "organisation.yaml"
+    text = organisation.read_text(encoding="utf-8")
+    organisation.write_bytes(text.encode("gb18030"))
+    line = text[: min(i for i, c in enumerate(text) if ord(c) > 127)].count("\n") + 1
+    result = CliRunner().invoke(app, ["config", "check", str(config_dir)])
+    assert result.exit_code == 1
+    assert f"organisation.yaml:{line}: error" in result.output
+    assert "is not UTF-8 text" in result.output and "Traceback" not in result.output
+    assert "1 error(s)" in result.output  # not one for every reference to what it defines
+
+
 def test_manager_cycle_and_missing_keys(config_dir: Path) -> None:
     people = config_dir / "people.yaml"
     _edit(

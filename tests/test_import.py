@@ -464,6 +464,16 @@ def test_every_kind_imports(engine: Engine, organisation: Organisation, tmp_path
             "A1,tiktok,tts-us-01,DELIVERED,USD,1795500000,,1795500100,1,1,,,",
             ["column paid_time: a DELIVERED order must have a paid_time"],
         ),
+        (
+            # A superscript digit and an exponent: one located error each, never a crash.
+            "orders",
+            ORDER_HEADER,
+            "A1,tiktok,tts-us-01,DELIVERED,USD,1795500000,1795500060,1795500100,²,1e400,,,",
+            [
+                "column sub_total: '²' is not a decimal amount",
+                "column total_amount: '1e400' is not a decimal amount",
+            ],
+        ),
     ],
 )
 def test_row_level_checks(

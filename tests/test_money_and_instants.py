@@ -40,6 +40,14 @@ def test_parse_minor_is_exact(text: str, currency: str, minor: int) -> None:
         ("abc", "USD", "not a decimal"),
         ("NaN", "USD", "not a finite"),
         ("1", "XXY", "unknown currency"),
+        # Not plain ASCII decimals: refused rather than read as something else.
+        ("1e3", "USD", "not a decimal"),
+        ("1_200", "USD", "not a decimal"),
+        ("1,200", "USD", "not a decimal"),
+        ("１２００", "JPY", "not a decimal"),
+        ("²", "USD", "not a decimal"),
+        ("1" * 16, "USD", "implausibly large"),
+        ("1e400", "USD", "not a decimal"),
     ],
 )
 def test_parse_minor_refuses_inexact(text: str, currency: str, message: str) -> None:

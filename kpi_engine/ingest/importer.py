@@ -357,6 +357,11 @@ class _RowParser:
                 failed = True
             except KeyError:
                 failed = True  # depends on a column that already failed and was reported
+            except (ValueError, ArithmeticError):
+                # A parser that did not foresee this cell: the row is refused, never the file.
+                reason = "is not a valid value for this column"
+                report.add_error(RowError(source.name, line, name, text, reason, source.unit))
+                failed = True
         if failed:
             return None
         problems = self.check(parsed)
