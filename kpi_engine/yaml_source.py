@@ -47,9 +47,8 @@ def load_yaml(file: Path) -> YamlDocument:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
         reason = "is not UTF-8 text (saved as GBK/GB18030 by Excel or Notepad? save it as UTF-8)"
-        raise YamlSourceError(file, line, reason) from None
+        raise YamlSourceError(file, raw[: exc.start].count(b"\n") + 1, reason) from None
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
