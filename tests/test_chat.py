@@ -253,6 +253,17 @@ def test_the_console_chat_renders_and_presses_buttons(
     assert printed[2].startswith("没听懂")
 
 
+def test_only_gmv_cards_offer_the_gmv_explanation(dialog: Dialog) -> None:
+    def labels(said: str) -> list[str]:
+        reply = dialog.router.route(dialog.message("li.na", said), now=NOW).result.reply
+        assert reply is not None
+        return [button.label for button in reply.buttons]
+
+    assert "为什么变了" in labels("今天GMV多少")
+    refund = labels("今天退款率")
+    assert "团队排名" in refund and "为什么变了" not in refund
+
+
 def test_replies_can_be_worked_out_by_a_worker(
     dialog: Dialog, engine: Engine, organisation: Organisation
 ) -> None:

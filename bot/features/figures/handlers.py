@@ -131,17 +131,22 @@ def handle_progress(ctx: Context, request: Request) -> Result:
         bars = (ProgressBar(name, progress.achievement, f"{value} / {target}"),)
     context = ctx.context_line(shown)
     # Follow-up questions one click away (a button's value is the question it asks).
+    # Only GMV has a "why" (its traffic × conversion × order value split): another metric's card
+    # does not offer GMV's explanation as if it were its own.
+    why = (
+        Button(
+            ctx.zh("为什么变了", "Why it moved"),
+            ASK,
+            ctx.zh(f"为什么 {period.label()} GMV变了", f"why did GMV move {period.label()}"),
+        ),
+    )
     buttons = (
         Button(
             ctx.zh("团队排名", "Team ranking"),
             ASK,
             _question(ctx, "本周排名 {metric}", "team ranking {metric} this week", metric),
         ),
-        Button(
-            ctx.zh("为什么变了", "Why it moved"),
-            ASK,
-            ctx.zh(f"为什么 {period.label()} GMV变了", f"why did GMV move {period.label()}"),
-        ),
+        *(why if metric == "gmv" else ()),
         Button(ctx.zh("本月绩效", "My score"), ASK, ctx.zh("我的绩效", "my score this month")),
         Button(ctx.zh("申诉", "Dispute"), "appeal.start", f"{metric}|{period.first.isoformat()}"),
         Button(ctx.zh("📊 看板", "📊 Dashboard"), "dashboard.open", ""),
