@@ -218,7 +218,9 @@ def _forked_chunks(
     assert _FORK is not None
     receiver, sender = _FORK.Pipe(duplex=False)
     child = _FORK.Process(
-        target=_parse_in_child, args=(sender, source, parse, report.kind, size), daemon=True
+        target=_parse_in_child,
+        args=(sender, receiver, source, parse, report.kind, size),
+        daemon=True,
     )
     child.start()
     sender.close()
@@ -249,8 +251,16 @@ def _forked_chunks(
 
 
 def _parse_in_child(
-    sender: Connection_, source: RowSource, parse: _RowParser, kind: str, size: int
+    sender: Connection_,
+    receiver: Connection_,
+    source: RowSource,
+    parse: _RowParser,
+    kind: str,
+    size: int,
 ) -> None:
+    # The forked copy of the parent's end is closed, so that if the parent dies (kill -9) the
+    # pipe has no reader and the next send fails: the child exits instead of blocking forever.
+    receiver.close()
     gc.disable()  # a short-lived process that makes no reference cycles
     report = ImportReport(kind=kind, source=source.name)
     try:
