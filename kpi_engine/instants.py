@@ -10,6 +10,7 @@ UTC = ZoneInfo("UTC")
 
 # Epoch seconds past this are almost certainly milliseconds sent by mistake (year 2286).
 _MAX_EPOCH_SECONDS = 9_999_999_999
+_MIN_EPOCH_SECONDS = 946_684_800  # 2000-01-01T00:00:00Z: nothing sold online before counts here
 
 
 class InstantError(ValueError):
@@ -48,10 +49,12 @@ def parse_instant(text: str, tz: ZoneInfo) -> int:
     raw = text.strip()
     if not raw:
         raise InstantError("is empty")
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         seconds = int(raw)
         if seconds > _MAX_EPOCH_SECONDS:
             raise InstantError("is too large for epoch seconds (milliseconds?)")
+        if seconds < _MIN_EPOCH_SECONDS:
+            raise InstantError("is before 2000 as epoch seconds (an Excel date serial number?)")
         return seconds
     try:
         parsed = datetime.fromisoformat(raw)
@@ -62,6 +65,8 @@ def parse_instant(text: str, tz: ZoneInfo) -> int:
         ) from None
     if len(raw) <= 10:
         raise InstantError("is a date, not a time of day")
+    if parsed.year < 2000:
+        raise InstantError("is before 2000: not a time in this shop's data")
     if parsed.tzinfo is None:
         local = parsed.replace(tzinfo=tz, fold=0)
         # Round-tripping through UTC moves a time inside a DST gap: such a time never existed.

@@ -83,7 +83,17 @@ def test_naive_time_in_repeated_hour_takes_first_occurrence() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "2026-11-20", "yesterday", "17637000000000", "20/11/2026 10:00"]
+    "text",
+    [
+        "",
+        "2026-11-20",
+        "yesterday",
+        "17637000000000",
+        "20/11/2026 10:00",
+        "46346",  # an Excel date serial number, not 1970-01-01T12:52:26Z
+        "1999-12-31 23:59:59",
+        "１７９５５０００００",  # full-width digits
+    ],
 )
 def test_bad_instants(text: str) -> None:
     with pytest.raises(InstantError):
