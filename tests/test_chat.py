@@ -262,6 +262,7 @@ def test_only_gmv_cards_offer_the_gmv_explanation(dialog: Dialog) -> None:
     assert "为什么变了" in labels("今天GMV多少")
     refund = labels("今天退款率")
     assert "团队排名" in refund and "为什么变了" not in refund
+    assert labels("本周排名") == ["📊 看板"]  # the clicker's own dashboard, privately
 
 
 def test_replies_can_be_worked_out_by_a_worker(

@@ -229,6 +229,8 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
             tuple(rows),
         ),
         context=ctx.context_line(figures) or None,
+        # 📊 opens the clicker's own dashboard (a private link under their permissions).
+        buttons=(Button(ctx.zh("📊 看板", "📊 Dashboard"), "dashboard.open", ""),),
         private=not ctx.where.is_direct and not (public and access.group_may_see(team, team_scope)),
         watch=tuple(Watched.of(f) for f in stated),
     )
