@@ -54,6 +54,7 @@ from kpi_engine.yaml_source import KeyPath, YamlDocument, YamlSourceError, load_
 Role = Literal["streamer", "operator", "ad_buyer", "editor", "cs", "manager", "admin"]
 ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 ShopPlatform = Literal["tiktok", "shopee", "lazada", "amazon"]
+SHOP_PLATFORMS: tuple[str, ...] = ShopPlatform.__args__  # type: ignore[attr-defined]
 ChatPlatform = Literal["slack", "feishu", "dingtalk"]
 CHAT_PLATFORMS: tuple[str, ...] = ChatPlatform.__args__  # type: ignore[attr-defined]
 

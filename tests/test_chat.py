@@ -265,6 +265,24 @@ def test_only_gmv_cards_offer_the_gmv_explanation(dialog: Dialog) -> None:
     assert labels("本周排名") == ["📊 看板"]  # the clicker's own dashboard, privately
 
 
+def test_a_marketplace_with_several_or_no_shops_is_asked_back_never_the_company(
+    dialog: Dialog,
+) -> None:
+    def asked(said: str) -> tuple[str, list[str], list[str]]:
+        reply = dialog.router.route(dialog.message("chen.hao", said), now=NOW).result.reply
+        assert reply is not None
+        return reply.text, [b.label for b in reply.buttons], [b.value for b in reply.buttons]
+
+    text, labels, values = asked("tiktok today")  # two TikTok shops in the example
+    assert text.startswith("Several of our shops are on “tiktok”")
+    assert labels == ["TikTok Shop US — Glow Beauty", "TikTok Shop UK — Glow Beauty"]
+    assert values == ["tts-us-01 today", "tts-gb-01 today"]  # each asks again by the shop's id
+    text, labels, _ = asked("shopee today")  # none on Shopee: every shop is offered
+    assert text.startswith("I don't know a shop called “shopee”") and len(labels) == 3
+    text, _, _ = asked("amazon today")  # exactly one: that shop
+    assert text.startswith("Amazon JP — Glow Beauty 公式 · today")
+
+
 def test_replies_can_be_worked_out_by_a_worker(
     dialog: Dialog, engine: Engine, organisation: Organisation
 ) -> None:

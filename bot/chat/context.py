@@ -212,7 +212,8 @@ def ask_back(ctx: Context, unknown: Unknown, request: Request) -> Reply:
     if kind == "metric":
         names = [metric_name(ctx.core, key, ctx.language) for key, _ in unknown.closest]
     listed = t("list.separator").join(names)
-    text = t(f"unknown.{kind}", said=unknown.said) + (
+    key = f"unknown.{kind}" + (f".{unknown.reason}" if unknown.reason else "")
+    text = t(key, said=unknown.said) + (
         " " + t("unknown.did_you_mean", names=listed) if names else ""
     )
     buttons = tuple(
@@ -224,5 +225,5 @@ def ask_back(ctx: Context, unknown: Unknown, request: Request) -> Reply:
 
 def _again(request: Request, unknown: Unknown, key: str, name: str) -> str:
     """The question re-asked with a known name in place of the unknown one."""
-    replacement = name if unknown.kind != "metric" else key
+    replacement = name if unknown.kind in ("person", "team") else key  # a shop by its id
     return request.words.replace(unknown.said.lower(), replacement, 1)

@@ -22,6 +22,7 @@ from decimal import Decimal, InvalidOperation
 from bot.chat.request import Request, Subject, Unknown
 from bot.chat.vocabulary import Names, Vocabulary, Word, is_cjk, normalise
 from kpi_engine.languages import Language
+from kpi_engine.organisation import SHOP_PLATFORMS
 from kpi_engine.periods import WeekStart, week_of
 
 _PREFIX = re.compile(r"^\s*/?(?:kpi|kpibot)\b[\s:：,，]*", re.IGNORECASE)
@@ -668,6 +669,17 @@ def _unknown(
     for piece in content:
         if is_cjk(piece) and _METRIC_SUFFIX.search(piece) and metric is None:
             return Unknown("metric", piece, _closest_metrics(piece, vocabulary))
+    if subject is None:
+        # A marketplace named with none or several of our shops on it ("shopee today", "tiktok
+        # today" with two TikTok shops): which shop is meant, never the whole company instead.
+        for piece in content:
+            if piece in SHOP_PLATFORMS:
+                shops = names.platforms.get(piece, [])
+                offered = shops or [
+                    sid for _, ids in sorted(names.platforms.items()) for sid in ids
+                ]
+                closest = tuple((sid, names.display[("shop", sid)]) for sid in offered[:5])
+                return Unknown("shop", piece, closest, reason="platform" if shops else "")
     if subject is None:
         people = [
             (display, pid) for (kind, pid), display in names.display.items() if kind == "person"
