@@ -283,6 +283,12 @@ def test_a_marketplace_with_several_or_no_shops_is_asked_back_never_the_company(
     assert text.startswith("Amazon JP — Glow Beauty 公式 · today")
 
 
+@pytest.mark.parametrize("said", ["top 3", "前三", "top 3 this week"])
+def test_a_count_alone_asks_for_a_ranking(dialog: Dialog, said: str) -> None:
+    request = dialog.router.route(dialog.message("wang.fang", said), now=NOW).request
+    assert request is not None and request.intent == "ranking" and request.top == 3
+
+
 def test_replies_can_be_worked_out_by_a_worker(
     dialog: Dialog, engine: Engine, organisation: Organisation
 ) -> None:

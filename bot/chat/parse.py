@@ -450,6 +450,8 @@ def parse(text: str, context: Context) -> Request:
     for _, _, word in chosen:
         values.setdefault(word.category, []).append(word.value)
     intent = _intent(values, verb_intent, vocabulary, context.precedence)
+    if intent == "unknown" and top:
+        intent = "ranking"  # "top 3", "前三": the words that said so were taken with the count
     # The words that were understood are taken out of the free text: every command word,
     # subject, breakdown and comparison, and the first metric, period and role named. A note
     # or an appeal's reason keeps all else as it was written.
