@@ -282,6 +282,25 @@ def test_text_commands_snooze_wake_and_false_alarm_rate(
     assert "没有待处理的告警" in listing.text
 
 
+def test_a_shop_alert_goes_to_the_operator_assigned_to_the_shop(
+    loaded: Engine, organisation: Organisation
+) -> None:
+    shop_rule = rule(id="gb-gmv", scope="shop:tts-gb-01")
+    bot = Bot(loaded, with_rules(organisation, shop_rule))
+    bot.run()
+    [alert] = bot.alerts.store.open_alerts()
+    # zhao.lei is the operator assigned to tts-gb-01; its streamers and editor are not told.
+    assert [p.id for p in bot.alerts.owners(alert)] == ["zhao.lei"]
+    users = {t.user for _, t in bot.posts() if t.user}
+    assert users == {organisation.people["zhao.lei"].chat.slack}
+    # A shop nobody operates falls back to its team's manager.
+    bare = replace(
+        organisation,
+        assignments=tuple(a for a in organisation.assignments if a.person != "zhao.lei"),
+    )
+    assert [p.id for p in Bot(loaded, bare).alerts.owners(alert)] == ["wang.fang"]
+
+
 def test_unacknowledged_alerts_escalate_up_the_manager_chain(
     loaded: Engine, organisation: Organisation
 ) -> None:

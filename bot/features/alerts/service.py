@@ -89,7 +89,8 @@ class AlertService:
     # -- who ------------------------------------------------------------------------------
 
     def owners(self, alert: AlertRow) -> list[PersonConfig]:
-        """Who an alert is about and answers for it: the person, or a team's manager."""
+        """Who an alert is about and answers for it: the person; for a shop, the operators
+        assigned to it on the day it opened; else the team's manager (then the admins)."""
         org = self.organisation
         scope = alert.subject
         if scope.kind == "person" and scope.id in org.people:
@@ -98,6 +99,18 @@ class AlertService:
         if scope.kind == "team":
             team = org.teams.get(scope.id)
         elif scope.kind == "shop" and scope.id in org.shops:
+            opened = datetime.fromtimestamp(alert.opened_at, zone(self._timezone(alert))).date()
+            operators = [
+                org.people[a.person]
+                for a in org.assignments
+                if a.shop == scope.id
+                and a.valid_from <= opened
+                and (a.valid_to is None or opened <= a.valid_to)
+                and a.person in org.people
+                and org.people[a.person].role == "operator"
+            ]
+            if operators:
+                return list({p.id: p for p in operators}.values())
             team = org.teams.get(org.shops[scope.id].team or "")
         if team is not None and team.manager and team.manager in org.people:
             return [org.people[team.manager]]
