@@ -240,6 +240,8 @@ def bonus_withheld(card: Scorecard) -> list[str]:
         found.append("pilot plan: not payable")
     if card.score is None:
         found.append("no score yet")
+    if card.first_tier is not None and not card.bonus:
+        found.append(f"score below the first tier ({card.first_tier:g})")
     if card.missing_rates:
         missing = ", ".join(f"{c} {d.isoformat()}" for c, d in card.missing_rates[:3])
         found.append(f"incomplete: no FX rate for {missing}")

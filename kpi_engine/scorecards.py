@@ -165,6 +165,7 @@ class Scorecard:
     currency: str | None = None  # the bonus money's
     gate_values: tuple[GateResult, ...] = ()  # the failed gates with their values
     missing_rates: tuple[tuple[str, date], ...] = ()  # FX its figures could not convert
+    first_tier: Decimal | None = None  # the lowest tier's score when the score is below it
 
     @property
     def bonus(self) -> Decimal:
@@ -247,4 +248,9 @@ def score(
         currency=currency or rule.currency,
         gate_values=failed,
         missing_rates=tuple(sorted({m for f in figures for m in f.missing_rates})),
+        first_tier=(
+            min(tier.min_score for tier in rule.tiers)
+            if total is not None and rule.tiers and not tier_bonus
+            else None
+        ),
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from bot.report import bonus_withheld
 from kpi_engine.figures import Figure, Figures
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
@@ -85,6 +86,14 @@ def test_floor_gate_pilot_and_missing_targets() -> None:
     assert perfect.items[2].achievement == 1 and perfect.items[2].points == 20  # the cap
     missing = score(RULE, {**base, "refund_rate": progress("refund_rate", "0.04", None)})
     assert missing.score is None and missing.bonus == 0  # no refund-rate target: no score yet
+    assert missing.first_tier is None and gated.first_tier is None  # a tier was reached
+    low = {
+        "gmv": progress("gmv", "600000", "0.6"),
+        "refund_rate": progress("refund_rate", "0.04", "1"),
+    }
+    below = score(RULE, {**base, **low})  # 36 + 16 + 20 = 72 points
+    assert below.score == 72 and below.bonus == 0 and below.first_tier == 80
+    assert bonus_withheld(below) == ["score below the first tier (80)"]
 
 
 def test_example_scorecard_and_config_errors(tmp_path: Path) -> None:

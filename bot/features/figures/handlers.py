@@ -600,6 +600,11 @@ def bonus_reasons(ctx: Context, card: Scorecard) -> list[str]:
         reasons.append(ctx.zh("试行方案，不计奖金", "pilot plan: not payable"))
     if card.score is None:
         reasons.append(ctx.zh("有指标尚无数值或目标", "an item has no value or target yet"))
+    if card.first_tier is not None and not card.bonus:
+        tier = f"{card.first_tier:g}"
+        reasons.append(
+            ctx.zh(f"总分未达最低档 {tier} 分", f"score below the first tier ({tier} points)")
+        )
     if card.missing_rates:
         rates = ", ".join(f"{c} {d.isoformat()}" for c, d in card.missing_rates[:3])
         reasons.append(
