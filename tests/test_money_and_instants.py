@@ -55,7 +55,10 @@ def test_parse_minor_refuses_inexact(text: str, currency: str, message: str) -> 
         parse_minor(text, currency)
 
 
-@given(st.integers(min_value=-(10**15), max_value=10**15), st.sampled_from(["USD", "JPY", "KWD"]))
+@given(
+    st.integers(min_value=-(10**15) + 1, max_value=10**15 - 1),
+    st.sampled_from(["USD", "JPY", "KWD"]),
+)
 def test_money_round_trips_through_text(minor: int, currency: str) -> None:
     money = Money(minor, currency)
     assert money.amount == Decimal(minor).scaleb(-minor_exponent(currency))
