@@ -236,6 +236,7 @@ def score(
     )
     rows = list(progress.values())
     figures = [row.figure for row in rows] + list(in_bonus.values())
+    lowest = min((tier.min_score for tier in rule.tiers), default=None)
     return Scorecard(
         role=rule.role,
         items=tuple(items),
@@ -248,9 +249,5 @@ def score(
         currency=currency or rule.currency,
         gate_values=failed,
         missing_rates=tuple(sorted({m for f in figures for m in f.missing_rates})),
-        first_tier=(
-            min(tier.min_score for tier in rule.tiers)
-            if total is not None and rule.tiers and not tier_bonus
-            else None
-        ),
+        first_tier=lowest if total is not None and lowest is not None and total < lowest else None,
     )
