@@ -148,14 +148,16 @@ class FakeSlack:
         return self.calls_to(method)
 
     def wait_until(self, condition: Callable[[], bool], timeout: float = 20.0) -> None:
-        """Block until `condition()` holds after some call (failing the test after `timeout`)."""
+        """Block until `condition()` holds (failing the test after `timeout`). It is checked after
+        every call and every 50 ms besides: it may depend on something a call does not signal,
+        such as the outbox row the sender marks sent after Slack has answered."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while not condition():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"still not so; calls: {[c.method for c in self.calls]}")
-                self._lock.wait(left)
+                self._lock.wait(min(left, 0.05))
 
     def methods(self) -> list[str]:
         with self._lock:
