@@ -104,7 +104,9 @@ class FakeDingTalk:
                     self.acks.append(json.loads(raw))
 
         async def main() -> None:
-            server = await websockets.serve(handler, "127.0.0.1", 0)
+            # A client whose loop has stopped never answers the closing handshake: do not wait
+            # the default 10 s for it.
+            server = await websockets.serve(handler, "127.0.0.1", 0, close_timeout=0.5)
             port = next(iter(server.sockets)).getsockname()[1]
             self.ws_url = f"ws://127.0.0.1:{port}/connect"
             ready.set()
