@@ -68,13 +68,26 @@ class Limit:
 
 
 # Slack: about one message a second per channel. Feishu: 5/s per group or user, 50/s per app.
-# DingTalk: a custom robot is locked for 10 minutes after 20 messages in a minute.
+# DingTalk's app robot (its OpenAPI): 40 calls a second per API per organisation (then 90019),
+# paced at half that; a custom group robot (a team channel that is its webhook URL, the key
+# "dingtalk:webhook") is locked for 10 minutes after 20 messages in a minute.
 LIMITS: dict[str, Limit] = {
     "slack": Limit(per_target=1.0),
     "feishu": Limit(per_target=5.0, per_app=50.0),
-    "dingtalk": Limit(per_target=20 / 60),
+    "dingtalk": Limit(per_target=None, per_app=20.0),
+    "dingtalk:webhook": Limit(per_target=20 / 60),
     "console": Limit(per_target=None),
 }
+
+
+def limit_for(limits: Mapping[str, Limit], target: Target) -> Limit:
+    """The limits a target's sends keep to: its platform's, or those of the platform's
+    webhook robots when the target is a webhook URL."""
+    if target.channel.startswith("https://") or target.channel.startswith("http://"):
+        found = limits.get(f"{target.platform}:webhook")
+        if found is not None:
+            return found
+    return limits.get(target.platform, Limit(per_target=None))
 
 
 @dataclass(frozen=True)
@@ -440,7 +453,7 @@ class Sender:
     # -- delivery ---------------------------------------------------------------------------
 
     def _keys(self, target: Target) -> dict[str, tuple[float, int]]:
-        limit = self.limits.get(target.platform, Limit(per_target=None))
+        limit = limit_for(self.limits, target)
         keys: dict[str, tuple[float, int]] = {}
         if limit.per_target:
             who = target.user if target.private and target.user else target.channel

@@ -327,6 +327,21 @@ def test_a_custom_group_robot_is_signed_and_paced_at_20_a_minute(
         assert len(fake.messages) == 21 and all(m.kind == "custom" for m in fake.messages)
         # 21 messages at no more than 20 a minute: more than a minute went by.
         assert clock.now - 1_800_000_000.0 >= 60
+        # The app robot's OpenAPI is not a custom robot: five answers to one person in a row
+        # go out within a second, not one every three.
+        started = clock.now
+        for n in range(5):
+            outbox.put(
+                Reply(f"答复 {n}", "zh"),
+                Target("dingtalk", "", "", user=LINA, private=True),
+                key=f"answer-{n}",
+                kind="reply",
+            )
+        sender = Sender(outbox, {"dingtalk": adapter}, limits=LIMITS, sleep=clock.sleep, threads=1)
+        sender.drain(poll=1.0)
+        sender.stop()
+        assert len(fake.to(LINA)) == 5
+        assert clock.now - started < 1
         # A wrong secret is refused by DingTalk (310000): permanent.
         with pytest.raises(Exception, match="310000"):
             adapter_for(fake, robot_secret="SECwrong").send(
