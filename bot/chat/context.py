@@ -7,15 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from bot.chat.messages import Button, Language, Reply
 from bot.chat.request import Request, Subject, Unknown
 from bot.i18n import Texts, has_text, texts
-from kpi_engine.figures import Figure
-from kpi_engine.instants import zone
+from bot.i18n.format import DASH, moment, money, number
+from bot.i18n.format import percent as percent_of
+from kpi_engine.figures import Figure, format_value
+from kpi_engine.metrics import Unit
 from kpi_engine.organisation import PersonConfig
 from kpi_engine.periods import Period, parse_period
 from kpi_engine.scopes import Scope
@@ -54,8 +55,13 @@ class Context:
         return texts(self.language)
 
     def zh(self, zh: str, en: str) -> str:
-        """A text not yet in the catalogue: Chinese for Chinese readers, else English."""
+        """A text not yet in the catalogue: Chinese for Chinese readers, else English (left
+        for the features not yet moved to the catalogue; new code uses `t`)."""
         return zh if self.language == "zh" else en
+
+    def figure_text(self, value: Decimal | None, unit: Unit, currency: str | None) -> str:
+        """A figure's value as the reader reads it (`figure_text`)."""
+        return figure_text(value, unit, currency, self.language)
 
     # -- whom and when ------------------------------------------------------------------------
 
@@ -122,7 +128,7 @@ class Context:
     def context_line(self, figures: list[Figure]) -> str:
         """Provisional, freshness, missing FX, shared credit and corrections, in the reader's
         language."""
-        return context_line(self.zh, figures, split=self.core.figures.split_credit)
+        return context_line(self.language, figures, split=self.core.figures.split_credit)
 
 
 def metric_name(core: Core, metric: str, language: Language) -> str:
@@ -139,65 +145,82 @@ def metric_name(core: Core, metric: str, language: Language) -> str:
 Chooser = Callable[[str, str], str]  # (Chinese, English) → the reader's
 
 
-def caveats(t: Chooser, figures: Iterable[Figure], *, split: bool = False) -> list[str]:
+def _reader(language: Language | Chooser) -> Language:
+    """The reader's language. Callers not yet moved to the catalogue pass a (Chinese, English)
+    chooser instead: given the two language codes, it picks the reader's."""
+    if isinstance(language, str):
+        return language
+    return cast(Language, language("zh", "en"))
+
+
+def figure_text(value: Decimal | None, unit: Unit, currency: str | None, language: Language) -> str:
+    """A figure's value as the reader reads it: percentages, counts and decimals grouped as the
+    reader's locale groups them. Money is written as the Japanese locale writes it for Japanese
+    readers (￥12,346); Chinese and English replies keep the "1,234.50 CNY" their cards have
+    always shown, the currency named by its code."""
+    if value is None:
+        return DASH
+    if unit == "money" and currency:
+        if language == "ja":
+            return money(value, currency, language)
+        return format_value(value, unit, currency)
+    if unit == "ratio":
+        return percent_of(value, language, places=1)
+    if unit == "count":
+        return number(value, language)
+    if unit == "seconds":
+        return texts(language)("figures.seconds", value=number(value, language))
+    return number(value, language, places=2)
+
+
+def caveats(
+    language: Language | Chooser, figures: Iterable[Figure], *, split: bool = False
+) -> list[str]:
     """What a reader must know about these figures besides their values, in their language:
     provisional, incomplete (the missing FX rates named), sources without data, credit shared
     by several people, accepted corrections included."""
+    t = texts(_reader(language))
     found = list(figures)
     parts = []
     if any(f.provisional for f in found):
-        parts.append(t("暂定数据（尚未结算）", "provisional (not settled yet)"))
+        parts.append(t("figure.provisional"))
     missing = sorted({m for f in found for m in f.missing_rates})
     if missing:
         rates = ", ".join(f"{c} {d.isoformat()}" for c, d in missing[:3])
         more = f" +{len(missing) - 3}" if len(missing) > 3 else ""
-        parts.append(
-            t(
-                f"数字不完整：缺少汇率 {rates}{more}（未计入这些金额）",
-                f"incomplete: no FX rate for {rates}{more} (those amounts are left out)",
-            )
-        )
+        parts.append(t("figures.caveat.missing_fx", rates=rates + more))
     if any(f.unimported for f in found):
-        parts.append(t("部分数据源尚无数据", "some data sources have no data yet"))
+        parts.append(t("figure.unimported"))
     if any(f.shared for f in found):
-        parts.append(
-            t(
-                "多人联播的订单由每位主播平分"
-                if split
-                else "多人联播的订单计入每位主播（全额），个人合计会高于团队",
-                "co-hosted orders are split among the hosts"
-                if split
-                else "co-hosted orders count in full for each host: people add up to more "
-                "than the team",
-            )
-        )
+        parts.append(t("figures.caveat.shared_split" if split else "figures.caveat.shared_full"))
     if any(f.corrections for f in found):
         appeals = ", ".join(f"#{i}" for i in sorted({i for f in found for i in f.corrections}))
-        parts.append(t(f"含已接受的更正 {appeals}", f"includes accepted corrections {appeals}"))
+        parts.append(t("figures.caveat.corrections", appeals=appeals))
     return parts
 
 
-def incomplete_mark(t: Chooser, figures: Iterable[Figure]) -> str:
+def incomplete_mark(language: Language | Chooser, figures: Iterable[Figure]) -> str:
     """A short mark after a value (pace, rank) computed from an incomplete figure."""
     if any(f.incomplete for f in figures):
-        return t("（数据不完整）", " (incomplete)")
+        return texts(_reader(language))("figures.incomplete_mark")
     return ""
 
 
-def context_line(t: Chooser, figures: list[Figure], *, split: bool = False) -> str:
+def context_line(language: Language, figures: list[Figure], *, split: bool = False) -> str:
     """Provisional, freshness, missing FX, shared credit and corrections."""
-    parts = caveats(t, figures, split=split)
+    parts = caveats(language, figures, split=split)
     times = [f.as_of for f in figures if f.as_of is not None]
     if times:
         tz = figures[0].period.timezone
-        stamp = datetime.fromtimestamp(min(times), zone(tz)).strftime("%m-%d %H:%M")
+        stamp = moment(min(times), tz, language)
         at = 1 if any(f.provisional for f in figures) else 0
-        parts.insert(at, t(f"数据截至 {stamp}（{tz}）", f"data as of {stamp} ({tz})"))
+        parts.insert(at, texts(language)("figure.as_of", stamp=stamp, zone=tz))
     return " · ".join(parts)
 
 
 def percent(value: Decimal | None) -> str:
-    """A ratio as a whole percentage, "—" for no value."""
+    """A ratio as a whole percentage, "—" for no value (for callers without a reader's
+    language; replies use `bot.i18n.format.percent`)."""
     return "—" if value is None else f"{value * 100:.0f}%"
 
 

@@ -8,34 +8,32 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
-from bot.chat.context import ASK, Context, incomplete_mark, percent
+from bot.chat.context import ASK, Context, incomplete_mark
 from bot.chat.effects import Result
 from bot.chat.messages import Button, KeyValue, ProgressBar, Reply, Table
 from bot.chat.request import Request
+from bot.i18n.format import DASH, number, percent, points
 from kpi_engine.compare import Delta, Ranked, rank
-from kpi_engine.figures import Figure, format_value
+from kpi_engine.figures import Figure
 from kpi_engine.periods import Period, day_of, earlier_period
 from kpi_engine.restatements import Watched
 from kpi_engine.scopes import Scope
 from kpi_engine.scorecards import Scorecard
 from kpi_engine.scoring import scorecard
 
-_PERIOD_NAMES = {
-    "today": ("今天", "today"),
-    "yesterday": ("昨天", "yesterday"),
-    "this_week": ("本周", "this week"),
-    "last_week": ("上周", "last week"),
-    "this_month": ("本月", "this month"),
-    "last_month": ("上月", "last month"),
-    "last_7_days": ("最近7天", "the last 7 days"),
-}
+# The periods said by name as well as by their label (`figures.period.<key>`).
+_NAMED_PERIODS = frozenset(
+    ("today", "yesterday", "this_week", "last_week", "this_month", "last_month", "last_7_days")
+)
 
 
 def period_name(ctx: Context, request: Request, period: Period, default: str) -> str:
-    """ "今天 (2026-11-23)" / "this week (2026-W48)"."""
-    names = _PERIOD_NAMES.get(request.period or default)
+    """ "今天 (2026-11-23)" / "this week (2026-W48)" / "今日（2026-11-23）"."""
+    key = request.period or default
     label = period.label()
-    return f"{ctx.zh(*names)} ({label})" if names else label
+    if key not in _NAMED_PERIODS:
+        return label
+    return ctx.t("figures.period_named", name=ctx.t(f"figures.period.{key}"), label=label)
 
 
 def _done(result: Result, scope: Scope, period: Period) -> Result:
@@ -59,9 +57,9 @@ def rank_figures(ctx: Context, metric: str, found: dict[Scope, dict[str, Figure]
     return rank(values, definition.direction if definition else "higher")
 
 
-def _question(ctx: Context, message_zh: str, message_en: str, metric: str) -> str:
+def _question(ctx: Context, message_id: str, metric: str) -> str:
     """A follow-up question a button asks, naming the metric by its key."""
-    return ctx.zh(message_zh, message_en).format(metric=metric.replace("_", " "))
+    return ctx.t(message_id, metric=metric.replace("_", " "))
 
 
 def handle_progress(ctx: Context, request: Request) -> Result:
@@ -74,24 +72,26 @@ def handle_progress(ctx: Context, request: Request) -> Result:
     period = ctx.period_of(request, scope, "today")
     figure = figures.figure(metric, scope, period, now=ctx.now)
     progress = plans.progress(figure, ctx.now)
-    value = format_value(figure.value, figure.unit, figure.currency)
-    target = format_value(progress.target, figure.unit, figure.currency)
-    flag = incomplete_mark(ctx.zh, [figure])
+    t, language = ctx.t, ctx.language
+    value = ctx.figure_text(figure.value, figure.unit, figure.currency)
+    target = ctx.figure_text(progress.target, figure.unit, figure.currency)
+    flag = incomplete_mark(language, [figure])
+    achieved, pace = percent(progress.achievement, language), percent(progress.pace, language)
     fields = [
-        KeyValue(ctx.zh("实际", "Actual"), value),
-        KeyValue(ctx.zh("目标", "Target"), target if progress.target is not None else "—"),
-        KeyValue(ctx.zh("完成率", "Achievement"), percent(progress.achievement) + flag),
-        KeyValue(ctx.zh("进度", "Pace"), percent(progress.pace) + flag),
+        KeyValue(t("figures.actual"), value),
+        KeyValue(t("figures.target"), target),
+        KeyValue(t("figures.achievement"), achieved + flag),
+        KeyValue(t("figures.pace"), pace + flag),
     ]
     if progress.target is not None and figure.value is not None and progress.expected is not None:
         gap = progress.target - figure.value
         if gap > 0:
             fields.append(
-                KeyValue(ctx.zh("距目标", "To go"), format_value(gap, figure.unit, figure.currency))
+                KeyValue(t("figures.to_go"), ctx.figure_text(gap, figure.unit, figure.currency))
             )
     if progress.projection is not None:
-        projected = format_value(progress.projection, figure.unit, figure.currency)
-        fields.append(KeyValue(ctx.zh("预计全期", "Projected"), projected + flag))
+        projected = ctx.figure_text(progress.projection, figure.unit, figure.currency)
+        fields.append(KeyValue(t("figures.projected"), projected + flag))
     place = ""
     shown = [figure]
     if scope.kind == "person":
@@ -102,30 +102,22 @@ def handle_progress(ctx: Context, request: Request) -> Result:
         mine = next((r for r in ranked if r.entity == scope.id), None)
         if mine is not None and mine.rank is not None:
             total = sum(1 for r in ranked if r.rank is not None)
-            place = ctx.zh(f"组内第 {mine.rank}/{total} 名", f"#{mine.rank} of {total} in the team")
-            place += incomplete_mark(ctx.zh, [f[metric] for f in found.values()])
-            fields.append(KeyValue(ctx.zh("排名", "Rank"), place))
+            place = t("figures.place", rank=mine.rank, total=total)
+            place += incomplete_mark(language, [f[metric] for f in found.values()])
+            fields.append(KeyValue(t("figures.rank"), place))
             shown += [f[metric] for f in found.values()]
     when = period_name(ctx, request, period, "today")
     name = ctx.metric_name(metric)
     headline = f"{ctx.name_of(scope)} · {when} · {name}"
-    lines = [headline, ctx.zh(f"{name}：{value}", f"{name}: {value}")]
-    achieved, pace = percent(progress.achievement), percent(progress.pace)
+    lines = [headline, t("figures.value_line", name=name, value=value)]
     if progress.target is not None:
-        lines.append(
-            ctx.zh(
-                f"目标 {target}，完成 {achieved}，进度 {pace}",
-                f"target {target}, {achieved} achieved, pace {pace}",
-            )
-        )
+        lines.append(t("figures.target_line", target=target, achieved=achieved, pace=pace))
     else:
-        lines.append(ctx.zh("这一期没有设定目标。", "No target is set for this period."))
+        lines.append(t("figures.no_target"))
     if place:
         lines.append(place)
     if progress.pilot:
-        lines.append(
-            ctx.zh("试行方案：仅供参考，不计奖金。", "Pilot plan: shown, not counted for bonus.")
-        )
+        lines.append(t("figures.pilot"))
     bars: tuple[ProgressBar, ...] = ()
     if progress.achievement is not None:
         bars = (ProgressBar(name, progress.achievement, f"{value} / {target}"),)
@@ -133,23 +125,13 @@ def handle_progress(ctx: Context, request: Request) -> Result:
     # Follow-up questions one click away (a button's value is the question it asks).
     # Only GMV has a "why" (its traffic × conversion × order value split): another metric's card
     # does not offer GMV's explanation as if it were its own.
-    why = (
-        Button(
-            ctx.zh("为什么变了", "Why it moved"),
-            ASK,
-            ctx.zh(f"为什么 {period.label()} GMV变了", f"why did GMV move {period.label()}"),
-        ),
-    )
+    why = (Button(t("figures.button.why"), ASK, t("figures.ask.why", period=period.label())),)
     buttons = (
-        Button(
-            ctx.zh("团队排名", "Team ranking"),
-            ASK,
-            _question(ctx, "本周排名 {metric}", "team ranking {metric} this week", metric),
-        ),
+        Button(t("figures.button.ranking"), ASK, _question(ctx, "figures.ask.ranking", metric)),
         *(why if metric == "gmv" else ()),
-        Button(ctx.zh("本月绩效", "My score"), ASK, ctx.zh("我的绩效", "my score this month")),
-        Button(ctx.zh("申诉", "Dispute"), "appeal.start", f"{metric}|{period.first.isoformat()}"),
-        Button(ctx.zh("📊 看板", "📊 Dashboard"), "dashboard.open", ""),
+        Button(t("figures.button.score"), ASK, t("figures.ask.score")),
+        Button(t("figures.button.appeal"), "appeal.start", f"{metric}|{period.first.isoformat()}"),
+        Button(t("figures.button.dashboard"), "dashboard.open", ""),
     )
     reply = Reply(
         "\n".join(lines),
@@ -197,22 +179,23 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
     definition = org.catalogue.metrics.get(metric)
     unit = definition.unit if definition else "decimal"
     currency = ctx.core.figures.reporting_currency(team_scope)
+    t = ctx.t
     rows = []
     for row in ranked:
         if show == "own" and row.entity != ctx.asker.id:
             continue
         name = org.people[row.entity].name + (
-            ctx.zh("（你）", " (you)") if row.entity == ctx.asker.id else ""
+            t("figures.you") if row.entity == ctx.asker.id else ""
         )
-        value = format_value(row.value, unit, currency)
+        value = ctx.figure_text(row.value, unit, currency)
         if show == "names" and row.entity != ctx.asker.id:
             value = "·"
-        rows.append((str(row.rank) if row.rank is not None else "—", name, value))
+        rows.append((str(row.rank) if row.rank is not None else DASH, name, value))
     when = period_name(ctx, request, period, "today")
     headline = f"{ctx.name_of(team_scope)} · {when} · {ctx.metric_name(metric)}"
     lines = [headline] + [f"{r[0]}. {r[1]}  {r[2]}" for r in rows[:20]]
     if not rows:
-        lines.append(ctx.zh("没有可排名的人。", "Nobody to rank."))
+        lines.append(t("figures.nobody_to_rank"))
     team_figure = ctx.core.figures.figure(metric, team_scope, period, now=ctx.now)
     figures = [team_figure, *(f[metric] for f in found.values())]
     stated = [
@@ -225,12 +208,12 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
         ctx.language,
         headline=headline,
         table=Table(
-            (ctx.zh("名次", "Rank"), ctx.zh("姓名", "Name"), ctx.metric_name(metric)),
+            (t("figures.column.place"), t("figures.column.name"), ctx.metric_name(metric)),
             tuple(rows),
         ),
         context=ctx.context_line(figures) or None,
         # 📊 opens the clicker's own dashboard (a private link under their permissions).
-        buttons=(Button(ctx.zh("📊 看板", "📊 Dashboard"), "dashboard.open", ""),),
+        buttons=(Button(t("figures.button.dashboard"), "dashboard.open", ""),),
         private=not ctx.where.is_direct and not (public and access.group_may_see(team, team_scope)),
         watch=tuple(Watched.of(f) for f in stated),
     )
@@ -241,7 +224,7 @@ def _driver_value(ctx: Context, metric: str | None, value: Decimal, currency: st
     """A driver's value in its metric's unit."""
     found = ctx.core.organisation.catalogue.get(metric) if metric else None
     unit = found.unit if found else "count"
-    return format_value(value, unit, currency)
+    return ctx.figure_text(value, unit, currency)
 
 
 def handle_why(ctx: Context, request: Request) -> Result:
@@ -254,28 +237,26 @@ def handle_why(ctx: Context, request: Request) -> Result:
     previous = earlier_period(period, "previous", ctx.now)
     explanation = figures.explain(scope, period, now=ctx.now, previous=previous)
     currency = figures.reporting_currency(scope)
+    t, language = ctx.t, ctx.language
 
     def money(value: Decimal | None) -> str:
-        return format_value(value, "money", currency)
+        return ctx.figure_text(value, "money", currency)
 
-    headline = ctx.zh(
-        f"{ctx.name_of(scope)} · GMV {period.label()} 对比 {previous.label()}",
-        f"{ctx.name_of(scope)} · GMV {period.label()} vs {previous.label()}",
+    headline = t(
+        "figures.why.headline",
+        scope=ctx.name_of(scope),
+        period=period.label(),
+        previous=previous.label(),
     )
     if explanation is None:
         reply = Reply(
-            headline
-            + "\n"
-            + ctx.zh(
-                "数据不足，无法拆分（没有成交或流量）。",
-                "Not enough data to explain (no sales or traffic).",
-            ),
+            headline + "\n" + t("figures.why.no_data"),
             ctx.language,
             headline=headline,
             private=ctx.private_for(scope),
         )
         return _done(Result(reply), scope, period)
-    other = ctx.zh("其他渠道（无流量数据）", "other channels (no traffic data)")
+    other = t("figures.why.other")
 
     def driver_name(metric: str | None) -> str:
         return other if metric is None else ctx.metric_name(metric)
@@ -290,34 +271,27 @@ def handle_why(ctx: Context, request: Request) -> Result:
         for d in explanation.drivers
     ]
     if explanation.unexplained:
-        rows.append((other, "—", "—", money(explanation.unexplained)))
+        rows.append((other, DASH, DASH, money(explanation.unexplained)))
     change = money(explanation.change)
-    lines = [headline, f"{money(explanation.before)} → {money(explanation.after)} ({change})"]
+    moved = t(
+        "figures.why.moved",
+        before=money(explanation.before),
+        after=money(explanation.after),
+        change=change,
+    )
+    lines = [headline, moved]
     lines += [f"{r[0]}: {r[1]} → {r[2]}  {r[3]}" for r in rows]
-    fields = [KeyValue(ctx.zh("变化", "Change"), change)]
+    fields = [KeyValue(t("figures.change"), change)]
     share = explanation.covered_share
     if explanation.traffic == "views" and share is not None and share < 1:
-        lines.append(
-            ctx.zh(
-                f"直播观看只覆盖 {percent(share)} 的订单；"
-                "其余订单（其他渠道）的变化无法按流量拆分。",
-                f"Live views cover {percent(share)} of the orders; the change of the others "
-                "(other channels) cannot be split by traffic.",
-            )
-        )
-        fields.append(
-            KeyValue(
-                ctx.zh("流量覆盖", "Traffic covers"),
-                ctx.zh(
-                    f"{percent(share)} 的订单（直播观看）", f"{percent(share)} of orders (live)"
-                ),
-            )
-        )
+        covered = percent(share, language)
+        lines.append(t("figures.why.covered_line", share=covered))
+        fields.append(KeyValue(t("figures.why.covers"), t("figures.why.covered", share=covered)))
     biggest = explanation.biggest
     if biggest is not None:
         main = driver_name(None if biggest.name == "other" else biggest.metric)
-        lines.append(ctx.zh(f"主要原因：{main}", f"Biggest driver: {main}"))
-        fields.append(KeyValue(ctx.zh("主要原因", "Biggest driver"), main))
+        lines.append(t("figures.why.biggest_line", name=main))
+        fields.append(KeyValue(t("figures.why.biggest"), main))
     keys = ["gmv", *(d.metric for d in explanation.drivers if d.metric)]
     stated = [
         f for p in (period, previous) for f in figures.figures(keys, scope, p, now=ctx.now).values()
@@ -329,10 +303,10 @@ def handle_why(ctx: Context, request: Request) -> Result:
         fields=tuple(fields),
         table=Table(
             (
-                ctx.zh("因素", "Driver"),
-                ctx.zh("之前", "Before"),
-                ctx.zh("之后", "After"),
-                ctx.zh("贡献", "Effect"),
+                t("figures.why.driver"),
+                t("figures.why.before"),
+                t("figures.why.after"),
+                t("figures.why.effect"),
             ),
             tuple(rows),
         ),
@@ -356,20 +330,22 @@ def handle_compare(ctx: Context, request: Request) -> Result:
     then_figure = figures.figure(metric, scope, earlier, now=ctx.now)
     delta = Delta(then_figure.value, now_figure.value)
     unit, currency = now_figure.unit, now_figure.currency
-    change = "—"
+    t, language = ctx.t, ctx.language
+    change = DASH
     if delta.change is not None:
         change = (
-            f"{delta.change * 100:+.1f} pp"
+            points(delta.change, language)
             if unit == "ratio"
-            else f"{'+' if delta.change >= 0 else ''}{format_value(delta.change, unit, currency)}"
+            else _signed(delta.change, ctx.figure_text(delta.change, unit, currency))
         )
         if delta.ratio is not None and unit != "ratio":
-            change += f" ({delta.ratio * 100:+.1f}%)"
-    versus = f"{period.label()} {ctx.zh('对比', 'vs')} {earlier.label()}"
+            ratio = _signed(delta.ratio, percent(delta.ratio, language, places=1))
+            change += t("figures.compare.ratio", ratio=ratio)
+    versus = t("figures.compare.versus", period=period.label(), earlier=earlier.label())
     headline = f"{ctx.name_of(scope)} · {ctx.metric_name(metric)} · {versus}"
     before, after = (
-        format_value(then_figure.value, unit, currency),
-        format_value(now_figure.value, unit, currency),
+        ctx.figure_text(then_figure.value, unit, currency),
+        ctx.figure_text(now_figure.value, unit, currency),
     )
     reply = Reply(
         f"{headline}\n{before} → {after}  {change}",
@@ -378,13 +354,18 @@ def handle_compare(ctx: Context, request: Request) -> Result:
         fields=(
             KeyValue(earlier.label(), before),
             KeyValue(period.label(), after),
-            KeyValue(ctx.zh("变化", "Change"), change),
+            KeyValue(t("figures.change"), change),
         ),
         context=ctx.context_line([now_figure, then_figure]) or None,
         private=ctx.private_for(scope),
         watch=(Watched.of(now_figure), Watched.of(then_figure)),
     )
     return _done(Result(reply), scope, period)
+
+
+def _signed(value: Decimal, written: str) -> str:
+    """A change written with its sign: "+" before a rise or no change (a fall has its "-")."""
+    return written if value < 0 else "+" + written
 
 
 def _until_today(period: Period, today: date) -> list[date]:
@@ -412,7 +393,9 @@ def handle_breakdown(ctx: Context, request: Request) -> Result:
         for day in _until_today(period, current)[:31]:
             figure = figures.figure(metric, scope, day_of(day, period.timezone), now=ctx.now)
             found.append(figure)
-            rows.append((day.isoformat(), format_value(figure.value, figure.unit, figure.currency)))
+            rows.append(
+                (day.isoformat(), ctx.figure_text(figure.value, figure.unit, figure.currency))
+            )
     elif by == "shop":
         shops = [
             Scope("shop", s.id)
@@ -429,9 +412,9 @@ def handle_breakdown(ctx: Context, request: Request) -> Result:
         for shop in shops:
             figure, same = own[shop][metric], converted[shop][metric]
             found += [figure, same]
-            shown = format_value(figure.value, figure.unit, figure.currency)
+            shown = ctx.figure_text(figure.value, figure.unit, figure.currency)
             if figure.unit == "money" and figure.currency != same.currency:
-                shown += f" ≈ {format_value(same.value, same.unit, same.currency)}"
+                shown += f" ≈ {ctx.figure_text(same.value, same.unit, same.currency)}"
             rows.append((ctx.name_of(shop), shown))
     elif by == "person":
         if scope.kind != "team" or access.ranking_values(ctx.asker, scope.id) != "values":
@@ -445,7 +428,7 @@ def handle_breakdown(ctx: Context, request: Request) -> Result:
                 rows.append(
                     (
                         ctx.name_of(person),
-                        format_value(figure.value, figure.unit, figure.currency),
+                        ctx.figure_text(figure.value, figure.unit, figure.currency),
                     )
                 )
     else:  # channel: live rooms against everything else
@@ -453,23 +436,14 @@ def handle_breakdown(ctx: Context, request: Request) -> Result:
         found = list(both.values())
         total, live = both["gmv"].value, both["live_gmv"].value
         in_currency = both["gmv"].currency
+        rest = None if total is None or live is None else total - live
         rows = [
-            (ctx.zh("直播", "live"), format_value(live, "money", in_currency)),
-            (
-                ctx.zh("其他（短视频、商城…）", "other (video, mall…)"),
-                format_value(
-                    None if total is None or live is None else total - live, "money", in_currency
-                ),
-            ),
+            (ctx.t("figures.channel.live"), ctx.figure_text(live, "money", in_currency)),
+            (ctx.t("figures.channel.other"), ctx.figure_text(rest, "money", in_currency)),
         ]
         metric = "gmv"
     headline = f"{ctx.name_of(scope)} · {ctx.metric_name(metric)} · {period.label()}"
-    label = {
-        "day": ctx.zh("日期", "Day"),
-        "shop": ctx.zh("店铺", "Shop"),
-        "person": ctx.zh("姓名", "Name"),
-        "channel": ctx.zh("渠道", "Channel"),
-    }[by]
+    label = ctx.t(f"figures.by.{by}")
     everyone = ctx.private_for(scope) or (by == "person" and not ctx.where.is_direct)
     reply = Reply(
         "\n".join([headline, *(f"{a}  {b}" for a, b in rows)]),
@@ -499,12 +473,11 @@ def handle_score(ctx: Context, request: Request) -> Result:
     period = ctx.period_of(request, scope, "this_month")
     card = scorecard(ctx.core.figures, ctx.core.plans, scope.id, period, now=ctx.now)
     person = ctx.core.organisation.people[scope.id]
-    headline = ctx.zh(
-        f"{person.name} · {period.label()} 评分卡", f"{person.name} · scorecard {period.label()}"
-    )
+    t, language = ctx.t, ctx.language
+    headline = t("figures.score.headline", name=person.name, period=period.label())
     if card is None:
         reply = Reply(
-            headline + "\n" + ctx.zh("这个岗位没有评分卡。", "This role has no scorecard."),
+            headline + "\n" + t("figures.score.none"),
             ctx.language,
             headline=headline,
             private=ctx.private_for(scope),
@@ -515,35 +488,33 @@ def handle_score(ctx: Context, request: Request) -> Result:
     for item in card.items:
         progress = item.progress
         value = (
-            "—"
+            DASH
             if progress is None
-            else format_value(progress.figure.value, progress.figure.unit, progress.figure.currency)
+            else ctx.figure_text(
+                progress.figure.value, progress.figure.unit, progress.figure.currency
+            )
         )
-        points = "—" if item.points is None else f"{item.points:.1f}"
         rows.append(
             (
                 ctx.metric_name(item.item.metric),
                 f"{item.item.weight:g}",
                 value,
-                percent(item.achievement),
-                points,
+                percent(item.achievement, language),
+                number(item.points, language, places=1),
             )
         )
-    score = "—" if card.score is None else f"{card.score:.1f}"
+    score = number(card.score, language, places=1)
     currency = card.currency or currency
-    bonus = format_value(card.bonus, "money", currency)
+    bonus = ctx.figure_text(card.bonus, "money", currency)
     why = bonus_reasons(ctx, card)
     # The reason goes where every platform shows it: the bonus field itself, not only the text.
-    shown_bonus = bonus + (ctx.zh(f"（{'；'.join(why)}）", f" ({'; '.join(why)})") if why else "")
-    lines = [
-        headline,
-        ctx.zh(
-            f"总分 {score}，预计奖金 {shown_bonus}", f"Score {score}, bonus preview {shown_bonus}"
-        ),
-    ]
+    if why:
+        reasons = t("figures.score.reason_separator").join(why)
+        bonus += t("figures.score.reasons", reasons=reasons)
+    lines = [headline, t("figures.score.line", score=score, bonus=bonus)]
     fields = [
-        KeyValue(ctx.zh("总分", "Score"), score),
-        KeyValue(ctx.zh("奖金预估", "Bonus preview"), shown_bonus),
+        KeyValue(t("figures.score.score"), score),
+        KeyValue(t("figures.score.bonus"), bonus),
     ]
     lines += [f"{r[0]} ({r[1]}): {r[2]} · {r[3]} → {r[4]}" for r in rows]
     found = [i.progress.figure for i in card.items if i.progress is not None]
@@ -554,11 +525,11 @@ def handle_score(ctx: Context, request: Request) -> Result:
         fields=tuple(fields),
         table=Table(
             (
-                ctx.zh("指标", "Metric"),
-                ctx.zh("权重", "Weight"),
-                ctx.zh("实际", "Actual"),
-                ctx.zh("完成率", "Achievement"),
-                ctx.zh("得分", "Points"),
+                t("figures.score.metric"),
+                t("figures.score.weight"),
+                t("figures.actual"),
+                t("figures.achievement"),
+                t("figures.score.points"),
             ),
             tuple(rows),
         ),
@@ -572,42 +543,28 @@ def handle_score(ctx: Context, request: Request) -> Result:
 def bonus_reasons(ctx: Context, card: Scorecard) -> list[str]:
     """Why a bonus is not payable (or uncertain), in the reader's language: the failed gate with
     its value and limit, a pilot plan, an item without a value or target, a missing FX rate."""
+    t = ctx.t
     reasons = []
     for result in card.gate_values:
         gate, name = result.gate, ctx.metric_name(result.gate.metric)
         found = ctx.core.organisation.catalogue.get(gate.metric)
         unit = found.unit if found else "decimal"
-        value = format_value(result.value, unit, card.currency)
+        value = ctx.figure_text(result.value, unit, card.currency)
         if result.value is None:
-            reasons.append(
-                ctx.zh(f"{name}没有数值，未通过门槛", f"{name} has no value: gate not met")
-            )
+            reasons.append(t("figures.gate.no_value", name=name))
         elif gate.max is not None and result.value > gate.max:
-            limit = format_value(gate.max, unit, card.currency)
-            reasons.append(
-                ctx.zh(
-                    f"{name} {value} 高于上限 {limit}", f"{name} {value} above its limit {limit}"
-                )
-            )
+            limit = ctx.figure_text(gate.max, unit, card.currency)
+            reasons.append(t("figures.gate.above", name=name, value=value, limit=limit))
         else:
-            limit = format_value(gate.min, unit, card.currency)
-            reasons.append(
-                ctx.zh(
-                    f"{name} {value} 低于下限 {limit}", f"{name} {value} below its floor {limit}"
-                )
-            )
+            limit = ctx.figure_text(gate.min, unit, card.currency)
+            reasons.append(t("figures.gate.below", name=name, value=value, limit=limit))
     if card.pilot:
-        reasons.append(ctx.zh("试行方案，不计奖金", "pilot plan: not payable"))
+        reasons.append(t("figures.bonus.pilot"))
     if card.score is None:
-        reasons.append(ctx.zh("有指标尚无数值或目标", "an item has no value or target yet"))
+        reasons.append(t("figures.bonus.no_score"))
     if card.first_tier is not None and not card.bonus:
-        tier = f"{card.first_tier:g}"
-        reasons.append(
-            ctx.zh(f"总分未达最低档 {tier} 分", f"score below the first tier ({tier} points)")
-        )
+        reasons.append(t("figures.bonus.below_tier", tier=f"{card.first_tier:g}"))
     if card.missing_rates:
         rates = ", ".join(f"{c} {d.isoformat()}" for c, d in card.missing_rates[:3])
-        reasons.append(
-            ctx.zh(f"缺少汇率 {rates}，数字不完整", f"incomplete: no FX rate for {rates}")
-        )
+        reasons.append(t("figures.bonus.missing_fx", rates=rates))
     return reasons
