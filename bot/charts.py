@@ -1,8 +1,13 @@
 """Digest charts as PNG: daily GMV against the daily target, and the month-to-date pace.
 
-Chinese labels need a CJK font, which matplotlib's default (DejaVu Sans) lacks: the chart uses
-Noto Sans CJK SC, shipped by the `mplfonts` dependency (`KPIBOT_CHART_FONT` may name another
-font file). A label with a character the font lacks is an error, not a row of empty boxes.
+Labels come from the message catalogue (`chart.*`) in the reader's language. Chinese and
+Japanese need a CJK font, which matplotlib's default (DejaVu Sans) lacks, and Japanese kanji
+are drawn in Japanese shapes only by a Japanese face: the chart uses the system's Noto Sans
+CJK in the reader's region (JP for Japanese, SC otherwise; the `fonts-noto-cjk` package),
+else the Noto Sans CJK SC file shipped by the `mplfonts` dependency, which covers kana and
+kanji too. `KPIBOT_CHART_FONT` may name a font file to use instead. The first face that has
+every character of the labels is used; a label with a character no face has is an error, not
+a row of empty boxes.
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 from importlib.util import find_spec
@@ -18,21 +24,45 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties, fontManager
+from matplotlib.font_manager import FontProperties, findfont, fontManager
 from matplotlib.ft2font import FT2Font
 
 from bot.chat.messages import Chart, Language
+from bot.i18n import texts
 from kpi_engine.digest import DayPoint
 
 FONT_FILE = "NotoSansCJKsc-Regular.otf"
+# The installed font families tried for each reader, in order: the reader's own region first
+# (kanji differ in shape between Japanese and Chinese), then the others, which cover the same
+# characters.
+FAMILIES: Mapping[Language, tuple[str, ...]] = {
+    "ja": ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC"),
+    "zh": ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC"),
+    "en": ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC"),
+}
+LABELS = ("daily", "target", "cumulative", "cumulative_target", "day")
 
 
 class ChartFontError(RuntimeError):
     """No usable CJK font, or a label needs a glyph the font lacks."""
 
 
+@dataclass(frozen=True)
+class ChartFont:
+    """A font face charts can be drawn with: its name, file and the characters it has."""
+
+    name: str
+    properties: FontProperties
+    charmap: frozenset[int]
+
+    def missing(self, text: str) -> set[str]:
+        """The characters of `text` this face cannot draw."""
+        return {c for c in text if not c.isspace() and ord(c) not in self.charmap}
+
+
 def font_path() -> Path:
-    """The CJK font file charts are drawn with."""
+    """The font file charts fall back to when no Noto Sans CJK is installed (or the one
+    `KPIBOT_CHART_FONT` names)."""
     configured = os.environ.get("KPIBOT_CHART_FONT")
     if configured:
         return Path(configured)
@@ -43,48 +73,65 @@ def font_path() -> Path:
 
 
 @cache
-def _font(path: Path) -> tuple[FontProperties, frozenset[int]]:
+def _file_font(path: Path) -> ChartFont:
     if not path.is_file():
         raise ChartFontError(f"chart font {path} not found")
     fontManager.addfont(str(path))
-    return FontProperties(fname=str(path)), frozenset(FT2Font(str(path)).get_charmap())
+    font = FT2Font(str(path))
+    return ChartFont(
+        str(font.family_name), FontProperties(fname=str(path)), frozenset(font.get_charmap())
+    )
 
 
-def missing_glyphs(text: str, path: Path | None = None) -> set[str]:
-    """The characters of `text` that the chart font cannot draw."""
-    _, charmap = _font(path or font_path())
-    return {c for c in text if not c.isspace() and ord(c) not in charmap}
+@cache
+def _installed_font(family: str) -> ChartFont | None:
+    properties = FontProperties(family=family)
+    try:
+        found = findfont(properties, fallback_to_default=False)
+    except ValueError:
+        return None
+    # A collection (.ttc) holds every region's face: the one found is opened, not the first.
+    font = FT2Font(str(found), face_index=getattr(found, "face_index", 0))
+    if font.family_name != family:
+        return None
+    return ChartFont(family, properties, frozenset(font.get_charmap()))
 
 
-def _labels(language: Language) -> dict[str, str]:
-    if language == "zh":
-        return {
-            "daily": "每日 GMV",
-            "target": "日目标",
-            "cumulative": "本月累计",
-            "cumulative_target": "累计目标",
-            "day": "日期",
-        }
-    return {
-        "daily": "Daily GMV",
-        "target": "Daily target",
-        "cumulative": "Month to date",
-        "cumulative_target": "Target to date",
-        "day": "Day",
-    }
+def chart_fonts(language: Language) -> list[ChartFont]:
+    """The faces a chart for a reader of `language` may use, the preferred first."""
+    if os.environ.get("KPIBOT_CHART_FONT"):
+        return [_file_font(font_path())]
+    installed = [f for family in FAMILIES[language] if (f := _installed_font(family))]
+    try:
+        return [*installed, _file_font(font_path())]
+    except ChartFontError:
+        if installed:
+            return installed
+        raise
+
+
+def chart_font(language: Language, labels: Sequence[str] = ()) -> ChartFont:
+    """The first face for `language` that has every character of `labels`."""
+    fonts = chart_fonts(language)
+    for font in fonts:
+        if not any(font.missing(label) for label in labels):
+            return font
+    lacking = set().union(*(fonts[0].missing(label) for label in labels))
+    raise ChartFontError(f"the chart font lacks {''.join(sorted(lacking))!r}")
+
+
+def missing_glyphs(text: str, language: Language = "zh") -> set[str]:
+    """The characters of `text` that the chart font for `language` cannot draw."""
+    return chart_fonts(language)[0].missing(text)
 
 
 def render_month_chart(
     title: str, points: Sequence[DayPoint], currency: str, language: Language
 ) -> Chart:
     """Daily GMV bars with the daily target line, and cumulative actual against target."""
-    labels = _labels(language)
-    texts = [title, currency, *labels.values()]
-    path = font_path()
-    lacking = set().union(*(missing_glyphs(t, path) for t in texts))
-    if lacking:
-        raise ChartFontError(f"the chart font lacks {''.join(sorted(lacking))!r}")
-    font, _ = _font(path)
+    t = texts(language)
+    labels = {key: t(f"chart.{key}") for key in LABELS}
+    font = chart_font(language, [title, currency, *labels.values()])
     days = [p.day.day for p in points]
     actual = [float(p.actual or 0) for p in points]  # drawing only: the figures stay exact
     target = [float(p.target) if p.target is not None else float("nan") for p in points]
@@ -105,20 +152,15 @@ def render_month_chart(
     bottom.plot(
         days, running_target, color="#f54a45", linestyle="--", label=labels["cumulative_target"]
     )
-    figure.suptitle(title, fontproperties=font, fontsize=13)
+    figure.suptitle(title, fontproperties=font.properties, fontsize=13)
     for axes in (top, bottom):
-        axes.legend(prop=font, fontsize=9, loc="upper left")
-        axes.set_ylabel(currency, fontproperties=font)
+        axes.legend(prop=font.properties, fontsize=9, loc="upper left")
+        axes.set_ylabel(currency, fontproperties=font.properties)
         axes.grid(axis="y", alpha=0.3)
-    bottom.set_xlabel(labels["day"], fontproperties=font)
+    bottom.set_xlabel(labels["day"], fontproperties=font.properties)
     figure.tight_layout()
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # "Glyph … missing from font(s)" must not pass quietly
         figure.savefig(buffer, format="png")
-    alt = (
-        f"{len(points)} 天每日 GMV 与日目标，及本月累计与累计目标"
-        if language == "zh"
-        else f"daily GMV against the daily target over {len(points)} days, and month to date"
-    )
-    return Chart(title, buffer.getvalue(), alt)
+    return Chart(title, buffer.getvalue(), t("chart.alt", days=len(points)))

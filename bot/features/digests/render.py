@@ -1,36 +1,40 @@
 """Digests as replies: the morning stand-up, the day-end recap and the weekly report, in the
-team's language, plus each person's own morning numbers in private.
+team's language, plus each person's own morning numbers in private, in theirs.
 
-A team channel is shown only what any member of the team may see (`ranking_for_members`):
-people's values only when members may see them, otherwise their places and names, or nothing.
-Each posted number is returned beside the reply, so a later revision can be noticed.
+Every text comes from the message catalogue (`digest.*`, `chart.*`), every number and day is
+written as the reader's locale writes it. A team channel is shown only what any member of the
+team may see (`ranking_for_members`): people's values only when members may see them, otherwise
+their places and names, or nothing. Each posted number is returned beside the reply, so a later
+revision can be noticed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from functools import partial
 
 from sqlalchemy import Engine
 
 from bot.charts import render_month_chart
-from bot.chat.context import ASK, caveats, incomplete_mark, percent
+from bot.chat.context import ASK, caveats, figure_text, incomplete_mark
 from bot.chat.messages import Button, KeyValue, Language, ProgressBar, Reply, Table
+from bot.features.digests.dates import LocalDay, LocalSpan
+from bot.i18n import has_text, text, texts
+from bot.i18n.format import DASH, moment, number, percent
 from kpi_engine.annotations import notes
 from kpi_engine.compare import Delta, Ranked
 from kpi_engine.digest import Recap, TeamDigest, month_series
-from kpi_engine.figures import Figure, Figures, format_value
+from kpi_engine.figures import Figure, Figures
 from kpi_engine.freshness import SOURCES, last_imports
-from kpi_engine.instants import zone
 from kpi_engine.organisation import Organisation
 from kpi_engine.restatements import Watched
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans, Progress
 
 KINDS = ("morning", "evening", "weekly")
+__all__ = ["KINDS", "Digests", "Post", "Watched", "metric_name"]
 
 
 @dataclass(frozen=True)
@@ -42,14 +46,13 @@ class Post:
     watched: tuple[Watched, ...] = ()
 
 
-_SOURCE_NAMES = {
-    "orders": ("订单", "orders"),
-    "refunds": ("退款", "refunds"),
-    "live_sessions": ("直播", "lives"),
-    "ad_spend": ("广告", "ads"),
-    "metric_values": ("其他指标", "other metrics"),
-}
-__all__ = ["KINDS", "Digests", "Post", "Watched"]
+def metric_name(organisation: Organisation, metric: str, language: Language) -> str:
+    """A metric's full name in `language`: the catalogue's text, else the configured name."""
+    message_id = f"metric.{metric}"
+    if has_text(message_id):
+        return text(language, message_id)
+    found = organisation.catalogue.get(metric)
+    return found.name(language) if found else metric
 
 
 class Digests:
@@ -65,52 +68,65 @@ class Digests:
 
     # -- shared pieces ----------------------------------------------------------------------
 
-    def _t(self, language: Language, zh: str, en: str) -> str:
-        return zh if language == "zh" else en
+    def _money(self, language: Language, value: Decimal | None, currency: str) -> str:
+        return figure_text(value, "money", currency, language)
 
-    def _money(self, value: Decimal | None, currency: str) -> str:
-        return format_value(value, "money", currency)
-
-    def _value(self, figure: Figure) -> str:
-        return format_value(figure.value, figure.unit, figure.currency)
+    def _value(self, language: Language, figure: Figure) -> str:
+        return figure_text(figure.value, figure.unit, figure.currency, language)
 
     def _name(self, person: str) -> str:
         return self.organisation.people[person].name
 
-    def _metric(self, language: Language, metric: str) -> str:
-        """A metric's compact name, from the catalogue (the one place names live)."""
-        found = self.organisation.catalogue.get(metric)
-        return found.label(language) if found else metric
+    def _names(self, language: Language, people: Iterable[str]) -> str:
+        return text(language, "list.separator").join(self._name(p) for p in people) or DASH
 
-    def _driver(self, language: Language, name: str, metric: str | None) -> str:
+    def _metric(self, language: Language, metric: str) -> str:
+        """A metric's compact name for digest fields: the digests' label, else its name."""
+        compact = f"digest.metric.{metric}"
+        if has_text(compact):
+            return text(language, compact)
+        return metric_name(self.organisation, metric, language)
+
+    def _driver(self, language: Language, metric: str | None) -> str:
         """A driver of the GMV explanation, named as its metric is."""
         if metric is None:  # the orders the traffic data does not cover
-            return self._t(language, "其他渠道（无流量数据）", "other channels (no traffic data)")
+            return text(language, "digest.why.other")
         return self._metric(language, metric)
 
     def _freshness(self, language: Language, figures: list[Figure], timezone: str) -> str:
         """Provisional or settled, what else the reader must know (missing FX rates named,
         shared credit, corrections), and each source's latest import, in the team's zone."""
-        t = partial(self._t, language)
-        notes = caveats(t, figures, split=self.figures.split_credit)
-        parts = [" · ".join(notes) if notes else t("已结算", "settled")]
+        t = texts(language)
+        found = caveats(language, figures, split=self.figures.split_credit)
+        state = " · ".join(found) if found else t("digest.settled")
         imported = last_imports(self.engine)
-        for source in SOURCES:
-            at = imported.get(source)
-            if at is None:
-                continue
-            stamp = datetime.fromtimestamp(at, zone(timezone)).strftime("%m-%d %H:%M")
-            parts.append(f"{self._t(language, *_SOURCE_NAMES[source])} {stamp}")
-        label = self._t(language, "数据更新", "data updated")
-        return f"{parts[0]} · {label}: " + ", ".join(parts[1:]) if parts[1:] else parts[0]
+        stamps = [
+            t(
+                "digest.source.stamp",
+                source=t(f"digest.source.{source}"),
+                at=moment(at, timezone, language),
+            )
+            for source in SOURCES
+            if (at := imported.get(source)) is not None
+        ]
+        if not stamps:
+            return state
+        return t("digest.freshness", state=state, imports=t("list.separator").join(stamps))
 
     def _bars(
-        self, pairs: Iterable[tuple[str, Progress]], currency: str
+        self, language: Language, pairs: Iterable[tuple[str, Progress]], currency: str
     ) -> tuple[ProgressBar, ...]:
         """Achievement bars ("actual / target") for the progresses that have a target."""
         return tuple(
             ProgressBar(
-                label, p.achievement, f"{self._value(p.figure)} / {self._money(p.target, currency)}"
+                label,
+                p.achievement,
+                text(
+                    language,
+                    "digest.bar.caption",
+                    actual=self._value(language, p.figure),
+                    target=self._money(language, p.target, currency),
+                ),
             )
             for label, p in pairs
             if p.achievement is not None
@@ -120,6 +136,7 @@ class Digests:
         self, language: Language, team: str, first: date, last: date, fields: list[KeyValue]
     ) -> list[str]:
         """The period's notes on the team, its people and shops: text lines, and a field."""
+        t = texts(language)
         people = [p.id for p in self.organisation.people.values() if p.team == team]
         shops = [s.id for s in self.organisation.shops.values() if s.team == team]
         entities = ["company", f"team:{team}", *(f"person:{p}" for p in people)]
@@ -127,24 +144,21 @@ class Digests:
         found = notes(self.engine, entities, first, last)
         if not found:
             return []
-        heading = self._t(language, "备注", "Notes")
-        items = [f"{n.day:%m-%d} {n.text}" for n in found]
-        fields.append(KeyValue(heading, "; ".join(items)))
-        return [f"{heading}:"] + [f"· {item}" for item in items]
+        heading = t("digest.notes.heading")
+        items = [t("digest.notes.item", day=LocalDay(n.day, language), note=n.text) for n in found]
+        fields.append(KeyValue(heading, t("digest.notes.separator").join(items)))
+        return [t("digest.notes.title", heading=heading)] + [f"· {item}" for item in items]
 
     def _delta(self, language: Language, delta: Delta, unit: str = "money") -> str:
         """A change: rates in percentage points, everything else relative."""
+        change = delta.change if unit == "ratio" else delta.ratio
+        if change is None:
+            return DASH
+        arrow = "↑" if change > 0 else "↓" if change < 0 else "→"
         if unit == "ratio":
-            change = delta.change
-            if change is None:
-                return "—"
-            arrow = "↑" if change > 0 else "↓" if change < 0 else "→"
-            return f"{arrow}{abs(change) * 100:.1f} pp"
-        ratio = delta.ratio
-        if ratio is None:
-            return "—"
-        arrow = "↑" if ratio > 0 else "↓" if ratio < 0 else "→"
-        return f"{arrow}{abs(ratio) * 100:.1f}%"
+            size = number(abs(change) * 100, language, places=1)
+            return text(language, "digest.change.points", arrow=arrow, points=size)
+        return arrow + percent(abs(change), language, places=1)
 
     def _people_table(
         self,
@@ -155,6 +169,7 @@ class Digests:
         limit: int | None = None,
     ) -> Table | None:
         """The team's people as a channel may see them."""
+        t = texts(language)
         shown = self.organisation.settings.ranking_for_members
         # People with nothing to rank by (no sales and no target: a manager, say) are left out.
         ranked = [
@@ -165,10 +180,10 @@ class Digests:
         ][:limit]
         if shown == "own" or not ranked:
             return None
-        name = self._t(language, "姓名", "Name")
+        name = t("digest.table.name")
         if shown == "names":
             return Table(("#", name), tuple((str(r.rank), self._name(r.entity)) for r in ranked))
-        columns = ("#", name, "GMV", self._t(language, "完成率", "vs target"))
+        columns = ("#", name, t("digest.table.gmv"), t("digest.table.achievement"))
         rows = []
         for r in ranked:
             achieved = progress[r.entity].achievement if r.entity in progress else None
@@ -176,8 +191,8 @@ class Digests:
                 (
                     str(r.rank),
                     self._name(r.entity),
-                    self._money(r.value, currency),
-                    percent(achieved),
+                    self._money(language, r.value, currency),
+                    percent(achieved, language),
                 )
             )
         return Table(columns, tuple(rows))
@@ -189,22 +204,24 @@ class Digests:
         org = self.organisation
         team = org.teams[digest.team]
         language: Language = team.language
-        t = partial(self._t, language)
+        t = texts(language)
         currency = team.currency
         day = digest.day
         gmv = digest.yesterday["gmv"]
         mtd = digest.month_to_date
-        headline = t(
-            f"{team.name} · 早报（{day.first:%m-%d} 数据）",
-            f"{team.name} · morning stand-up ({day.first:%b %d} figures)",
-        )
+        headline = t("digest.morning.headline", team=team.name, day=LocalDay(day.first, language))
         if delayed:
-            headline += t("（延迟发送）", " (delayed)")
+            headline += t("digest.delayed")
+        value, target = (
+            self._value(language, gmv.figure),
+            self._money(language, gmv.target, currency),
+        )
+        achieved = percent(gmv.achievement, language)
         fields = [
-            KeyValue(t("昨日 GMV", "GMV yesterday"), self._value(gmv.figure)),
+            KeyValue(t("digest.field.gmv_yesterday"), value),
             KeyValue(
-                t("昨日目标", "Target"),
-                self._money(gmv.target, currency) + f" ({percent(gmv.achievement)})",
+                t("digest.field.target_yesterday"),
+                t("digest.value_note", value=target, note=achieved),
             ),
         ]
         before = digest.day_before
@@ -213,72 +230,67 @@ class Digests:
             figure = progress.figure
             change = self._delta(language, Delta(before[metric].value, figure.value), figure.unit)
             fields.append(
-                KeyValue(self._metric(language, metric), f"{self._value(figure)} ({change})")
+                KeyValue(
+                    self._metric(language, metric),
+                    t("digest.value_note", value=self._value(language, figure), note=change),
+                )
             )
-        flag = incomplete_mark(t, [mtd.figure])
+        flag = incomplete_mark(language, [mtd.figure])
+        month, pace = self._value(language, mtd.figure), percent(mtd.pace, language)
+        projection = self._money(language, mtd.projection, currency)
         fields += [
-            KeyValue(t("本月累计", "Month to date"), self._value(mtd.figure) + flag),
-            KeyValue(t("本月进度", "MTD pace"), percent(mtd.pace) + flag),
-            KeyValue(
-                t("预计全月", "Projected month"), self._money(mtd.projection, currency) + flag
-            ),
+            KeyValue(t("digest.field.month_to_date"), month + flag),
+            KeyValue(t("digest.field.pace"), pace + flag),
+            KeyValue(t("digest.field.projected"), projection + flag),
         ]
-        lines = [headline]
-        lines.append(
-            t(
-                f"昨日 GMV {self._value(gmv.figure)}，目标 {self._money(gmv.target, currency)}，"
-                f"完成 {percent(gmv.achievement)}",
-                f"GMV yesterday {self._value(gmv.figure)} against "
-                f"{self._money(gmv.target, currency)} ({percent(gmv.achievement)})",
-            )
-        )
-        lines.append(
-            t(
-                f"本月累计 {self._value(mtd.figure)}，进度 {percent(mtd.pace)}，"
-                f"预计全月 {self._money(mtd.projection, currency)}",
-                f"Month to date {self._value(mtd.figure)}, pace {percent(mtd.pace)}, "
-                f"projected {self._money(mtd.projection, currency)}",
-            )
-        )
+        lines = [
+            headline,
+            t("digest.morning.gmv_line", value=value, target=target, achievement=achieved),
+            t("digest.morning.month_line", value=month, pace=pace, projection=projection),
+        ]
         explanation = digest.explanation
         if explanation is not None and explanation.biggest is not None:
-            drivers = [(d.name, d.metric, d.contribution) for d in explanation.drivers]
+            drivers: list[tuple[str | None, Decimal]] = [
+                (d.metric, d.contribution) for d in explanation.drivers
+            ]
             if explanation.unexplained:
-                drivers.append(("other", None, explanation.unexplained))
-            parts = ", ".join(
-                f"{self._driver(language, name, metric)} {self._money(contribution, currency)}"
-                for name, metric, contribution in drivers
+                drivers.append((None, explanation.unexplained))
+            parts = t("list.separator").join(
+                t(
+                    "digest.why.driver",
+                    driver=self._driver(language, metric),
+                    amount=self._money(language, contribution, currency),
+                )
+                for metric, contribution in drivers
             )
             biggest = explanation.biggest
-            main = self._driver(
-                language, biggest.name, None if biggest.name == "other" else biggest.metric
-            )
+            main = self._driver(language, None if biggest.name == "other" else biggest.metric)
             share = explanation.covered_share
             covered = ""
             if explanation.traffic == "views" and share is not None and share < 1:
-                covered = t(
-                    f"（直播流量只覆盖 {percent(share)} 的订单）",
-                    f" (live traffic covers {percent(share)} of the orders)",
-                )
+                covered = t("digest.why.covered", share=percent(share, language))
             why = t(
-                f"较前一天 {self._money(explanation.change, currency)}：{parts}；"
-                f"主要原因：{main}{covered}",
-                f"{self._money(explanation.change, currency)} vs the day before: {parts}; "
-                f"biggest driver: {main}{covered}",
+                "digest.why.text",
+                change=self._money(language, explanation.change, currency),
+                drivers=parts,
+                main=main,
+                covered=covered,
             )
-            fields.append(KeyValue(t("GMV 为什么变了", "Why GMV moved"), why))
-            lines.append(f"GMV {why}")
+            fields.append(KeyValue(t("digest.field.why"), why))
+            lines.append(t("digest.why.line", why=why))
         shown = org.settings.ranking_for_members
         if shown != "own" and (digest.risers or digest.fallers):
-            up = "、".join(self._name(p) for p, _ in digest.risers) or "—"
-            down = "、".join(self._name(p) for p, _ in digest.fallers) or "—"
-            moved = t(f"进步最多：{up}；下滑最多：{down}", f"up most: {up}; down most: {down}")
-            fields.append(KeyValue(t("变化最大", "Movers"), moved))
+            moved = t(
+                "digest.movers.text",
+                up=self._names(language, (p for p, _ in digest.risers)),
+                down=self._names(language, (p for p, _ in digest.fallers)),
+            )
+            fields.append(KeyValue(t("digest.field.movers"), moved))
             lines.append(moved)
         table = self._people_table(language, digest.ranking, digest.people_yesterday, currency)
         shown_people = list(digest.people_day.values()) if table is not None else []
         if table is not None:
-            lines.append(t("昨日排名：", "Yesterday's ranking:"))
+            lines.append(t("digest.morning.ranking"))
             lines += ["  " + "  ".join(row) for row in table.rows]
         lines += self._notes(language, digest.team, day.first.replace(day=1), day.last, fields)
         stated = [p.figure for p in digest.yesterday.values()] + [mtd.figure]
@@ -288,23 +300,20 @@ class Digests:
             self.figures, self.plans, Scope("team", digest.team), day.last, now=now
         )
         chart = render_month_chart(
-            t(
-                f"{team.name} · {day.first:%Y-%m} 每日 GMV",
-                f"{team.name} · daily GMV {day.first:%Y-%m}",
-            ),
+            t("chart.title", team=team.name, month=LocalDay(day.first, language)),
             points,
             currency,
             language,
         )
-        bars = self._bars(((t("昨日", "Yesterday"), gmv), (t("本月", "Month"), mtd)), currency)
+        bars = self._bars(
+            language,
+            ((t("digest.bar.yesterday"), gmv), (t("digest.bar.month"), mtd)),
+            currency,
+        )
         buttons = (
-            Button(
-                t("为什么变了", "Why it moved"),
-                ASK,
-                t("团队昨天为什么GMV变了", "why did team GMV move yesterday"),
-            ),
-            Button(t("本月排名", "Month ranking"), ASK, t("本月排名", "ranking this month")),
-            Button(t("我的进度", "My progress"), ASK, t("我今天GMV多少", "my GMV today")),
+            Button(t("digest.button.why"), ASK, t("digest.ask.why")),
+            Button(t("digest.button.ranking"), ASK, t("digest.ask.ranking")),
+            Button(t("digest.button.mine"), ASK, t("digest.ask.mine")),
         )
         posts = [
             Post(
@@ -343,46 +352,50 @@ class Digests:
         posts = []
         for person_id, yesterday in digest.people_yesterday.items():
             person = self.organisation.people[person_id]
-            language: Language = person.language or team.language
-            t = partial(self._t, language)
+            language = self.organisation.language_of(person)
+            t = texts(language)
             month = digest.people_month[person_id]
             if month.target is None and not month.figure.value:
                 continue  # nobody sells or is targeted on GMV here: nothing to tell them
             place = places.get(person_id)
             rank = (
-                t(f"组内第 {place.rank}/{total} 名", f"#{place.rank} of {total} in the team")
+                t("digest.personal.rank", rank=place.rank, total=total)
                 if place is not None and place.rank is not None
-                else t("昨日无成交", "no sales yesterday")
+                else t("digest.personal.no_sales")
             )
-            value, target = (
-                self._value(yesterday.figure),
-                self._money(yesterday.target, team.currency),
-            )
+            value = self._value(language, yesterday.figure)
+            target = self._money(language, yesterday.target, team.currency)
+            flag = incomplete_mark(language, [month.figure])
+            month_value = self._value(language, month.figure)
             headline = t(
-                f"{person.name}，早上好 · {digest.day.first:%m-%d}",
-                f"Good morning, {person.name} · {digest.day.first:%b %d}",
+                "digest.personal.headline",
+                name=person.name,
+                day=LocalDay(digest.day.first, language),
             )
             if delayed:
-                headline += t("（延迟发送）", " (delayed)")
+                headline += t("digest.delayed")
             lines = [
                 headline,
                 t(
-                    f"昨日 GMV {value}，目标 {target}，"
-                    f"完成 {percent(yesterday.achievement)}，{rank}",
-                    f"GMV yesterday {value}, target {target}, {percent(yesterday.achievement)} "
-                    f"achieved, {rank}",
+                    "digest.personal.gmv_line",
+                    value=value,
+                    target=target,
+                    achievement=percent(yesterday.achievement, language),
+                    rank=rank,
                 ),
                 t(
-                    f"本月累计 {self._value(month.figure)}，进度 {percent(month.pace)}，"
-                    f"预计 {self._money(month.projection, team.currency)}",
-                    f"Month to date {self._value(month.figure)}, pace {percent(month.pace)}, "
-                    f"projected {self._money(month.projection, team.currency)}",
+                    "digest.personal.month_line",
+                    value=month_value,
+                    pace=percent(month.pace, language),
+                    projection=self._money(language, month.projection, team.currency),
                 )
-                + incomplete_mark(t, [month.figure]),
+                + flag,
             ]
             context = self._freshness(language, [yesterday.figure, month.figure], team.timezone)
             bars = self._bars(
-                ((t("昨日", "Yesterday"), yesterday), (t("本月", "Month"), month)), team.currency
+                language,
+                ((t("digest.bar.yesterday"), yesterday), (t("digest.bar.month"), month)),
+                team.currency,
             )
             posts.append(
                 Post(
@@ -391,24 +404,17 @@ class Digests:
                         language,
                         headline=headline,
                         fields=(
-                            KeyValue(t("昨日 GMV", "GMV yesterday"), value),
-                            KeyValue(t("目标", "Target"), target),
-                            KeyValue(t("排名", "Rank"), rank),
-                            KeyValue(
-                                t("本月累计", "Month to date"),
-                                self._value(month.figure) + incomplete_mark(t, [month.figure]),
-                            ),
+                            KeyValue(t("digest.field.gmv_yesterday"), value),
+                            KeyValue(t("digest.field.target"), target),
+                            KeyValue(t("digest.field.rank"), rank),
+                            KeyValue(t("digest.field.month_to_date"), month_value + flag),
                         ),
                         progress=bars,
                         buttons=(
-                            Button(
-                                t("今天进度", "Today so far"),
-                                ASK,
-                                t("我今天GMV多少", "my GMV today"),
-                            ),
+                            Button(t("digest.button.today"), ASK, t("digest.ask.mine")),
                             # Disputing yesterday's number starts an appeal (bot/appeals.py).
                             Button(
-                                t("申诉", "Dispute"),
+                                t("digest.button.dispute"),
                                 "appeal.start",
                                 f"gmv|{digest.day.first.isoformat()}",
                             ),
@@ -428,31 +434,31 @@ class Digests:
         """A recap of a day (`evening`) or a week (`weekly`) for the team channel."""
         team = self.organisation.teams[recap.team]
         language: Language = team.language
-        t = partial(self._t, language)
+        t = texts(language)
         currency = team.currency
         gmv = recap.progress["gmv"]
         if kind == "evening":
-            headline = t(
-                f"{team.name} · 今日复盘 {recap.period.first:%m-%d}",
-                f"{team.name} · day-end recap {recap.period.first:%b %d}",
-            )
-            versus = t("较上周同日", "vs same day last week")
+            day = LocalDay(recap.period.first, language)
+            headline = t("digest.evening.headline", team=team.name, day=day)
+            versus = t("digest.evening.versus")
         else:
-            headline = t(
-                f"{team.name} · 周报 {recap.period.label()}",
-                f"{team.name} · weekly report {recap.period.label()}",
-            )
-            versus = t("环比上周", "week on week")
+            week = LocalSpan(recap.period, language)
+            headline = t("digest.weekly.headline", team=team.name, week=week)
+            versus = t("digest.weekly.versus")
         if delayed:
-            headline += t("（延迟发送）", " (delayed)")
+            headline += t("digest.delayed")
         month_change = self._delta(
             language, Delta(recap.month_gmv_before.value, recap.month_gmv.figure.value)
         )
         fields = [
-            KeyValue("GMV", self._value(gmv.figure)),
+            KeyValue(t("digest.field.gmv"), self._value(language, gmv.figure)),
             KeyValue(
-                t("目标", "Target"),
-                self._money(gmv.target, currency) + f" ({percent(gmv.achievement)})",
+                t("digest.field.target"),
+                t(
+                    "digest.value_note",
+                    value=self._money(language, gmv.target, currency),
+                    note=percent(gmv.achievement, language),
+                ),
             ),
         ]
         for metric in ("gmv", "orders", "aov", "refund_rate"):
@@ -460,35 +466,40 @@ class Digests:
             change = self._delta(
                 language, Delta(recap.before[metric].value, figure.value), figure.unit
             )
-            fields.append(KeyValue(f"{self._metric(language, metric)} {versus}", change))
+            label = t("digest.field.change", metric=self._metric(language, metric), versus=versus)
+            fields.append(KeyValue(label, change))
         month_figure = recap.month_gmv.figure
         fields += [
             KeyValue(
-                t("本月累计", "Month to date"),
-                self._value(month_figure) + incomplete_mark(t, [month_figure]),
+                t("digest.field.month_to_date"),
+                self._value(language, month_figure) + incomplete_mark(language, [month_figure]),
             ),
-            KeyValue(t("较上月同期", "vs last month, same days"), month_change),
+            KeyValue(t("digest.field.vs_last_month"), month_change),
         ]
-        lines = [headline] + [f"{f.label}: {f.value}" for f in fields]
+        lines = [headline] + [t("digest.line", label=f.label, value=f.value) for f in fields]
         people = self._people_table(
             language, recap.top_people, {}, currency, limit=5
         )  # no per-person targets here: the value columns say enough
         if people is not None:
             people = Table(people.columns[:3], tuple(r[:3] for r in people.rows))
-            lines.append(t("主播前五：", "Top streamers:"))
+            lines.append(t("digest.recap.top_people"))
             lines += ["  " + "  ".join(row) for row in people.rows]
         shops = [r for r in recap.top_shops if r.rank is not None][:3]
         if shops:
             # Ranked and shown in the team's currency (each order at its own date's rate).
-            lines.append(t(f"店铺前三（折合 {currency}）：", f"Top shops (in {currency}):"))
-            names = {r.entity: self.organisation.shops[r.entity].name for r in shops}
+            lines.append(t("digest.recap.top_shops", currency=currency))
             best = [
-                f"{r.rank}. {names[r.entity]} {self._value(recap.shop_figures[r.entity])}"
-                + incomplete_mark(t, [recap.shop_figures[r.entity]])
+                t(
+                    "digest.recap.shop",
+                    rank=r.rank,
+                    shop=self.organisation.shops[r.entity].name,
+                    value=self._value(language, recap.shop_figures[r.entity])
+                    + incomplete_mark(language, [recap.shop_figures[r.entity]]),
+                )
                 for r in shops
             ]
             lines += [f"  {line}" for line in best]
-            fields.append(KeyValue(t("店铺前三", "Top shops"), " · ".join(best)))
+            fields.append(KeyValue(t("digest.field.top_shops"), " · ".join(best)))
         lines += self._notes(language, recap.team, recap.period.first, recap.period.last, fields)
         shown_people = (
             [recap.people_figures[r.entity] for r in recap.top_people[:5] if r.rank is not None]
@@ -506,7 +517,7 @@ class Digests:
                 headline=headline,
                 fields=tuple(fields),
                 table=people,
-                progress=self._bars((("GMV", gmv),), currency),
+                progress=self._bars(language, ((t("digest.field.gmv"), gmv),), currency),
                 context=context,
             ),
             None,

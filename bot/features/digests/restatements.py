@@ -1,16 +1,22 @@
 """Restatements: a number already posted — in a digest or a chat answer — that later changes
 (late refunds, revised orders, an accepted appeal) by more than `restatement_percent` gets a
-short "revised" notice where it was posted, in reply to the original message where the
-platform has threads. What is watched and what moved is the engine's
-(`kpi_engine.restatements`); this module words the notice and sends it."""
+short "revised" notice where it was posted, in the reader's language (the person's, team's or
+organisation's), in reply to the original message where the platform has threads. What is
+watched and what moved is the engine's (`kpi_engine.restatements`); this module words the
+notice (`digest.revised`) and sends it."""
 
 from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
+from bot.chat.context import figure_text
 from bot.chat.messages import Reply, Target
 from bot.chat.notifier import Notifier
-from kpi_engine.figures import Figures, format_value
+from bot.features.digests.dates import LocalSpan
+from bot.features.digests.render import metric_name
+from bot.i18n import texts
+from bot.i18n.format import number
+from kpi_engine.figures import Figures
 from kpi_engine.models import OutboxMessage, PostedFigure
 from kpi_engine.organisation import Organisation
 from kpi_engine.restatements import WATCH_DAYS, mark_revised, record_posted, revisions
@@ -40,7 +46,7 @@ def check_restatements(
         kind, _, entity = str(row["scope"]).partition(":")
         if kind == "person":
             person = organisation.people[entity]
-            language = person.language or organisation.teams[person.team].language
+            language = organisation.language_of(person)
             name = person.name
         elif kind == "team":
             language, name = organisation.teams[entity].language, organisation.teams[entity].name
@@ -51,20 +57,20 @@ def check_restatements(
             name = shop.name
         else:
             language, name = organisation.settings.default_language, organisation.settings.name
-        metric = organisation.catalogue.get(figure.metric)
-        label = metric.name(language) if metric else figure.metric
-        old = format_value(revision.before, figure.unit, figure.currency)
-        new = format_value(figure.value, figure.unit, figure.currency)
-        span = figure.period.label()
+        t = texts(language)
+        old = figure_text(revision.before, figure.unit, figure.currency, language)
+        new = figure_text(figure.value, figure.unit, figure.currency, language)
         if figure.unit == "ratio" and revision.before is not None and figure.value is not None:
-            points = (figure.value - revision.before) * 100
-            new += f" ({points:+.1f} pp)"
-        text = (
-            f"📝 更正：{name} {span} 的{label}已由 {old} 修订为 {new}"
-            f"（迟到的退款、订单更新或已接受的申诉）。原数字见上面的消息。"
-            if language == "zh"
-            else f"📝 Revised: {name}'s {label} for {span} is now {new}, not {old} as posted "
-            "(late refunds, order updates or an accepted appeal)."
+            change = (figure.value - revision.before) * 100
+            points = ("+" if change >= 0 else "") + number(change, language, places=1)
+            new = t("digest.revised.points", value=new, points=points)
+        text = t(
+            "digest.revised",
+            name=name,
+            span=LocalSpan(figure.period, language),
+            metric=metric_name(organisation, figure.metric, language),
+            old=old,
+            new=new,
         )
         target = Target(
             row["platform"],
