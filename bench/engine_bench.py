@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -46,7 +45,6 @@ from kpi_engine.targets import Plans
 
 PG_ADMIN = os.environ.get("KPIBOT_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_NAME = "kpibot_engine_bench"
-KPIBOT = str(Path(sys.executable).parent / "kpibot")
 IMPORT_ORDER = (
     ("fx_rates", "fx_rates.csv"),
     ("live_sessions", "live_sessions.csv"),
@@ -80,20 +78,26 @@ def database(backend: str, data: Path, reuse: bool, pg_name: str = PG_NAME) -> t
 
 
 def fill(url: str, data: Path) -> None:
-    """Import every file through `kpibot import`, as a user would."""
-    env = {**os.environ, "KPIBOT_DATABASE_URL": url, "KPIBOT_CONFIG_DIR": str(data / "config")}
-    subprocess.run([KPIBOT, "db", "upgrade"], env=env, check=True, capture_output=True)
+    """Import every file through `kpibot import`, as a user would: the CLI's own commands, run
+    in this process (a process per file would add the CLI's start-up to each, which the fill
+    does not measure)."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    env = {"KPIBOT_DATABASE_URL": url, "KPIBOT_CONFIG_DIR": str(data / "config")}
+    runner = CliRunner()
+
+    def kpibot(*args: str) -> str:
+        result = runner.invoke(app, list(args), env=env)
+        if result.exit_code != 0:
+            sys.exit(f"kpibot {' '.join(args)} failed:\n{result.output}{result.exception or ''}")
+        return result.stdout
+
+    kpibot("db", "upgrade")
     for kind, name in IMPORT_ORDER:
         started = time.perf_counter()
-        result = subprocess.run(
-            [KPIBOT, "import", kind, str(data / "data" / name)],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            sys.exit(f"import of {name} failed:\n{result.stdout}\n{result.stderr}")
-        lines = result.stdout.strip().splitlines()
+        lines = kpibot("import", kind, str(data / "data" / name)).strip().splitlines()
         print(f"    {time.perf_counter() - started:6.1f} s  {lines[0] if lines else name}")
 
 
