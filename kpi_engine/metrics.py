@@ -69,6 +69,9 @@ class Metric:
     measure: Measure | None = None  # how a base measure is computed
     words: tuple[str, ...] = ()  # what people call it in chat, besides its key and names
     short: tuple[str, str] | None = None  # a compact (zh, en) label for digests
+    name_ja: str | None = (
+        None  # a custom metric's Japanese name (the built-ins' are in the catalogue)
+    )
 
     @property
     def derived(self) -> bool:
@@ -76,8 +79,14 @@ class Metric:
         return self.formula is not None
 
     def name(self, language: str) -> str:
-        """The metric's name in a chat language ("zh" or "en")."""
-        return self.name_zh if language == "zh" else self.name_en
+        """The metric's configured name in a chat language: Chinese, English, or Japanese where
+        one is configured (else English). Readers get the catalogue's name first
+        (`metric.<key>`, bot.chat.context.metric_name)."""
+        if language == "zh":
+            return self.name_zh
+        if language == "ja" and self.name_ja:
+            return self.name_ja
+        return self.name_en
 
     def label(self, language: str) -> str:
         """A compact name for tight layouts (digest fields), else the name."""
@@ -571,7 +580,13 @@ class Catalogue:
         its names, aliases and words."""
         found: list[tuple[str, str]] = []
         for key, metric in self.metrics.items():
-            names = (key, key.replace("_", " "), metric.name_en.lower(), metric.name_zh)
+            names = (
+                key,
+                key.replace("_", " "),
+                metric.name_en.lower(),
+                metric.name_zh,
+                metric.name_ja or "",
+            )
             for word in (*names, *metric.aliases, *metric.words):
                 if word:
                     found.append((word.lower(), key))
@@ -607,6 +622,8 @@ def custom_metric(
     direction: Direction,
     formula: str,
     words: tuple[str, ...] = (),
+    *,
+    name_ja: str | None = None,
 ) -> Metric:
     """A metric from config; raises MetricError (with the formula's column) if it won't parse.
 
@@ -618,7 +635,18 @@ def custom_metric(
     except FormulaError as exc:
         raise MetricError(f"formula: {exc.message}", exc.position) from None
     return Metric(
-        key, name_en, name_zh, unit, direction, formula, None, parsed, (), False, words=words
+        key,
+        name_en,
+        name_zh,
+        unit,
+        direction,
+        formula,
+        None,
+        parsed,
+        (),
+        False,
+        words=words,
+        name_ja=name_ja,
     )
 
 

@@ -263,6 +263,7 @@ class MetricName(ConfigModel):
 
     en: str
     zh: str
+    ja: str | None = None  # Japanese readers read `en` without it
 
 
 class MetricConfig(ConfigModel):
@@ -1015,6 +1016,7 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
                 config.direction,
                 config.formula,
                 config.words,
+                name_ja=config.name.ja,
             )
         except MetricError as exc:
             checker.add(

@@ -56,6 +56,20 @@ def test_example_config_has_custom_metrics() -> None:
     }
 
 
+def test_a_custom_metric_is_named_in_each_language_it_has_a_name_in() -> None:
+    catalogue = load_organisation(EXAMPLE_CONFIG).catalogue
+    share, per_order = catalogue.metrics["live_gmv_share"], catalogue.metrics["net_gmv_per_order"]
+    assert [share.name(language) for language in ("zh", "en", "ja")] == [
+        "直播成交占比",
+        "Live share of GMV",
+        "ライブ売上比率",
+    ]
+    # Without a Japanese name, a Japanese reader reads the English one (not the Chinese).
+    assert per_order.name("ja") == "Net GMV per order"
+    # And the Japanese name is a word people may type for it.
+    assert ("ライブ売上比率", "live_gmv_share") in catalogue.words()
+
+
 def test_metric_config_errors_are_located(tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(EXAMPLE_CONFIG, config)

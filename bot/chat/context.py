@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, cast
 
 from bot.chat.messages import Button, Language, Reply
 from bot.chat.request import Request, Subject, Unknown
-from bot.i18n import Texts, has_text, texts
+from bot.i18n import Texts, texts
 from bot.i18n.format import DASH, moment, money, number
 from bot.i18n.format import percent as percent_of
+from bot.i18n.names import metric_name
 from kpi_engine.figures import Figure, format_value
 from kpi_engine.metrics import Unit
 from kpi_engine.organisation import PersonConfig
@@ -104,7 +105,7 @@ class Context:
 
     def metric_name(self, metric: str) -> str:
         """A metric's name in the reader's language."""
-        return metric_name(self.core, metric, self.language)
+        return metric_name(self.core.organisation.catalogue, metric, self.language)
 
     # -- who sees it -------------------------------------------------------------------------
 
@@ -129,17 +130,6 @@ class Context:
         """Provisional, freshness, missing FX, shared credit and corrections, in the reader's
         language."""
         return context_line(self.language, figures, split=self.core.figures.split_credit)
-
-
-def metric_name(core: Core, metric: str, language: Language) -> str:
-    """A metric's name in `language`: the catalogue's text, else the configured name."""
-    message_id = f"metric.{metric}"
-    if has_text(message_id):
-        return texts(language)(message_id)
-    found = core.organisation.catalogue.metrics.get(metric)
-    if found is None:
-        return metric
-    return found.name_zh if language == "zh" else found.name_en
 
 
 Chooser = Callable[[str, str], str]  # (Chinese, English) → the reader's
@@ -233,7 +223,10 @@ def ask_back(ctx: Context, unknown: Unknown, request: Request) -> Reply:
         return Reply(t(f"period.{unknown.reason or 'unreadable'}", said=unknown.said), ctx.language)
     names = [name for _, name in unknown.closest]
     if kind == "metric":
-        names = [metric_name(ctx.core, key, ctx.language) for key, _ in unknown.closest]
+        names = [
+            metric_name(ctx.core.organisation.catalogue, key, ctx.language)
+            for key, _ in unknown.closest
+        ]
     listed = t("list.separator").join(names)
     key = f"unknown.{kind}" + (f".{unknown.reason}" if unknown.reason else "")
     text = t(key, said=unknown.said) + (

@@ -141,7 +141,7 @@ def metric_name(organisation: Organisation, metric: str, reader: Reader) -> str:
         found = organisation.catalogue.metrics.get(metric)
         if found is None:
             return metric
-        return found.name_zh if reader.language == "zh" else found.name_en
+        return found.name(reader.language)
 
 
 def value_text(value: Decimal | None, unit: str, currency: str | None, reader: Reader) -> str:

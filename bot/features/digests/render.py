@@ -23,6 +23,7 @@ from bot.chat.messages import Button, KeyValue, Language, ProgressBar, Reply, Ta
 from bot.features.digests.dates import LocalDay, LocalSpan
 from bot.i18n import has_text, text, texts
 from bot.i18n.format import DASH, moment, number, percent
+from bot.i18n.names import metric_name
 from kpi_engine.annotations import notes
 from kpi_engine.compare import Delta, Ranked
 from kpi_engine.digest import Recap, TeamDigest, month_series
@@ -34,7 +35,7 @@ from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans, Progress
 
 KINDS = ("morning", "evening", "weekly")
-__all__ = ["KINDS", "Digests", "Post", "Watched", "metric_name"]
+__all__ = ["KINDS", "Digests", "Post", "Watched"]
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,6 @@ class Post:
     reply: Reply
     person: str | None
     watched: tuple[Watched, ...] = ()
-
-
-def metric_name(organisation: Organisation, metric: str, language: Language) -> str:
-    """A metric's full name in `language`: the catalogue's text, else the configured name."""
-    message_id = f"metric.{metric}"
-    if has_text(message_id):
-        return text(language, message_id)
-    found = organisation.catalogue.get(metric)
-    return found.name(language) if found else metric
 
 
 class Digests:
@@ -85,7 +77,7 @@ class Digests:
         compact = f"digest.metric.{metric}"
         if has_text(compact):
             return text(language, compact)
-        return metric_name(self.organisation, metric, language)
+        return metric_name(self.organisation.catalogue, metric, language)
 
     def _driver(self, language: Language, metric: str | None) -> str:
         """A driver of the GMV explanation, named as its metric is."""

@@ -13,9 +13,9 @@ from bot.chat.context import figure_text
 from bot.chat.messages import Reply, Target
 from bot.chat.notifier import Notifier
 from bot.features.digests.dates import LocalSpan
-from bot.features.digests.render import metric_name
 from bot.i18n import texts
 from bot.i18n.format import number
+from bot.i18n.names import metric_name
 from kpi_engine.figures import Figures
 from kpi_engine.models import OutboxMessage, PostedFigure
 from kpi_engine.organisation import Organisation
@@ -68,7 +68,7 @@ def check_restatements(
             "digest.revised",
             name=name,
             span=LocalSpan(figure.period, language),
-            metric=metric_name(organisation, figure.metric, language),
+            metric=metric_name(organisation.catalogue, figure.metric, language),
             old=old,
             new=new,
         )
