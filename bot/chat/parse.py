@@ -116,7 +116,8 @@ def detect_language(text: str, vocabulary: Vocabulary, fallback: Language) -> La
         said = [vocabulary.languages.get(text, frozenset()) for text in found]
         ja = sum(1 for languages in said if languages == {"ja"})
         zh = sum(1 for languages in said if languages == {"zh"})
-        return "ja" if ja > zh else "zh"
+        # Kanji both languages use ("撤回 7"): the asker's own language if it is Japanese.
+        return "ja" if ja > zh or (ja == zh and fallback == "ja") else "zh"
     english = [
         w
         for _, _, w in vocabulary.matches(normal)
@@ -311,15 +312,25 @@ def _verb(body: str, vocabulary: Vocabulary) -> tuple[str, str, int, str] | None
 
 
 _APPEAL_VERBS = frozenset({"review", "accept", "reject", "withdraw"})
+_KANA_FIRST = re.compile(r"[\u3040-\u309f]")
+# The number right before such a claim word: "12000のはず", "¥12,000.50 であるべき", "12000円の".
+_NUMBER_BEFORE = re.compile(r"(?<![\d.,\-/])[¥$€£￥]?\s*(\d[\d,]*(?:\.\d+)?)\s*[円元]?\s*$")
 
 
 def _claim(text: _Text, vocabulary: Vocabulary) -> Decimal | str | None:
-    """A claimed amount after "应该是" / "should be" (taken from the text); "absurd" when it
-    has more digits than any figure."""
+    """A claimed amount after "应该是" / "should be", or before a claim word that starts with
+    kana, as a Japanese particle follows what it marks ("12000のはず") — taken from the text;
+    "absurd" when it has more digits than any figure."""
     for word in vocabulary.claims:
         position = text.text.find(word)
         if position < 0:
             continue
+        if _KANA_FIRST.match(word):
+            before = _NUMBER_BEFORE.search(text.text, 0, position)
+            if before is None:
+                continue
+            text.take(before.start(), position + len(word))
+            return _amount(before.group(1))
         match = _NUMBER.match(text.text, position + len(word)) or re.match(
             r"\s*[:：]?\s*[¥$€£￥]?\s*(\d[\d,]*(?:\.\d+)?)", text.text[position + len(word) :]
         )

@@ -1,27 +1,32 @@
 """The conversation around appeals: a disputed number is raised in chat, reviewed in a thread
 with the reviewer @mentioned, and decided with buttons or text.
 
-"申诉 昨天GMV 应该是12000 订单 5791234,5791240" or "appeal gmv 2026-11-20 12000" opens an appeal
-with a snapshot of the figure as reported; the appeal card goes to the team channel (else to the
-reviewer directly) with the reviewer mentioned, and every later message about it replies in that
-card's thread (on platforms without threads they all carry "申诉 #id"). The reviewer takes it
-into review, accepts (a correction is recorded, the figure and scores change, and "revised"
-notices go where the number was posted) or rejects it with a reason that goes to the
-appellant; the appellant may withdraw it. Past its SLA the reviewer is reminded and their
-manager told, once.
+"申诉 昨天GMV 应该是12000 订单 5791234,5791240", "appeal gmv 2026-11-20 12000" or
+"異議申し立て 昨日の売上 正しくは12000" opens an appeal with a snapshot of the figure as
+reported; the appeal card goes to the team channel (else to the reviewer directly) with the
+reviewer mentioned, and every later message about it replies in that card's thread (on
+platforms without threads they all carry "#id"). The reviewer takes it into review, accepts
+(a correction is recorded, the figure and scores change, and "revised" notices go where the
+number was posted) or rejects it with a reason that goes to the appellant; the appellant may
+withdraw it. Past its SLA the reviewer is reminded and their manager told, once. Every text
+is in its reader's language (message ids `appeals.*`).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine
 
+from bot.chat.context import figure_text
 from bot.chat.effects import Edit, Effect, Post, Result, RunSoon
 from bot.chat.messages import Action, Button, KeyValue, Language, Mention, Reply, Target
 from bot.chat.notifier import Notifier
+from bot.i18n import texts
+from bot.i18n.format import day, moment
+from bot.i18n.names import metric_name
 from kpi_engine.appeals import AppealRow, AppealStore, correction_states
 from kpi_engine.figures import Figures, format_value
 from kpi_engine.instants import zone
@@ -38,13 +43,11 @@ REVIEW, ACCEPT, REJECT, WITHDRAW, START = (
 )
 APPEAL_ACTIONS = (REVIEW, ACCEPT, REJECT, WITHDRAW, START)
 _MOVES = {REVIEW: "review", ACCEPT: "accept", REJECT: "reject", WITHDRAW: "withdraw"}
-_STATES = {
-    "open": ("待处理", "open"),
-    "in_review": ("审核中", "in review"),
-    "accepted": ("已接受", "accepted"),
-    "rejected": ("已驳回", "rejected"),
-    "withdrawn": ("已撤回", "withdrawn"),
-}
+
+
+def _state(state: str, language: Language) -> str:
+    """An appeal's state as the reader calls it."""
+    return texts(language)(f"appeals.state.{state}")
 
 
 _CONFIRMATIONS = ("确认", "confirm", "confirmed", "確認", "yes")
@@ -52,13 +55,7 @@ _CONFIRMATIONS = ("确认", "confirm", "confirmed", "確認", "yes")
 
 def _confirms(note: str | None) -> bool:
     """Does a reviewer's note confirm an implausible claim ("接受 7 确认", "accept 7 confirm")?"""
-    return note is not None and note.strip().lower() in (
-        "确认",
-        "confirm",
-        "confirmed",
-        "確認",
-        "yes",
-    )
+    return note is not None and note.strip().lower() in _CONFIRMATIONS
 
 
 class AppealService:
@@ -103,84 +100,91 @@ class AppealService:
         person = self.organisation.people.get(person_id)
         return person.name if person else person_id
 
-    def _money(self, appeal: AppealRow, value: Decimal | None) -> str:
+    def _money(self, appeal: AppealRow, value: Decimal | None, language: Language) -> str:
+        """A value of the appeal's metric: as Chinese and English cards have always shown it
+        ("1,234.50 CNY"), in the Japanese locale's way for Japanese readers."""
         metric = self.organisation.catalogue.metrics.get(appeal.metric)
-        return format_value(value, metric.unit if metric else "count", appeal.currency)
+        unit = metric.unit if metric else "count"
+        if language == "ja":
+            return figure_text(value, unit, appeal.currency, language)
+        return format_value(value, unit, appeal.currency)
 
     def _metric(self, appeal: AppealRow, language: Language) -> str:
-        metric = self.organisation.catalogue.metrics.get(appeal.metric)
-        if metric is None:
-            return appeal.metric
-        return metric.name_zh if language == "zh" else metric.name_en
+        """The metric's name in the reader's language."""
+        return metric_name(self.organisation.catalogue, appeal.metric, language)
 
-    def _period(self, appeal: AppealRow) -> str:
-        first, last = appeal.first_day.isoformat(), appeal.last_day.isoformat()
-        return first if first == last else f"{first}..{last}"
+    def _period(self, appeal: AppealRow, language: Language) -> str:
+        """The days appealed: ISO dates for Chinese and English, the Japanese way for Japanese."""
+
+        def written(value: date) -> str:
+            return day(value, language) if language == "ja" else value.isoformat()
+
+        first, last = written(appeal.first_day), written(appeal.last_day)
+        if appeal.first_day == appeal.last_day:
+            return first
+        return texts(language)("appeals.period.range", first=first, last=last)
 
     def card(
         self, appeal: AppealRow, language: Language, *, mention: Mention | None = None
     ) -> Reply:
         """The appeal: what was reported, what is claimed, why, the evidence, the state."""
-        zh = language == "zh"
-
-        def t(a: str, b: str) -> str:
-            return a if zh else b
-
+        t = texts(language)
         scope_name = self._name(appeal.scope.partition(":")[2])
         headline = t(
-            f"申诉 #{appeal.id} · {scope_name} {self._metric(appeal, language)}",
-            f"Appeal #{appeal.id} · {scope_name} {self._metric(appeal, language)}",
+            "appeals.card.headline",
+            id=appeal.id,
+            scope=scope_name,
+            metric=self._metric(appeal, language),
         )
         fields = [
-            KeyValue(t("申诉人", "By"), self._name(appeal.appellant)),
-            KeyValue(t("时间", "Period"), self._period(appeal)),
-            KeyValue(t("报告值", "Reported"), self._money(appeal, appeal.reported_value)),
-            KeyValue(t("申诉值", "Claimed"), self._money(appeal, appeal.claimed_value)),
-            KeyValue(t("差额", "Difference"), self._money(appeal, appeal.delta)),
-            KeyValue(t("审核人", "Reviewer"), self._name(appeal.reviewer)),
-            KeyValue(t("状态", "State"), _STATES[appeal.state][0 if zh else 1]),
+            KeyValue(t("appeals.card.by"), self._name(appeal.appellant)),
+            KeyValue(t("appeals.card.period"), self._period(appeal, language)),
+            KeyValue(
+                t("appeals.card.reported"), self._money(appeal, appeal.reported_value, language)
+            ),
+            KeyValue(
+                t("appeals.card.claimed"), self._money(appeal, appeal.claimed_value, language)
+            ),
+            KeyValue(t("appeals.card.difference"), self._money(appeal, appeal.delta, language)),
+            KeyValue(t("appeals.card.reviewer"), self._name(appeal.reviewer)),
+            KeyValue(t("appeals.card.state"), _state(appeal.state, language)),
         ]
         if appeal.reason:
-            fields.append(KeyValue(t("理由", "Reason"), appeal.reason))
+            fields.append(KeyValue(t("appeals.card.reason"), appeal.reason))
         if appeal.evidence:
-            fields.append(KeyValue(t("证据", "Evidence"), ", ".join(appeal.evidence)))
+            fields.append(KeyValue(t("appeals.card.evidence"), ", ".join(appeal.evidence)))
         if appeal.decision_note:
-            fields.append(KeyValue(t("结论", "Decision"), appeal.decision_note))
+            fields.append(KeyValue(t("appeals.card.decision"), appeal.decision_note))
         buttons: tuple[Button, ...] = ()
         ref = f"{appeal.id}:{appeal.version}"
         if appeal.state in ("open", "in_review"):
             buttons = (
                 *(
-                    (Button(t("受理", "Take into review"), REVIEW, ref),)
+                    (Button(t("appeals.button.review"), REVIEW, ref),)
                     if appeal.state == "open"
                     else ()
                 ),
-                Button(t("接受", "Accept"), ACCEPT, ref, "primary"),
-                Button(t("驳回", "Reject"), REJECT, ref, "danger"),
-                Button(t("撤回", "Withdraw"), WITHDRAW, ref),
+                Button(t("appeals.button.accept"), ACCEPT, ref, "primary"),
+                Button(t("appeals.button.reject"), REJECT, ref, "danger"),
+                Button(t("appeals.button.withdraw"), WITHDRAW, ref),
             )
-        as_of = (
-            datetime.fromtimestamp(appeal.reported_as_of, zone(appeal.timezone)).strftime(
+        as_of = "—"
+        if appeal.reported_as_of and language == "ja":
+            as_of = moment(appeal.reported_as_of, appeal.timezone, language)
+        elif appeal.reported_as_of:
+            as_of = datetime.fromtimestamp(appeal.reported_as_of, zone(appeal.timezone)).strftime(
                 "%Y-%m-%d %H:%M"
             )
-            if appeal.reported_as_of
-            else "—"
-        )
         lines = [headline, *(f"{f.label}: {f.value}" for f in fields)]
         if buttons:
-            lines.append(
-                t(
-                    f"回复「接受 {appeal.id}」或「驳回 {appeal.id} 原因」",
-                    f'Reply "accept {appeal.id}" or "reject {appeal.id} <reason>"',
-                )
-            )
+            lines.append(t("appeals.card.how", id=appeal.id))
         return Reply(
             "\n".join(lines),
             language,
             headline=headline,
             fields=tuple(fields),
             buttons=buttons,
-            context=t(f"截至 {as_of} 的数据快照", f"snapshot as of {as_of}"),
+            context=t("appeals.card.snapshot", as_of=as_of),
             mentions=(mention,) if mention else (),
         )
 
@@ -239,29 +243,14 @@ class AppealService:
         now: int,
     ) -> Result:
         """Open an appeal; the answer for the appellant, and the card for the reviewer."""
-        zh = language == "zh"
+        t = texts(language)
         if claimed is None:
-            return Result(
-                Reply(
-                    "请写上你认为正确的数字，例如「申诉 昨天GMV 应该是12000 订单 5791234」。"
-                    if zh
-                    else "Please give the number you think is right, "
-                    'e.g. "appeal gmv 2026-11-20 12000".',
-                    language,
-                )
-            )
+            return Result(Reply(t("appeals.start.no_claim"), language))
         figure = self.figures.figure(metric, Scope("person", person.id), period, now=now)
         open_already = self.store.open_for(person.id, metric, period.first, period.last)
         if open_already is not None:
             return Result(
-                Reply(
-                    f"这个数字已有申诉 #{open_already.id} 在处理中，可以在它的讨论里补充。"
-                    if zh
-                    else f"Appeal #{open_already.id} on this number is already open; add to it "
-                    "in its thread.",
-                    language,
-                    private=True,
-                )
+                Reply(t("appeals.start.already_open", id=open_already.id), language, private=True)
             )
         reviewer = self.reviewer_of(person)
         team = self.organisation.teams[person.team]
@@ -289,16 +278,17 @@ class AppealService:
             if channel
             else Target.direct(platform, workspace, user or "")
         )
-        hours = self.organisation.settings.appeals.sla_hours
-        reported = self._money(appeal, appeal.reported_value)
         answer = Reply(
-            f"已提交申诉 #{appeal.id}：{self._metric(appeal, language)} {self._period(appeal)} "
-            f"报告 {reported}，申诉 {self._money(appeal, claimed)}。"
-            f"审核人 {reviewer.name}，{hours} 小时内处理。"
-            if zh
-            else f"Appeal #{appeal.id} filed: {self._metric(appeal, language)} "
-            f"{self._period(appeal)} reported {reported}, claimed {self._money(appeal, claimed)}. "
-            f"Reviewer {reviewer.name}, within {hours} h.",
+            t(
+                "appeals.start.filed",
+                id=appeal.id,
+                metric=self._metric(appeal, language),
+                period=self._period(appeal, language),
+                reported=self._money(appeal, appeal.reported_value, language),
+                claimed=self._money(appeal, claimed, language),
+                reviewer=reviewer.name,
+                hours=self.organisation.settings.appeals.sla_hours,
+            ),
             language,
             private=True,
         )
@@ -319,30 +309,16 @@ class AppealService:
     ) -> Result:
         """review / accept / reject (with a reason) / withdraw; the answer for who acted."""
         language = language or self.organisation.language_of(person)
-        zh = language == "zh"
+        t = texts(language)
         appeal = self.store.get(appeal_id) if 0 < appeal_id < 2**31 else None
         allowed = appeal is not None and (
             person.id == appeal.appellant if move == "withdraw" else self.may_decide(person, appeal)
         )
         if appeal is None or not allowed:
             # The same answer whether the appeal does not exist or is not theirs to decide.
-            return Result(
-                Reply(
-                    f"没有你可以处理的申诉 #{appeal_id}。"
-                    if zh
-                    else f"There is no appeal #{appeal_id} that you may act on.",
-                    language,
-                )
-            )
+            return Result(Reply(t("appeals.decide.none", id=appeal_id), language))
         if move == "reject" and not note and (version is None or version == appeal.version):
-            return Result(
-                Reply(
-                    f"请写上驳回理由：「驳回 {appeal_id} <理由>」。"
-                    if zh
-                    else f'Please give a reason: "reject {appeal_id} <reason>".',
-                    language,
-                )
-            )
+            return Result(Reply(t("appeals.decide.reason_needed", id=appeal_id), language))
         claimed = appeal.claimed_value
         if (
             move == "accept"
@@ -352,13 +328,12 @@ class AppealService:
         ):
             return Result(
                 Reply(
-                    f"申诉值 {self._money(appeal, claimed)} 远超报告值 "
-                    f"{self._money(appeal, appeal.reported_value)}。"
-                    f"确认无误请回复「接受 {appeal_id} 确认」。"
-                    if zh
-                    else f"The claimed {self._money(appeal, claimed)} is far beyond the reported "
-                    f"{self._money(appeal, appeal.reported_value)}. If it is right, reply "
-                    f'"accept {appeal_id} confirm".',
+                    t(
+                        "appeals.decide.implausible",
+                        id=appeal_id,
+                        claimed=self._money(appeal, claimed, language),
+                        reported=self._money(appeal, appeal.reported_value, language),
+                    ),
                     language,
                 )
             )
@@ -372,23 +347,13 @@ class AppealService:
         )
         if not moved.ok:
             current = moved.appeal or appeal
-            state = _STATES[current.state][0 if zh else 1]
-            return Result(
-                Reply(
-                    f"这张卡片已过期：申诉 #{appeal_id} 现在是「{state}」，未做更改。"
-                    if zh
-                    else f"This card is out of date: appeal #{appeal_id} is {state}; "
-                    "nothing was changed.",
-                    language,
-                )
-            )
+            state = _state(current.state, language)
+            return Result(Reply(t("appeals.decide.stale", id=appeal_id, state=state), language))
         done = moved.appeal
         assert done is not None
-        state = _STATES[done.state][0 if zh else 1]
+        state = _state(done.state, language)
         return Result(
-            Reply(
-                f"申诉 #{appeal_id} {state}。" if zh else f"Appeal #{appeal_id} {state}.", language
-            ),
+            Reply(t("appeals.decide.done", id=appeal_id, state=state), language),
             tuple(self._after(done, person)),
         )
 
@@ -403,19 +368,13 @@ class AppealService:
                 key=f"appeal:{appeal.id}:card:v{appeal.version}",
             )
         ]
-        zh = team.language == "zh"
-        state = _STATES[appeal.state][0 if zh else 1]
-        note = (
-            f"：{appeal.decision_note}"
-            if zh and appeal.decision_note
-            else f": {appeal.decision_note}"
-            if appeal.decision_note
-            else ""
-        )
-        text = (
-            f"申诉 #{appeal.id} {state}（{actor.name}）{note}"
-            if zh
-            else f"Appeal #{appeal.id} {state} by {actor.name}{note}"
+        state = _state(appeal.state, team.language)
+        text = texts(team.language)(
+            "appeals.thread.moved_note" if appeal.decision_note else "appeals.thread.moved",
+            id=appeal.id,
+            state=state,
+            actor=actor.name,
+            note=appeal.decision_note,
         )
         effects.append(
             self._in_thread(
@@ -425,22 +384,13 @@ class AppealService:
         if appeal.state in ("accepted", "rejected"):
             appellant = self.organisation.people[appeal.appellant]
             language = self.organisation.language_of(appellant)
-            zh = language == "zh"
-            claimed = self._money(appeal, appeal.claimed_value)
-            if appeal.state == "accepted":
-                told = (
-                    f"你的申诉 #{appeal.id} 已接受：{self._period(appeal)} "
-                    f"的数字已更正为 {claimed}。"
-                    if zh
-                    else f"Your appeal #{appeal.id} was accepted: {self._period(appeal)} "
-                    f"is corrected to {claimed}."
-                )
-            else:
-                told = (
-                    f"你的申诉 #{appeal.id} 被驳回：{appeal.decision_note}"
-                    if zh
-                    else f"Your appeal #{appeal.id} was rejected: {appeal.decision_note}"
-                )
+            told = texts(language)(
+                f"appeals.told.{appeal.state}",
+                id=appeal.id,
+                period=self._period(appeal, language),
+                claimed=self._money(appeal, appeal.claimed_value, language),
+                note=appeal.decision_note,
+            )
             effects += self._tell(
                 appeal.appellant, appeal.platform, Reply(told, language), f"appeal:{appeal.id}:told"
             )
@@ -454,17 +404,8 @@ class AppealService:
         language = self.organisation.language_of(person)
         if action.action == START:
             metric, _, period = action.value.partition("|")
-            example = (
-                f"申诉 {period} {metric} 应该是 <数字> 订单 <订单号>"
-                if language == "zh"
-                else f"appeal {metric} {period} <the right number> orders <ids>"
-            )
-            return Result(
-                Reply(
-                    f"请回复：{example}" if language == "zh" else f"Reply with: {example}",
-                    language,
-                )
-            )
+            hint = texts(language)("appeals.start.hint", metric=metric, period=period)
+            return Result(Reply(hint, language))
         parts = action.value.split(":")
         try:
             appeal_id, version = int(parts[0]), int(parts[1])
@@ -494,12 +435,8 @@ class AppealService:
                 if person_id is None or person_id not in self.organisation.people:
                     continue
                 language = self.organisation.language_of(self.organisation.people[person_id])
-                zh = language == "zh"
-                who = self._name(appeal.appellant)
-                text = (
-                    f"申诉 #{appeal.id}（{who}）已超过处理时限，请尽快处理。"
-                    if zh
-                    else f"Appeal #{appeal.id} ({who}) is past its deadline; please decide it."
+                text = texts(language)(
+                    "appeals.remind", id=appeal.id, who=self._name(appeal.appellant)
                 )
                 reply = replace(
                     self.card(appeal, language),
@@ -529,16 +466,12 @@ class AppealService:
             if appeal is None or not self.store.note_divergence(appeal.id, state.raw, now):
                 continue
             team = self.organisation.teams[self.organisation.people[appeal.appellant].team]
-            zh = team.language == "zh"
-            raw, claimed = self._money(appeal, state.raw), self._money(appeal, state.claimed)
-            text = (
-                f"申诉 #{appeal.id}：{self._period(appeal)} 的原始数据现在是 {raw}，"
-                f"已超过接受的 {claimed}。更正不再叠加（不会重复计算），数字以原始数据为准，"
-                "请复核。"
-                if zh
-                else f"Appeal #{appeal.id}: the data for {self._period(appeal)} now says {raw}, "
-                f"past the accepted {claimed}. The correction no longer adds anything (it never "
-                "counts twice); the figure is the data's. Please review."
+            text = texts(team.language)(
+                "appeals.diverged",
+                id=appeal.id,
+                period=self._period(appeal, team.language),
+                raw=self._money(appeal, state.raw, team.language),
+                claimed=self._money(appeal, state.claimed, team.language),
             )
             reviewer = self.organisation.people.get(appeal.reviewer)
             user = reviewer.chat.get(appeal.platform) if reviewer else None
