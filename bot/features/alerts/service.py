@@ -6,14 +6,20 @@ act, escalation, and updating every card of an alert after someone acts on it.
 owner privately, the team channel with only what the channel may see; quiet hours respected),
 repeats unacknowledged ones up to `max_repeats` by updating their cards, and escalates one level
 up the manager chain each `escalate_after_minutes`. `AlertService.act` is what a button click or
-a text command ("ack 42", "确认 42", "snooze 42 2h", "暂停 42 2小时") does: it checks who is
-acting, applies the action to exactly the alert (and, from a card, the version) shown, and then
-updates the alert's cards where the platform allows.
+a text command ("ack 42", "确认 42", "确認 42", "snooze 42 2h", "暂停 42 2小时",
+"スヌーズ 42 2時間") does: it checks who is acting, applies the action to exactly the alert (and,
+from a card, the version) shown, and then updates the alert's cards where the platform allows.
+
+Every text comes from the message catalogue (`alerts.*`), in each reader's language. Numbers
+keep the "1,234.50 CNY" and "85%" Chinese and English cards have always shown; Japanese
+readers get them as the Japanese locale writes them (`bot.i18n.format`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -22,9 +28,13 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.chat.access import Access
+from bot.chat.context import ASK, figure_text
 from bot.chat.effects import Edit, Result
 from bot.chat.messages import Action, Button, KeyValue, Language, Reply, Target
 from bot.chat.notifier import Notifier
+from bot.i18n import has_text, texts
+from bot.i18n.format import moment, number, percent
+from bot.i18n.names import metric_name
 from kpi_engine.alerts import AlertRow, AlertStore, observe, snooze_until
 from kpi_engine.figures import Figures, format_value
 from kpi_engine.instants import zone
@@ -45,12 +55,21 @@ ACK, SNOOZE, SNOOZE_TOMORROW, FALSE_ALARM = (
 )
 ALERT_ACTIONS = (ACK, SNOOZE, SNOOZE_TOMORROW, FALSE_ALARM)
 _VERBS = {ACK: "ack", SNOOZE: "snooze", SNOOZE_TOMORROW: "snooze", FALSE_ALARM: "false_alarm"}
-_STATES = {
-    "firing": ("告警中", "firing"),
-    "acknowledged": ("已确认", "acknowledged"),
-    "snoozed": ("已暂停", "snoozed"),
-    "resolved": ("已解决", "resolved"),
-}
+# Japanese snooze lengths ("2時間", "30分", "明日") as the store reads them ("2h", "30m",
+# "tomorrow"); Chinese and English ones it reads as they are.
+_JA_LENGTH = re.compile(r"(\d+)\s*(時間|分間?)")
+_JA_TOMORROW = frozenset({"明日", "明日まで", "あした", "あしたまで"})
+
+
+def _snooze_length(spec: str) -> str:
+    """A snooze length as `snooze_until` reads it."""
+    text = unicodedata.normalize("NFKC", spec).strip()
+    if text in _JA_TOMORROW:
+        return "tomorrow"
+    found = _JA_LENGTH.fullmatch(text)
+    if found:
+        return found.group(1) + ("h" if found.group(2) == "時間" else "m")
+    return spec
 
 
 @dataclass(frozen=True)
@@ -138,100 +157,92 @@ class AlertService:
             return org.teams[scope.id].name
         if scope.kind == "shop" and scope.id in org.shops:
             return org.shops[scope.id].name
-        return "公司" if scope.kind == "company" else scope.id
+        return scope.id
+
+    def _subject(self, alert: AlertRow, language: Language) -> str:
+        """Who or what the alert is about, as the reader calls it."""
+        if alert.subject.kind == "company":
+            return texts(language)("alerts.company")
+        return self._name(alert)
 
     def _metric(self, alert: AlertRow, language: Language) -> str:
-        metric = self.organisation.catalogue.metrics.get(alert.metric)
-        if metric is None:
-            return alert.metric
-        return metric.name_zh if language == "zh" else metric.name_en
+        """The metric's name in the reader's language."""
+        return metric_name(self.organisation.catalogue, alert.metric, language)
 
-    def _amount(self, alert: AlertRow, value: Decimal | None) -> str:
+    def _amount(self, alert: AlertRow, value: Decimal | None, language: Language) -> str:
         metric = self.organisation.catalogue.metrics.get(alert.metric)
         unit = metric.unit if metric else "count"
-        return format_value(value, unit, alert.currency)
+        if language == "ja":
+            return figure_text(value, unit, alert.currency, language)
+        return format_value(value, unit, alert.currency)  # as Chinese and English cards were
+
+    def _percent(self, ratio: Decimal, language: Language) -> str:
+        if language == "ja":
+            return percent(ratio, language)
+        return f"{ratio * 100:.0f}%"  # as Chinese and English cards were
 
     def reason(self, alert: AlertRow, language: Language) -> str:
         """Why the alert fired, in words."""
-        zh = language == "zh"
+        t = texts(language)
         detail = alert.detail
+        threshold = self._amount(alert, alert.threshold, language)
         if alert.reason == "below_pace":
-            pace = Decimal(detail.get("pace", "0")) * 100
-            limit = Decimal(detail.get("limit", "0")) * 100
-            expected = self._amount(alert, alert.threshold)
-            return (
-                f"进度 {pace:.0f}%，低于 {limit:.0f}%（按计划此时应达 {expected}）"
-                if zh
-                else f"pace {pace:.0f}%, under {limit:.0f}% (the plan expects "
-                f"{self._amount(alert, alert.threshold)} by now)"
+            return t(
+                "alerts.reason.below_pace",
+                pace=self._percent(Decimal(detail.get("pace", "0")), language),
+                limit=self._percent(Decimal(detail.get("limit", "0")), language),
+                expected=threshold,
             )
-        if alert.reason == "below":
-            return (
-                f"低于 {self._amount(alert, alert.threshold)}"
-                if zh
-                else f"below {self._amount(alert, alert.threshold)}"
-            )
-        if alert.reason == "above":
-            return (
-                f"高于 {self._amount(alert, alert.threshold)}"
-                if zh
-                else f"above {self._amount(alert, alert.threshold)}"
-            )
+        if alert.reason in ("below", "above"):
+            return t(f"alerts.reason.{alert.reason}", threshold=threshold)
         if alert.reason == "change":
-            change = detail.get("change", "?")
-            before = self._amount(alert, alert.threshold)
-            return (
-                f"较上期变化 {change}%（上期 {before}）"
-                if zh
-                else f"{change}% against the previous period ({before})"
-            )
-        hours = alert.value
+            return t("alerts.reason.change", change=detail.get("change", "?"), before=threshold)
         source = detail.get("source", "orders")
-        return (
-            f"{source} 已 {hours} 小时没有新数据（上限 {alert.threshold} 小时）"
-            if zh
-            else f"no new {source} data for {hours} h (limit {alert.threshold} h)"
+        return t(
+            "alerts.reason.stale",
+            source=t(f"alerts.source.{source}") if has_text(f"alerts.source.{source}") else source,
+            hours=self._hours(alert.value, language),
+            limit=self._hours(alert.threshold, language),
         )
+
+    def _hours(self, value: Decimal | None, language: Language) -> str:
+        if language == "ja" and value is not None:
+            return number(value, language)
+        return str(value)  # as Chinese and English cards were
 
     def card(self, alert: AlertRow, language: Language, *, for_channel: bool = False) -> Reply:
         """The alert as a card: person, number, target and reason; buttons while it is open."""
-        zh = language == "zh"
-
-        def t(a: str, b: str) -> str:
-            return a if zh else b
-
-        name, metric = self._name(alert), self._metric(alert, language)
-        state = _STATES[alert.state][0 if zh else 1]
-        headline = t(
-            f"⚠️ 告警 #{alert.id} · {name} {metric}", f"⚠️ Alert #{alert.id} · {name} {metric}"
-        )
+        t = texts(language)
+        name, metric = self._subject(alert, language), self._metric(alert, language)
+        state = t(f"alerts.state.{alert.state}")
+        headline = t("alerts.card.headline", id=alert.id, name=name, metric=metric)
         show_value = not for_channel or self.organisation.settings.ranking_for_members == "values"
         reason = self.reason(alert, language)
-        fields = [KeyValue(t("对象", "Who"), name), KeyValue(t("指标", "Metric"), metric)]
+        fields = [KeyValue(t("alerts.field.who"), name), KeyValue(t("alerts.field.metric"), metric)]
         if show_value:
-            fields.append(KeyValue(t("当前", "Now"), self._amount(alert, alert.value)))
+            now = self._amount(alert, alert.value, language)
+            fields.append(KeyValue(t("alerts.field.now"), now))
             if alert.target is not None:
-                fields.append(KeyValue(t("目标", "Target"), self._amount(alert, alert.target)))
-            fields.append(KeyValue(t("原因", "Reason"), reason))
-        fields.append(KeyValue(t("状态", "State"), state))
+                target = self._amount(alert, alert.target, language)
+                fields.append(KeyValue(t("alerts.field.target"), target))
+            fields.append(KeyValue(t("alerts.field.reason"), reason))
+        fields.append(KeyValue(t("alerts.field.state"), state))
         if alert.notified > 1:
-            fields.append(KeyValue(t("提醒", "Reminders"), str(alert.notified - 1)))
+            fields.append(KeyValue(t("alerts.field.reminders"), str(alert.notified - 1)))
         status = self._status_line(alert, language)
         if status:
-            fields.append(KeyValue(t("处理", "Handled"), status))
+            fields.append(KeyValue(t("alerts.field.handled"), status))
         lines = [headline, *(f"{f.label}: {f.value}" for f in fields)]
         buttons: tuple[Button, ...] = ()
         if alert.state in ("firing", "snoozed", "acknowledged"):
             ref = f"{alert.id}:{alert.version}"
             buttons = (
-                Button(t("确认", "Ack"), ACK, ref, "primary"),
-                Button(t("暂停1小时", "Snooze 1 h"), SNOOZE, f"{ref}:1h"),
-                Button(t("暂停到明天", "Snooze until tomorrow"), SNOOZE_TOMORROW, ref),
-                Button(t("不是问题", "Not a problem"), FALSE_ALARM, ref, "danger"),
+                Button(t("alerts.button.ack"), ACK, ref, "primary"),
+                Button(t("alerts.button.snooze_1h"), SNOOZE, f"{ref}:1h"),
+                Button(t("alerts.button.snooze_tomorrow"), SNOOZE_TOMORROW, ref),
+                Button(t("alerts.button.false_alarm"), FALSE_ALARM, ref, "danger"),
                 Button(
-                    t("查看明细", "Show breakdown"),
-                    "ask",
-                    self._breakdown_question(alert, language),
+                    t("alerts.button.breakdown"), ASK, self._breakdown_question(alert, language)
                 ),
             )
             daily = len(alert.period_key) == 10  # an ISO day: the appeal names it as it is
@@ -239,17 +250,16 @@ class AlertService:
                 # The person may dispute the number itself (bot/appeals.py).
                 buttons += (
                     Button(
-                        t("申诉", "Dispute"), "appeal.start", f"{alert.metric}|{alert.period_key}"
+                        t("alerts.button.appeal"),
+                        "appeal.start",
+                        f"{alert.metric}|{alert.period_key}",
                     ),
                 )
-            lines.append(
-                t(
-                    f"回复「确认 {alert.id}」或「暂停 {alert.id} 2小时」",
-                    f'Reply "ack {alert.id}" or "snooze {alert.id} 2h"',
-                )
-            )
-        settled = t("暂定数据", "provisional") if alert.provisional else t("已结算", "settled")
-        context = f"{alert.period_key} · {settled} · {t('级别', 'level')} {alert.level}"
+            lines.append(t("alerts.card.reply_hint", id=alert.id))
+        settled = t("alerts.card.provisional" if alert.provisional else "alerts.card.settled")
+        context = t(
+            "alerts.card.context", period=alert.period_key, settled=settled, level=alert.level
+        )
         return Reply(
             "\n".join(lines),
             language,
@@ -260,19 +270,17 @@ class AlertService:
         )
 
     def _breakdown_question(self, alert: AlertRow, language: Language) -> str:
+        """The question the breakdown button asks, in the reader's language."""
         scope = alert.subject
         who = ""
         if scope.kind == "person" and scope.id in self.organisation.people:
             who = self.organisation.people[scope.id].name + " "
-        period = alert.period_key
-        return (
-            f"{who}{period} {alert.metric} 按天"
-            if language == "zh"
-            else f"{who}{alert.metric} {period} by day"
+        return texts(language)(
+            "alerts.breakdown_question", who=who, period=alert.period_key, metric=alert.metric
         )
 
     def _status_line(self, alert: AlertRow, language: Language) -> str:
-        zh = language == "zh"
+        t = texts(language)
         org = self.organisation
         tz = self._timezone(alert)
 
@@ -280,39 +288,24 @@ class AlertService:
             return org.people[pid].name if pid and pid in org.people else (pid or "")
 
         def clock(at: int) -> str:
+            if language == "ja":
+                return moment(at, tz, language)
             return datetime.fromtimestamp(at, zone(tz)).strftime("%m-%d %H:%M")
 
         if alert.state == "acknowledged" and alert.acked_at:
-            return (
-                f"已确认 by {who(alert.acked_by)} {clock(alert.acked_at)}"
-                if zh
-                else f"acknowledged by {who(alert.acked_by)} {clock(alert.acked_at)}"
+            return t(
+                "alerts.status.acknowledged", who=who(alert.acked_by), at=clock(alert.acked_at)
             )
         if alert.state == "snoozed" and alert.snoozed_until:
-            return (
-                f"暂停到 {clock(alert.snoozed_until)}"
-                if zh
-                else f"snoozed until {clock(alert.snoozed_until)}"
-            )
+            return t("alerts.status.snoozed", at=clock(alert.snoozed_until))
         if alert.state == "resolved" and alert.resolved_at:
             by = (
-                "自动"
-                if alert.resolved_by == "kpibot" and zh
-                else "automatically"
+                t("alerts.status.automatically")
                 if alert.resolved_by == "kpibot"
                 else who(alert.resolved_by)
             )
-            if alert.false_alarm:
-                return (
-                    f"{by} 标记为不是问题 {clock(alert.resolved_at)}"
-                    if zh
-                    else f"marked not a problem by {by} {clock(alert.resolved_at)}"
-                )
-            return (
-                f"已解决（{by}）{clock(alert.resolved_at)}"
-                if zh
-                else f"resolved ({by}) {clock(alert.resolved_at)}"
-            )
+            key = "alerts.status.false_alarm" if alert.false_alarm else "alerts.status.resolved"
+            return t(key, by=by, at=clock(alert.resolved_at))
         return ""
 
     def _timezone(self, alert: AlertRow) -> str:
@@ -413,13 +406,13 @@ class AlertService:
             return []
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(_OUTBOX.c.key, _OUTBOX.c.platform, _OUTBOX.c.user)
+                select(_OUTBOX.c.key, _OUTBOX.c.platform, _OUTBOX.c.channel, _OUTBOX.c.user)
                 .join(_POSTS, _POSTS.c.outbox_key == _OUTBOX.c.key)
                 .where(_POSTS.c.alert_id == alert_id, _OUTBOX.c.kind == "alert")
             ).all()
         found = []
-        for key, platform, user in rows:
-            language, for_channel = self._reader(platform, user)
+        for key, platform, channel, user in rows:
+            language, for_channel = self._reader(platform, channel, user)
             card = self.card(alert, language, for_channel=for_channel)
             found.append(Edit(key, card, key=f"{key}:edit:v{alert.version}:n{alert.notified}"))
         return found
@@ -428,12 +421,17 @@ class AlertService:
         """Update every card of the alert to its current state; how many edits were stored."""
         return self.notifier.apply(self.edits(alert_id))
 
-    def _reader(self, platform: str, user: str | None) -> tuple[Language, bool]:
+    def _reader(self, platform: str, channel: str, user: str | None) -> tuple[Language, bool]:
+        """Who reads a posted card: a person in their language, or a team's channel in the
+        team's (as the card was posted)."""
         org = self.organisation
         if user:
             person = org.person_by_chat_id(platform, user)
             if person is not None:
                 return self._language(person), False
+        team = None if user else self.access.team_of_channel(platform, channel)
+        if team is not None:
+            return org.teams[team].language, True
         return org.settings.default_language, user is None
 
     # -- the round ------------------------------------------------------------------------
@@ -506,67 +504,31 @@ class AlertService:
         """Apply an action for `person` (answered in `language`, else theirs); the card
         updates happen here too."""
         language = language or self._language(person)
-        zh = language == "zh"
+        t = texts(language)
         alert = self.store.get(alert_id) if 0 < alert_id < 2**31 else None
         if alert is None or not self.may_act(person, alert):
             # The same answer for an alert that does not exist and one the person may not
             # act on: the refusal reveals nothing. A refusal is audited once per person.
             if alert is not None:
                 self.store.refused(alert_id, person.id, verb, now)
-            return Outcome(
-                False,
-                None,
-                Reply(
-                    f"没有你可以处理的告警 #{alert_id}。"
-                    if zh
-                    else f"There is no alert #{alert_id} that you may act on.",
-                    language,
-                ),
-            )
+            return Outcome(False, None, Reply(t("alerts.refused", id=alert_id), language))
         until = None
         if verb == "snooze":
-            until = snooze_until(now, snooze or "1h", self._timezone(alert))
+            until = snooze_until(now, _snooze_length(snooze or "1h"), self._timezone(alert))
             if until is None:
-                return Outcome(
-                    False,
-                    alert,
-                    Reply(
-                        "暂停多久？例如「暂停 42 2小时」或「暂停 42 明天」。"
-                        if zh
-                        else 'Snooze for how long? e.g. "snooze 42 2h" or "snooze 42 tomorrow".',
-                        language,
-                    ),
-                )
+                return Outcome(False, alert, Reply(t("alerts.snooze_how_long"), language))
         acted = self.store.act(
             alert_id, verb, person.id, now, version=version, until=until, note=note
         )
         if not acted.ok:
             current = acted.alert or alert
-            state = _STATES[current.state][0 if zh else 1]
+            state = t(f"alerts.state.{current.state}")
             return Outcome(
-                False,
-                current,
-                Reply(
-                    f"这张卡片已过期：告警 #{alert_id} 现在是「{state}」，未做更改。"
-                    if zh
-                    else f"This card is out of date: alert #{alert_id} is now {state}; "
-                    "nothing was changed.",
-                    language,
-                ),
+                False, current, Reply(t("alerts.out_of_date", id=alert_id, state=state), language)
             )
         assert acted.alert is not None
-        done = {
-            "ack": ("已确认", "acknowledged"),
-            "snooze": ("已暂停", "snoozed"),
-            "false_alarm": ("已标记为不是问题", "marked not a problem"),
-            "resolve": ("已解决", "resolved"),
-        }[verb]
         status = self._status_line(acted.alert, language)
-        text = (
-            f"告警 #{alert_id} {done[0]}。{status}"
-            if zh
-            else f"Alert #{alert_id} {done[1]}. {status}"
-        )
+        text = t(f"alerts.done.{verb}", id=alert_id, status=status)
         return Outcome(
             True, acted.alert, Reply(text.strip(), language), tuple(self.edits(alert_id))
         )
@@ -589,16 +551,16 @@ class AlertService:
 
     def summary(self, person: PersonConfig, language: Language) -> Reply:
         """The open alerts `person` may act on."""
-        zh = language == "zh"
+        t = texts(language)
         mine = [a for a in self.store.open_alerts(self.rules) if self.may_act(person, a)]
         if not mine:
-            return Reply("没有待处理的告警。" if zh else "No open alerts.", language)
+            return Reply(t("alerts.summary.none"), language)
         lines = [
-            f"#{a.id} {self._name(a)} {self._metric(a, language)} · "
-            f"{_STATES[a.state][0 if zh else 1]} · {self.reason(a, language)}"
+            f"#{a.id} {self._subject(a, language)} {self._metric(a, language)} · "
+            f"{t(f'alerts.state.{a.state}')} · {self.reason(a, language)}"
             for a in mine
         ]
-        headline = f"待处理告警（{len(mine)}）" if zh else f"Open alerts ({len(mine)})"
+        headline = t("alerts.summary.headline", count=len(mine))
         return Reply(
             "\n".join([headline, *lines]),
             language,
