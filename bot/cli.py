@@ -602,12 +602,10 @@ def chat(person: AsOption, channel: ChannelOption = None, now: NowOption = None)
 
 
 def _chat_loop(session: ConsoleChat, organisation: Organisation, person: str) -> None:
+    from bot.i18n import texts
+
     language = organisation.language_of(organisation.people[person])
-    typer.echo(
-        "输入问题（如「今天GMV多少」「帮助」），空行退出。"
-        if language == "zh"
-        else "Ask a question (e.g. “my GMV today”, “help”); an empty line quits."
-    )
+    typer.echo(texts(language)("ops.console_prompt"))
     session.run(_stdin_lines(), prompt=lambda: typer.echo("> ", nl=False))
 
 

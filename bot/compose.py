@@ -24,13 +24,16 @@ from bot.outbox import LIMITS, Limit, Outbox, Sender, notice_admins
 from bot.runtime import Runtime
 from bot.scheduler import Scheduler
 from kpi_engine.figures import Figures
+from kpi_engine.languages import Language
 from kpi_engine.organisation import Organisation
 from kpi_engine.targets import Plans
 
 
-def admin_targets(organisation: Organisation, platforms: Iterable[str]) -> list[tuple[Target, str]]:
+def admin_targets(
+    organisation: Organisation, platforms: Iterable[str]
+) -> list[tuple[Target, Language]]:
     """Each admin's direct chat on each connected platform, with their language."""
-    found: list[tuple[Target, str]] = []
+    found: list[tuple[Target, Language]] = []
     for person in organisation.people.values():
         if person.role != "admin":
             continue

@@ -43,8 +43,10 @@ from bot.chat.adapter import (
     Unsupported,
 )
 from bot.chat.messages import Reply, Sent, Target, reply_from_json, to_json
+from bot.i18n import texts
 from kpi_engine.audit import record
 from kpi_engine.clock import Clock, system_clock
+from kpi_engine.languages import Language
 from kpi_engine.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -614,7 +616,7 @@ class Sender:
 
 
 def notice_admins(
-    outbox: Outbox, admins: Iterable[tuple[Target, str]]
+    outbox: Outbox, admins: Iterable[tuple[Target, Language]]
 ) -> Callable[[Pending, str], None]:
     """An `on_dead` that tells each admin (target, language) which message died and why.
 
@@ -625,17 +627,15 @@ def notice_admins(
         if pending.kind == "notice":
             return
         for target, language in chosen:
-            text = (
-                f"⚠️ 一条消息发送失败，已放入死信队列（outbox #{pending.id}，"
-                f"{pending.target.platform} {pending.target.channel}）：{reason}。"
-                f"可用 `kpibot outbox retry {pending.id}` 重试。"
-                if language == "zh"
-                else f"⚠️ A message could not be delivered and was dead-lettered (outbox "
-                f"#{pending.id}, {pending.target.platform} {pending.target.channel}): {reason}. "
-                f"Retry it with `kpibot outbox retry {pending.id}`."
+            said = texts(language)(
+                "ops.dead_letter",
+                id=pending.id,
+                platform=pending.target.platform,
+                channel=pending.target.channel,
+                reason=reason,
             )
             outbox.put(
-                Reply(text, "zh" if language == "zh" else "en"),
+                Reply(said, language),
                 target,
                 key=f"dead:{pending.id}:{target.platform}:{target.user}",
                 kind="notice",

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from bot.chat.messages import Reply, Target
 from bot.chat.notifier import Notifier
+from bot.i18n import texts
 from connectors.clock import Clock, SystemClock
 from connectors.registry import build_connectors, build_sync
 from connectors.settings import ConnectorSettings
@@ -26,12 +27,12 @@ def revoked_notice(organisation: Organisation, notifier: Notifier) -> RevokedNot
             if admin.role != "admin":
                 continue
             language = admin.language or organisation.settings.default_language
-            text = (
-                f"⚠️ 店铺「{name}」({platform}) 的授权已失效：{reason}。"
-                f"数据同步已暂停，请重新授权：`{command}`"
-                if language == "zh"
-                else f"⚠️ The {platform} authorization of {name} was revoked or expired "
-                f"({reason}). Its sync is paused; connect it again: `{command}`"
+            said = texts(language)(
+                "ops.auth_revoked",
+                shop=name,
+                platform=platform,
+                reason=reason,
+                command=command,
             )
             for chat_platform in notifier.adapters:
                 user = admin.chat.get(chat_platform)
@@ -39,7 +40,7 @@ def revoked_notice(organisation: Organisation, notifier: Notifier) -> RevokedNot
                     continue
                 key = f"revoked:{shop_id}:{now}:{chat_platform}:{user}"
                 notifier.post(
-                    Reply(text, language),
+                    Reply(said, language),
                     Target.direct(chat_platform, "", user),
                     key=key,
                     kind="notice",
