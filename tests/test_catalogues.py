@@ -1,8 +1,11 @@
 """The message catalogues: every message id has a text in every language, none fuzzy or empty,
-with the same placeholders; and locale formatting of money, percentages and dates."""
+with the same placeholders; no text a reader sees is written in the code instead; and locale
+formatting of money, percentages and dates."""
 
 from __future__ import annotations
 
+import ast
+import re
 import string
 from datetime import date
 from decimal import Decimal
@@ -11,6 +14,7 @@ import pytest
 
 from bot.i18n import LANGUAGES, read_catalogue, text
 from bot.i18n.format import day, money, percent, points
+from tests.conftest import ROOT
 
 
 def _placeholders(value: str) -> set[str]:
@@ -65,3 +69,82 @@ def test_large_amounts_percentages_points_and_days() -> None:
     assert points(Decimal("-0.0125"), "zh") == text("zh", "format.points", value="-1.3")
     assert day(date(2026, 11, 20), "ja") == "11月20日(金)"
     assert day(date(2026, 11, 20), "en") == "Fri, Nov 20"
+
+
+# Chinese or Japanese words (ideographs, kana): in code, only as words people *type*, which
+# the parser reads; every text a reader sees comes from the catalogues.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
+_TYPED = {
+    "bot/chat/parse.py": "the parser's patterns for what people type",
+    "bot/chat/local.py": "the console's quit word, typed",
+    "bot/features/alerts/service.py": "snooze lengths typed in Japanese ('2時間', '明日')",
+    "bot/features/appeals/service.py": "the confirmation words a reviewer types",
+    "bot/demo.py": "an example question to type, printed with the commands",
+}
+# A reply's text, a field's label or a button's label given as a literal, with a word in it.
+_SHOWN = ("Reply", "KeyValue", "Button")
+_WORD = re.compile(r"[A-Za-z]{3,}")
+
+
+def _literals(tree: ast.AST) -> list[ast.Constant]:
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in docstrings
+    ]
+
+
+def _shown_literal(call: ast.Call) -> str | None:
+    name = getattr(call.func, "id", getattr(call.func, "attr", None))
+    if name not in _SHOWN or not call.args:
+        return None
+    first = call.args[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        words = first.value
+    elif isinstance(first, ast.JoinedStr):
+        words = "".join(part.value for part in first.values if isinstance(part, ast.Constant))
+    else:
+        return None
+    return words if _WORD.search(words) else None
+
+
+def test_no_text_a_reader_sees_is_written_outside_the_catalogues() -> None:
+    found = []
+    files = sorted([*(ROOT / "bot").rglob("*.py"), *(ROOT / "adapters").rglob("*.py")])
+    assert len(files) > 40
+    for path in files:
+        name = path.relative_to(ROOT).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), name)
+        if name not in _TYPED:
+            found += [
+                f"{name}:{node.lineno} {node.value[:40]!r}"
+                for node in _literals(tree)
+                if _CJK.search(node.value)
+            ]
+        found += [
+            f"{name}:{node.lineno} {literal[:40]!r}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and (literal := _shown_literal(node))
+        ]
+    assert found == [], "texts outside bot/i18n/locale:\n" + "\n".join(found)
+
+
+def test_the_literal_check_finds_a_chinese_text_and_a_literal_reply() -> None:
+    # The check above must be able to fail: the forms it catches, caught.
+    tree = ast.parse(
+        'def f(zh):\n    """文档。"""\n    label = "目标" if zh else "Target"\n'
+        '    return Reply("Nothing to rank.", "en")\n'
+    )
+    assert [n.value for n in _literals(tree) if _CJK.search(n.value)] == ["目标"]
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert [_shown_literal(c) for c in calls] == ["Nothing to rank."]

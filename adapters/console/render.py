@@ -10,6 +10,7 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from bot.chat.messages import Reply, Sent, Table, Target, displayable
+from bot.i18n import texts
 
 
 def width(text: str) -> int:
@@ -44,7 +45,7 @@ def render_text(reply: Reply, *, private: bool = False) -> str:
     if reply.mentions:
         lines.append(" ".join(f"@{m.name}" for m in reply.mentions))
     if private:
-        lines.append("🔒 " + ("仅你可见" if reply.language == "zh" else "only you can see this"))
+        lines.append("🔒 " + texts(reply.language)("render.private"))
     structured = reply.fields or reply.table or reply.progress
     if reply.headline and structured:
         lines.append(reply.headline)

@@ -27,7 +27,9 @@ import requests
 
 from bot.chat.adapter import AuthRevoked, RateLimited, TargetNotFound, Unavailable, Unsupported
 from bot.chat.messages import Mention, Reply, Sent, Table, Target, displayable
+from bot.i18n import texts
 from kpi_engine.clock import system_clock
+from kpi_engine.languages import Language
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +131,7 @@ def _bar(ratio: Decimal) -> str:
     return "▓" * filled + "░" * (_BAR - filled)
 
 
-def table_lines(table: Table, zh: bool) -> list[str]:
+def table_lines(table: Table, language: Language) -> list[str]:
     """A table as DingTalk's markdown shows it well (it has no tables): its header as one
     bold line, then a list item per row, its cells separated by dots."""
     head = " · ".join(_one_line(c, MAX_CELL) for c in table.columns)
@@ -143,7 +145,7 @@ def table_lines(table: Table, zh: bool) -> list[str]:
         lines.append(f"- {shown}".rstrip())
     if len(table.rows) > MAX_TABLE_ROWS:
         more = len(table.rows) - MAX_TABLE_ROWS
-        lines.append(f"- …（另有 {more} 行）" if zh else f"- … ({more} more rows)")
+        lines.append("- … " + _one_line(texts(language)("render.more_rows", count=more)))
     return lines
 
 
@@ -167,11 +169,11 @@ def encoded_size(value: object) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
 
 
-def fit(text: str, limit: int, zh: bool) -> str:
+def fit(text: str, limit: int, language: Language) -> str:
     """`text` within `limit` bytes of JSON, cut at a line when it can be, with a marker."""
     if encoded_size(text) <= limit:
         return text
-    marker = LINE_BREAK + ("…（内容过长，已截断）" if zh else "… (too long, cut)")
+    marker = LINE_BREAK + escape(texts(language)("render.cut"))
     room = limit - encoded_size(marker)
     kept = text.encode("utf-8")[:room].decode("utf-8", "ignore")
     while encoded_size(kept) > room:  # JSON escapes (newlines, quotes) take two bytes
@@ -188,7 +190,7 @@ def markdown(reply: Reply, *, at: bool = False, limit: int = MAX_MARKDOWN_BYTES)
     """(title, markdown text) of a reply: every part, as DingTalk's markdown can show it,
     within `limit` bytes. `at`: the message carries `at.atUserIds`, so `@userId` in the text
     notifies."""
-    zh = reply.language == "zh"
+    language = reply.language
     blocks: list[list[str]] = []
     if reply.mentions:
         blocks.append([" ".join(mention_text(m, notify=at) for m in reply.mentions)])
@@ -207,13 +209,13 @@ def markdown(reply: Reply, *, at: bool = False, limit: int = MAX_MARKDOWN_BYTES)
             f"{_percent(bar.ratio)}  {_one_line(bar.caption)}"
         )
     if reply.table:
-        body += table_lines(reply.table, zh)
+        body += table_lines(reply.table, language)
     if reply.chart:
         body.append(f"📈 {_one_line(reply.chart.title)}: {_one_line(reply.chart.alt)}")
     if reply.buttons:
         asks = [b for b in reply.buttons if b.action == "ask"]
         if asks:
-            prompt = "可以接着问：" if zh else "You can ask: "
+            prompt = escape(texts(language)("render.ask_next"))
             body.append(prompt + " · ".join(f"「{_one_line(b.value, 200)}」" for b in asks))
     if body:
         blocks.append(body)
@@ -225,7 +227,7 @@ def markdown(reply: Reply, *, at: bool = False, limit: int = MAX_MARKDOWN_BYTES)
     text = "\n\n".join(LINE_BREAK.join(lines) for lines in blocks)
     if not text.strip():  # DingTalk sends no empty message: the text says it
         text = _lines(reply.text, line_start=True).strip() or "…"
-    return title, fit(text, limit, zh)
+    return title, fit(text, limit, language)
 
 
 def raise_for(status: int, body: Any, headers: Any = None) -> None:

@@ -29,6 +29,8 @@ from decimal import Decimal
 from typing import Any
 
 from bot.chat.messages import Button, KeyValue, Reply, displayable
+from bot.i18n import texts
+from kpi_engine.languages import Language
 
 MAX_CARD_BYTES = 28_000  # Feishu: a card's JSON at most 30 KB; kept below it with room to spare
 MAX_TEXT_BYTES = 100_000  # Feishu: a text message's request body at most 150 KB
@@ -202,12 +204,12 @@ def _size(built: dict[str, Any]) -> int:
     return len(json.dumps(built, ensure_ascii=False).encode("utf-8"))
 
 
-def _fit(built: dict[str, Any], zh: bool) -> dict[str, Any]:
+def _fit(built: dict[str, Any], language: Language) -> dict[str, Any]:
     """The card cut to `MAX_CARD_BYTES`: its longest markdown texts first, then table rows."""
-    marker = "…（过长，已截断）" if zh else "… (too long, cut)"
+    marker = texts(language)("render.cut")
     elements: list[dict[str, Any]] = built["body"]["elements"]
 
-    def texts() -> list[dict[str, Any]]:
+    def markdowns() -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
 
         def walk(items: list[dict[str, Any]]) -> None:
@@ -221,7 +223,7 @@ def _fit(built: dict[str, Any], zh: bool) -> dict[str, Any]:
         return found
 
     while (excess := _size(built) - MAX_CARD_BYTES) > 0:
-        longest = max(texts(), key=lambda e: len(e["content"]), default=None)
+        longest = max(markdowns(), key=lambda e: len(e["content"]), default=None)
         table = next((e for e in elements if e.get("tag") == "table"), None)
         if longest is not None and len(longest["content"]) > 400:
             content: str = longest["content"]
@@ -240,7 +242,6 @@ def _fit(built: dict[str, Any], zh: bool) -> dict[str, Any]:
 def card(reply: Reply, *, image_key: str | None = None, direct: bool = False) -> dict[str, Any]:
     """The card JSON 2.0 for `reply`; `image_key` is the uploaded chart, if any; `direct`
     when it goes to a one-to-one chat."""
-    zh = reply.language == "zh"
     elements: list[dict[str, Any]] = []
     if reply.mentions:  # card markdown mentions notify the people named
         users = [m.user for m in reply.mentions if re.fullmatch(r"[\w-]+", m.user)]
@@ -279,7 +280,7 @@ def card(reply: Reply, *, image_key: str | None = None, direct: bool = False) ->
         )
         if len(reply.table.rows) > MAX_TABLE_ROWS:
             more = len(reply.table.rows) - MAX_TABLE_ROWS
-            note = f"另有 {more} 行未显示" if zh else f"{more} more rows"
+            note = texts(reply.language)("render.more_rows", count=more)
             elements.append(_markdown(note, size="notation"))
     if reply.chart and image_key:
         elements.append(
@@ -309,14 +310,14 @@ def card(reply: Reply, *, image_key: str | None = None, direct: bool = False) ->
             "title": _plain(_cut(headline, MAX_LABEL)),
             "template": status_colour(reply),
         }
-    return _fit(built, zh)
+    return _fit(built, reply.language)
 
 
 def text_content(reply: Reply) -> str:
     """A `text` message's content (JSON), within `MAX_TEXT_BYTES`."""
     text = escape_text_message(reply.text)
     if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-        marker = "…（过长，已截断）" if reply.language == "zh" else "… (too long, cut)"
+        marker = texts(reply.language)("render.cut")
         text = text.encode("utf-8")[: MAX_TEXT_BYTES - 100].decode("utf-8", "ignore") + marker
     return json.dumps({"text": text}, ensure_ascii=False)
 

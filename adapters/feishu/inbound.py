@@ -36,6 +36,7 @@ from adapters.loops import finish
 from bot.chat.adapter import MAX_BODY_BYTES, ChatError, read_body
 from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.pipeline import Pipeline
+from bot.i18n import texts
 from kpi_engine.clock import system_clock
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,6 @@ HANDLED = {
     "im.chat.member.bot.added_v1",
     "im.chat.member.bot.deleted_v1",
 }
-WELCOME = (
-    "大家好，我是 KPI 助手：@我 问「今天GMV多少」「本月排名」，或发「帮助」看全部命令。\n"
-    'Hi, I\'m the KPI bot: @mention me with "GMV today", "ranking this month", or "help".'
-)
 
 
 class Refused(Exception):
@@ -182,10 +179,17 @@ class FeishuEvents:
             return
         log.info("added to Feishu chat %s (%s)", event.chat_id, event.name)
         target = Target("feishu", header.tenant_key or "", event.chat_id)
+        pipeline = self._pipeline()
+        # In the language of the team whose group it is, else the organisation's.
+        core = pipeline.router.core
+        team = core.access.team_of_channel("feishu", event.chat_id)
+        organisation = core.organisation
+        language = (
+            organisation.teams[team].language if team else organisation.settings.default_language
+        )
+        welcome = Reply(texts(language)("render.welcome"), language)
         try:
-            self._pipeline().notifier.deliver(
-                Reply(WELCOME, "zh"), target, key=f"welcome:feishu:{header.event_id}"
-            )
+            pipeline.notifier.deliver(welcome, target, key=f"welcome:feishu:{header.event_id}")
         except ChatError:
             log.exception("the welcome to Feishu chat %s stays in the outbox", event.chat_id)
 

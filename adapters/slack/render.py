@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from bot.chat.messages import Button, Reply, Table, displayable
+from bot.i18n import texts
 
 Block = dict[str, Any]
 
@@ -223,7 +224,6 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
     where present. A chart is uploaded as a file beside the message when `chart_attached`;
     otherwise (an ephemeral message, an edit) its text alternative becomes a context line.
     """
-    zh = reply.language == "zh"
     blocks: list[Block] = []
     mentions = _mentions(reply)
     if mentions:
@@ -272,7 +272,7 @@ def render_blocks(reply: Reply, *, chart_attached: bool = False) -> list[Block]:
         blocks.append(_context(escape(reply.context or "")))
     if len(blocks) > MAX_BLOCKS:
         left = len(blocks) - (MAX_BLOCKS - 1)
-        note = f"…（另有 {left} 段未显示）" if zh else f"… ({left} more parts not shown)"
+        note = texts(reply.language)("render.more_parts", count=left)
         blocks = [*blocks[: MAX_BLOCKS - 1], _context(note)]
     return blocks
 
@@ -284,7 +284,7 @@ def render_text(reply: Reply) -> str:
     text = (mentions + " " if mentions else "") + escape(reply.text)
     if len(text) <= MAX_TEXT:
         return text
-    marker = "…（已截断）" if reply.language == "zh" else "… (cut)"
+    marker = texts(reply.language)("render.cut")
     return _PARTIAL_ENTITY.sub("", text[: MAX_TEXT - len(marker)]) + marker
 
 
