@@ -353,3 +353,32 @@ def test_the_dashboard_link_is_handed_privately_to_the_asker_alone(
     assert "https://kpi.example/dashboard/login/" in reply.text and "10 分钟" in reply.text
     english = signed.answer("jessica.lee", "open dashboard")
     assert english.language == "en" and "/dashboard/login/" in english.text
+
+
+def test_how_fresh_the_data_is_per_shop_in_the_askers_language(
+    dialog: Dialog, engine: Engine
+) -> None:
+    # The UK shop is synced from TikTok Shop up to 14:30 (Shanghai); the others only imported.
+    synced = int(datetime(2026, 11, 12, 14, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp())
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO sync_cursors (shop_id, source, high_water, pages, rows, errors, "
+                "due_at, last_success) VALUES ('tts-gb-01', 'orders', :at, 3, 120, 0, 0, :at)"
+            ),
+            {"at": synced},
+        )
+    chinese = dialog.answer("li.na", "数据更新到几点")
+    assert chinese.language == "zh" and chinese.table is not None
+    rows = {(shop, source): until for shop, source, until in chinese.table.rows}
+    assert rows[("TikTok Shop UK — Glow Beauty", "orders")] == "11月12日 14:30"
+    # sz-live's other shop was imported, not synced: its row says so. No other team's shop.
+    assert [source for shop, source in rows if shop.startswith("Amazon JP")] == ["导入"]
+    assert not [shop for shop, _ in rows if "US" in shop]
+    english = dialog.answer("jessica.lee", "how fresh is the data")
+    assert english.language == "en" and english.table is not None
+    assert [shop for shop, _, _ in english.table.rows] == ["TikTok Shop US — Glow Beauty"]
+    japanese = dialog.answer("li.na", "データ更新")
+    assert japanese.language == "ja" and japanese.table is not None
+    assert ("TikTok Shop UK — Glow Beauty", "orders", "11月12日 14:30") in japanese.table.rows
+    assert japanese.table.columns == ("店舗", "データ", "更新時刻")

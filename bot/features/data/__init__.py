@@ -3,8 +3,6 @@ the admins told when a source goes silent, and the shops' scheduled syncs."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from bot.chat.context import Context
 from bot.chat.effects import Result
 from bot.chat.messages import Reply, Table, Target
@@ -12,19 +10,21 @@ from bot.chat.registry import Command, Feature, Registry
 from bot.chat.request import Request
 from bot.core import Core
 from bot.i18n import texts
+from bot.i18n.format import DASH, moment
 from bot.jobs import JobKind, every
 from kpi_engine.freshness import last_imports, shop_freshness, silent_sources
-from kpi_engine.instants import zone
+from kpi_engine.languages import Language
 from kpi_engine.scopes import Scope
 
 FRESHNESS_EVERY = 30 * 60
 SYNC_EVERY = 60  # connected shops are looked at this often (each syncs at its own interval)
 
 
-def _stamp(at: int | None, timezone: str) -> str:
+def _stamp(at: int | None, timezone: str, language: Language) -> str:
+    """An instant as the reader's locale writes it (11月24日 10:30, Nov 24 10:30)."""
     if at is None:
-        return "—"
-    return datetime.fromtimestamp(at, zone(timezone)).strftime("%m-%d %H:%M")
+        return DASH
+    return moment(at, timezone, language)
 
 
 def handle_freshness(ctx: Context, request: Request) -> Result:
@@ -47,11 +47,15 @@ def handle_freshness(ctx: Context, request: Request) -> Result:
         sources = sorted({source for shop_id, source in synced if shop_id == shop.id})
         if not sources:
             rows.append(
-                (shop.name, ctx.t("freshness.imports"), _stamp(imported.get("orders"), timezone))
+                (
+                    shop.name,
+                    ctx.t("freshness.imports"),
+                    _stamp(imported.get("orders"), timezone, ctx.language),
+                )
             )
         for source in sources:
             found = synced[(shop.id, source)]
-            rows.append((shop.name, source, _stamp(found.high_water, timezone)))
+            rows.append((shop.name, source, _stamp(found.high_water, timezone, ctx.language)))
     headline = ctx.t("freshness.headline", zone=timezone)
     text = "\n".join([headline, *(f"{a} · {b}: {c}" for a, b, c in rows)])
     table = Table(
