@@ -71,6 +71,61 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", _backends(metafunc.config), indirect=True)
 
 
+# The tests that take longest on a loaded two-core machine, longest first (measured with
+# `--durations`). Started last, one of them ends the run alone; so each starts at the head of a
+# different worker's share (below).
+SLOW = (
+    "tests/test_rollups.py::test_rollups_follow_every_kind_of_change",
+    "tests/test_render_fuzz.py::test_five_thousand_generated_replies",
+    "tests/test_bench_smoke.py::test_the_dashboard_benchmark",
+    "tests/test_bench_smoke.py::test_the_fanout_benchmark",
+    "tests/test_bench_smoke.py::test_the_import_benchmark",
+    "tests/test_bench_smoke.py::test_the_engine_and_chat_benchmarks",
+    "tests/test_outbox_crash.py::",
+    "tests/test_figures.py::test_every_metric_matches_the_independent_computation",
+    "tests/test_demo_and_serve.py::test_the_demo_ends_in_the_console_chat",
+    "tests/test_figures.py::test_split_credit_matches_the_independent_computation",
+    "tests/test_demo_and_serve.py::test_demo_creates_a_workspace_and_reuses_it",
+    "tests/test_rollups.py::test_a_configuration_change_rebuilds_the_rollups",
+    "tests/test_sync_crash.py::",
+    "tests/test_cli_and_schema.py::test_db_upgrade_and_current",
+    "tests/test_demo_and_serve.py::test_generate_only_writes_large_config_and_data",
+    "tests/test_connectors_amazon.py::test_the_usage_plan_is_kept",
+)
+
+
+def _slowness(item: pytest.Item) -> int | None:
+    """The rank of a slow test in `SLOW` (0 = slowest), None for the others."""
+    return next((n for n, prefix in enumerate(SLOW) if item.nodeid.startswith(prefix)), None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist's work stealing, each worker is first handed a contiguous share of the
+    collection (the first `n // workers` tests, then a fair share of the rest, …): the slow
+    tests are placed at the heads of those shares, round robin, longest first."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    ranked = sorted(
+        ((rank, n) for n, item in enumerate(items) if (rank := _slowness(item)) is not None)
+    )
+    if workers < 2 or not ranked:
+        return
+    slow = {n for _, n in ranked}
+    rest = iter([item for n, item in enumerate(items) if n not in slow])
+    heads: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    for k, (_, n) in enumerate(ranked):
+        heads[k % workers].append(items[n])
+    ordered: list[pytest.Item] = []
+    left = len(items)
+    for k, head in enumerate(heads):
+        share = left // (workers - k)  # as xdist's WorkStealingScheduling.check_schedule
+        left -= share
+        ordered += head
+        ordered += [item for _, item in zip(range(share - len(head)), rest, strict=False)]
+    ordered += list(rest)
+    assert sorted(map(id, ordered)) == sorted(map(id, items))
+    items[:] = ordered
+
+
 @pytest.fixture(scope="session")
 def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One migrated template database per backend, built lazily."""
