@@ -15,7 +15,10 @@ COPY kpi_engine ./kpi_engine
 COPY adapters ./adapters
 COPY config ./config
 COPY connectors ./connectors
-RUN pip install . && useradd --create-home --uid 10001 kpibot && mkdir -p /data /config \
+# The message catalogues are compiled (.po → .mo, Babel's own workflow) before the package is
+# installed with them (an entry that does not compile fails the build).
+RUN pip install babel && pybabel compile -d bot/i18n/locale -D kpibot --statistics \
+    && pip install . && useradd --create-home --uid 10001 kpibot && mkdir -p /data /config \
     && chown kpibot /data
 
 USER kpibot

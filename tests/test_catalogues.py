@@ -5,14 +5,27 @@ formatting of money, percentages and dates."""
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
 import string
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from bot.i18n import LANGUAGES, read_catalogue, text
+from bot.i18n import (
+    DOMAIN,
+    LANGUAGES,
+    LOCALE_DIR,
+    compiled_or_source,
+    po_path,
+    read_catalogue,
+    text,
+)
 from bot.i18n.format import day, money, percent, points
 from tests.conftest import ROOT
 
@@ -148,3 +161,33 @@ def test_the_literal_check_finds_a_chinese_text_and_a_literal_reply() -> None:
     assert [n.value for n in _literals(tree) if _CJK.search(n.value)] == ["目标"]
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     assert [_shown_literal(c) for c in calls] == ["Nothing to rank."]
+
+
+def test_the_catalogues_compile_and_the_compiled_ones_are_read(tmp_path: Path) -> None:
+    # As the image is built: `pybabel compile` writes a .mo beside each .po.
+    locale = tmp_path / "locale"
+    shutil.copytree(LOCALE_DIR, locale, ignore=shutil.ignore_patterns("*.mo"))
+    pybabel = Path(sys.executable).parent / "pybabel"
+    result = subprocess.run(
+        [str(pybabel), "compile", "-d", str(locale), "-D", DOMAIN, "--statistics"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for language in LANGUAGES:
+        source = {str(m.id): m.string for m in read_catalogue(language, locale) if m.id}
+        read = compiled_or_source(language, locale)
+        assert po_path(language, locale).with_suffix(".mo").exists()
+        assert {str(m.id): m.string for m in read if m.id} == source
+    # The .mo is what is read while it is at least as new as its .po; a .po edited later is
+    # read itself, not the stale .mo.
+    po = po_path("ja", locale)
+    mo = po.with_suffix(".mo")
+    po.write_text(
+        po.read_text(encoding="utf-8") + '\nmsgid "test.fresh"\nmsgstr "新しい"\n', "utf-8"
+    )
+    os.utime(po, (mo.stat().st_mtime - 10, mo.stat().st_mtime - 10))
+    assert "test.fresh" not in {str(m.id) for m in compiled_or_source("ja", locale)}
+    os.utime(po, (mo.stat().st_mtime + 10, mo.stat().st_mtime + 10))
+    assert "test.fresh" in {str(m.id) for m in compiled_or_source("ja", locale)}

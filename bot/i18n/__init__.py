@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from babel.messages.catalog import Catalog
+from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from kpi_engine.languages import Language
@@ -37,21 +38,32 @@ class MissingText(KeyError):
     """A message id with no text in a language (the catalogue check keeps this from landing)."""
 
 
-def po_path(language: str) -> Path:
+def po_path(language: str, directory: Path = LOCALE_DIR) -> Path:
     """The `.po` file of a language."""
-    return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    return directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-def read_catalogue(language: str) -> Catalog:
+def read_catalogue(language: str, directory: Path = LOCALE_DIR) -> Catalog:
     """A language's catalogue as Babel reads it."""
-    with po_path(language).open("rb") as handle:
+    with po_path(language, directory).open("rb") as handle:
         return read_po(handle, locale=language, domain=DOMAIN)
+
+
+def compiled_or_source(language: str, directory: Path = LOCALE_DIR) -> Catalog:
+    """The compiled catalogue (`.mo`, written by `pybabel compile` when the image is built)
+    where it is at least as new as its `.po`, else the `.po` itself (a source checkout)."""
+    source = po_path(language, directory)
+    compiled = source.with_suffix(".mo")
+    if compiled.exists() and compiled.stat().st_mtime >= source.stat().st_mtime:
+        with compiled.open("rb") as handle:
+            return read_mo(handle)
+    return read_catalogue(language, directory)
 
 
 @cache
 def _messages(language: str) -> dict[str, str]:
     with _lock:
-        catalogue = read_catalogue(language)
+        catalogue = compiled_or_source(language)
         return {
             str(message.id): str(message.string)
             for message in catalogue
