@@ -33,8 +33,8 @@ from kpi_engine.organisation import (
 from kpi_engine.rollups import Rollups
 
 if TYPE_CHECKING:
-    from bot.chat.local import ConsoleChat
     from bot.compose import Bot
+    from bot.console import ConsoleChat
 
 app = typer.Typer(
     help="kpibot — KPI targets, progress, alerts and appeals for e-commerce teams in chat.",
@@ -515,7 +515,7 @@ def demo(
     )
     if chat and sys.stdin.isatty():
         # The demo ends in the console chat, as the first streamer, on the workspace just made.
-        from bot.chat.local import ConsoleChat
+        from bot.console import ConsoleChat
         from kpi_engine.db import make_engine
         from kpi_engine.organisation import load_organisation
 
@@ -539,7 +539,7 @@ def _console(
     write: Callable[[str], None],
     now: str | None,
 ) -> ConsoleChat:
-    from bot.chat.local import ConsoleChat
+    from bot.console import ConsoleChat
 
     clock = fixed_clock(_moment_of(now)(_person_zone(organisation, person)))
     try:

@@ -89,7 +89,7 @@ def test_large_amounts_percentages_points_and_days() -> None:
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]")
 _TYPED = {
     "bot/chat/parse.py": "the parser's patterns for what people type",
-    "bot/chat/local.py": "the console's quit word, typed",
+    "bot/console.py": "the console's quit word, typed",
     "bot/features/alerts/service.py": "snooze lengths typed in Japanese ('2時間', '明日')",
     "bot/features/appeals/service.py": "the confirmation words a reviewer types",
     "bot/demo.py": "an example question to type, printed with the commands",

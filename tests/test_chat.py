@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from bot.chat.local import ConsoleChat
 from bot.chat.request import Subject
+from bot.console import ConsoleChat
 from kpi_engine.clock import fixed_clock
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures, Scope, format_value

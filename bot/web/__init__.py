@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from bot.web.links import DashboardUnavailable, dashboard_link, link_key
+from bot.features.dashboard.links import DashboardUnavailable, dashboard_link, link_key
 from bot.web.pages import Pages
 from bot.web.routes import Dashboard, build_router, install_handlers
 from bot.web.security import PREFIX, RateLimiter, add_security_headers

@@ -21,8 +21,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from bot.features.dashboard.links import LinkRefused, read_link
 from bot.i18n.format import moment
-from bot.web.links import LinkRefused, read_link
 from bot.web.pages import PERIOD_KINDS, ROLES, Choice, Pages, Reader, choose_period, reader_of
 from bot.web.security import (
     PREFIX,

@@ -1,5 +1,5 @@
 """The dashboard from chat: "看板 / dashboard" (or 📊 on a card) answers privately with a signed
-link for the asker alone, valid for minutes and once (bot/web/links.py)."""
+link for the asker alone, valid for minutes and once (bot/features/dashboard/links.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from bot.chat.messages import Action, Reply
 from bot.chat.registry import Command, Feature, Registry
 from bot.chat.request import Request
 from bot.core import Core
-from bot.web.links import DashboardUnavailable, dashboard_link
+from bot.features.dashboard.links import DashboardUnavailable, dashboard_link
 
 OPEN = "dashboard.open"  # the 📊 button's action
 
