@@ -218,6 +218,21 @@ def test_the_parser_reads_periods_metrics_and_subjects(dialog: Dialog) -> None:
     assert ask("李娜本月业绩")[3] == Subject("person", "li.na")
     assert ask("tts-us-01 gmv last month")[3] == Subject("shop", "tts-us-01")
     assert ask("net gmv november")[1:3] == ("net_gmv", "2026-11")
+    # A day named in English without a year is the latest that has begun, as in Chinese.
+    assert ask("Nov 10 GMV")[1:3] == ("gmv", "2026-11-10")
+    assert ask("GMV on Nov 20")[2] == "2025-11-20" and ask("20 November gmv")[2] == "2025-11-20"
+    assert dialog.router.parse("Nov 10 GMV", asker, "slack", NOW).language == "en"
+    assert ask("Feb 30 GMV")[2] is None
+
+
+def test_an_unknown_metric_is_asked_back_by_the_name_as_written(dialog: Dialog) -> None:
+    for said, name in (
+        ("上月发货及时率", "「发货及时率」"),
+        ("库存周转天数", "「库存周转天数」"),
+        ("我的互动率", "「互动率」"),
+    ):
+        reply = dialog.answer("wang.fang", said)
+        assert name in reply.text and "成交额" not in (reply.headline or ""), said
 
 
 @settings(

@@ -106,8 +106,8 @@ class _Text:
 
 def detect_language(text: str, vocabulary: Vocabulary, fallback: Language) -> Language:
     """Japanese when the text has kana or Japanese words, Chinese when it has Chinese
-    characters, English when it has English words; else the asker's own language (a bare
-    "GMV", "ROAS" or "2026-11-20 GMV" is said in no language)."""
+    characters, English when it has English words or names a month in English; else the asker's
+    own language (a bare "GMV", "ROAS" or "2026-11-20 GMV" is said in no language)."""
     normal = normalise(text)
     if re.search(r"[\u3040-\u30ff]", normal):
         return "ja"
@@ -125,6 +125,8 @@ def detect_language(text: str, vocabulary: Vocabulary, fallback: Language) -> La
     ]
     tokens = set(_LATIN_TOKEN.findall(normal))
     if english or (tokens & vocabulary.fillers["en"] - {"kpi", "kpis", "data"}):
+        return "en"
+    if _EN_DATE.search(normal):  # a month named in English: "Nov 20 GMV"
         return "en"
     return fallback
 
@@ -258,8 +260,8 @@ def _english_date(match: re.Match[str], found: _Found, today: date) -> None:
     settings = {
         "RELATIVE_BASE": _midnight(today),
         "PREFER_DATES_FROM": "past",
+        # Day and month must be there; a missing year is the latest that has begun ("Nov 20").
         "REQUIRE_PARTS": ["day", "month"],
-        "STRICT_PARSING": True,
     }
     parsed = dateparser.parse(match.group(), languages=["en"], settings=settings)
     day = parsed.date() if parsed is not None else None
@@ -681,7 +683,8 @@ def _unknown(
 
     for piece in content:
         if is_cjk(piece) and _METRIC_SUFFIX.search(piece) and metric is None:
-            return Unknown("metric", piece, _closest_metrics(piece, vocabulary))
+            said = _as_written(piece, rest, vocabulary)
+            return Unknown("metric", said, _closest_metrics(said, vocabulary))
     if subject is None:
         # A marketplace named with none or several of our shops on it ("shopee today", "tiktok
         # today" with two TikTok shops): which shop is meant, never the whole company instead.
@@ -717,6 +720,19 @@ def _unknown(
             if not is_cjk(piece) and len(piece) >= 4:
                 return Unknown("metric", piece, _closest_metrics(piece, vocabulary))
     return None
+
+
+def _as_written(piece: str, rest: str, vocabulary: Vocabulary) -> str:
+    """The name as the asker wrote it: the run of characters `piece` was cut from, without
+    the filler words it begins with ("发货及时率", not "时率" with "及" taken for "and")."""
+    every = vocabulary.fillers["zh"] | vocabulary.fillers["ja"]
+    run = next((r for r in _CJK_RUN.findall(rest) if piece in r), piece)
+    run = run[: run.index(piece) + len(piece)]
+    while True:
+        lead = next((f for f in every if is_cjk(f) and run.startswith(f) and f != run), None)
+        if lead is None or len(run) - len(lead) < len(piece):
+            return run
+        run = run[len(lead) :]
 
 
 def _closest_metrics(said: str, vocabulary: Vocabulary) -> tuple[tuple[str, str], ...]:
