@@ -110,8 +110,12 @@ class Access:
         return all(self.can_see(member, scope) for member in self.audience(team))
 
     def team_of_channel(self, platform: str, channel: str) -> str | None:
-        """The team whose group `channel` is on `platform`, if it is one."""
+        """The team whose group `channel` is on `platform`, if it is one (the console names a
+        team's channel `team:<id>`)."""
         for team in self.organisation.teams.values():
             if channel and team.channels.get(platform) == channel:
                 return team.id
+        if platform == "console" and channel.startswith("team:"):
+            team_id = channel.removeprefix("team:")
+            return team_id if team_id in self.organisation.teams else None
         return None

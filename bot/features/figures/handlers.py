@@ -147,25 +147,34 @@ def handle_progress(ctx: Context, request: Request) -> Result:
     return _done(Result(reply), scope, period)
 
 
+def _team_asked(ctx: Context, request: Request) -> str:
+    """The team a ranking is of: the one named, a named person's, else the asker's default."""
+    subject = request.subject
+    if subject is not None and subject.kind == "team" and subject.id:
+        return subject.id
+    if subject is not None and subject.kind == "person":
+        return ctx.core.organisation.people[subject.id].team
+    default = ctx.core.access.default_scope(ctx.asker)
+    return default.id if default.kind == "team" else ctx.asker.team
+
+
+def _role_asked(ctx: Context, request: Request) -> str:
+    """The role whose people are compared: the one named, else the asker's (streamers for
+    managers and admins)."""
+    own = ctx.asker.role if ctx.asker.role not in ("manager", "admin") else None
+    return request.role or own or "streamer"
+
+
 def handle_ranking(ctx: Context, request: Request) -> Result:
     """The team's people ranked by a metric; values shown as the asker may see them, and only
     where everyone reading may see them."""
     org, access = ctx.core.organisation, ctx.core.access
-    subject = request.subject
-    team = ctx.asker.team
-    if subject is not None and subject.kind == "team" and subject.id:
-        team = subject.id
-    elif subject is not None and subject.kind == "person":
-        team = org.people[subject.id].team
-    elif subject is None or subject.kind in ("team", "me"):
-        default = access.default_scope(ctx.asker)
-        team = default.id if default.kind == "team" else ctx.asker.team
+    team = _team_asked(ctx, request)
     team_scope = Scope("team", team)
     if not access.can_see(ctx.asker, team_scope):
         return Result(ctx.refuse())
     metric = request.metric or "gmv"
-    role = request.role or (ctx.asker.role if ctx.asker.role not in ("manager", "admin") else None)
-    people = teammates(ctx, team, role or "streamer")
+    people = teammates(ctx, team, _role_asked(ctx, request))
     period = ctx.period_of(request, team_scope, "today")
     found = ctx.core.figures.figures_of([metric], people, period, now=ctx.now)
     ranked = rank_figures(ctx, metric, found)
@@ -215,6 +224,75 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
         # 📊 opens the clicker's own dashboard (a private link under their permissions).
         buttons=(Button(t("figures.button.dashboard"), "dashboard.open", ""),),
         private=not ctx.where.is_direct and not (public and access.group_may_see(team, team_scope)),
+        watch=tuple(Watched.of(f) for f in stated),
+    )
+    return _done(Result(reply), team_scope, period)
+
+
+def handle_behind(ctx: Context, request: Request) -> Result:
+    """Who in the team is behind the pace their target expects by now ("who is behind pace",
+    "谁落后进度"), furthest behind first: for those who may see their colleagues' values; a
+    member learns only whether they are behind themselves."""
+    org, access = ctx.core.organisation, ctx.core.access
+    team = _team_asked(ctx, request)
+    team_scope = Scope("team", team)
+    if not access.can_see(ctx.asker, team_scope):
+        return Result(ctx.refuse())
+    metric = request.metric or "gmv"
+    people = teammates(ctx, team, _role_asked(ctx, request))
+    if access.ranking_values(ctx.asker, team) != "values":
+        people = [p for p in people if p.id == ctx.asker.id]
+    period = ctx.period_of(request, team_scope, "this_month")
+    found = ctx.core.figures.figures_of([metric], people, period, now=ctx.now)
+    progress = {s: ctx.core.plans.progress(f[metric], ctx.now) for s, f in found.items()}
+    behind = sorted(
+        ((p.pace, scope) for scope, p in progress.items() if p.pace is not None and p.pace < 1),
+        key=lambda item: (item[0], item[1].id),
+    )
+    t, language = ctx.t, ctx.language
+    without = sum(1 for p in progress.values() if p.pace is None)
+    rows = []
+    for pace, scope in behind:
+        p = progress[scope]
+        figure = p.figure
+        rows.append(
+            (
+                org.people[scope.id].name,
+                percent(pace, language),
+                ctx.figure_text(figure.value, figure.unit, figure.currency),
+                ctx.figure_text(p.expected, figure.unit, figure.currency),
+            )
+        )
+    when = period_name(ctx, request, period, "this_month")
+    headline = t("figures.behind.headline", scope=ctx.name_of(team_scope), period=when,
+                 metric=ctx.metric_name(metric))  # fmt: skip
+    lines = [headline]
+    lines += [
+        t("figures.behind.line", name=r[0], pace=r[1], value=r[2], expected=r[3]) for r in rows
+    ]
+    if not rows:
+        lines.append(t("figures.behind.nobody", count=len(progress) - without))
+    if without:
+        lines.append(t("figures.behind.no_target", count=without))
+    stated = [found[scope][metric] for _, scope in behind]
+    reply = Reply(
+        "\n".join(lines),
+        language,
+        headline=headline,
+        table=Table(
+            (
+                t("figures.column.name"),
+                t("figures.pace"),
+                t("figures.actual"),
+                t("figures.behind.expected"),
+            ),
+            tuple(rows),
+        )
+        if rows
+        else None,
+        context=ctx.context_line([f[metric] for f in found.values()]) or None,
+        # Whose pace is behind is for those who may see it: never posted to the group.
+        private=not ctx.where.is_direct,
         watch=tuple(Watched.of(f) for f in stated),
     )
     return _done(Result(reply), team_scope, period)
