@@ -223,6 +223,7 @@ def test_the_parser_reads_periods_metrics_and_subjects(dialog: Dialog) -> None:
     assert ask("GMV on Nov 20")[2] == "2025-11-20" and ask("20 November gmv")[2] == "2025-11-20"
     assert dialog.router.parse("Nov 10 GMV", asker, "slack", NOW).language == "en"
     assert ask("Feb 30 GMV")[2] is None
+    assert ask("gmv November 2025")[2] == "2025-11" and ask("Nov 5, 2025 gmv")[2] == "2025-11-05"
 
 
 def test_an_unknown_metric_is_asked_back_by_the_name_as_written(dialog: Dialog) -> None:
@@ -397,3 +398,18 @@ def test_how_fresh_the_data_is_per_shop_in_the_askers_language(
     assert japanese.language == "ja" and japanese.table is not None
     assert ("TikTok Shop UK — Glow Beauty", "orders", "11月12日 14:30") in japanese.table.rows
     assert japanese.table.columns == ("店舗", "データ", "更新時刻")
+
+
+def test_who_is_behind_pace_for_a_manager_and_for_a_member(dialog: Dialog) -> None:
+    for said in ("who is behind pace", "本月谁落后进度", "進捗が遅れている人"):
+        reply = dialog.answer("wang.fang", said)
+        assert reply.table is not None, said
+        # Furthest behind first, each under 100 % of the pace their target expects by now.
+        paces = [int(row[1].rstrip("%")) for row in reply.table.rows]
+        assert paces == sorted(paces) and all(p < 100 for p in paces) and paces, said
+    members = {row[0] for row in dialog.answer("wang.fang", "who is behind pace").table.rows}  # type: ignore[union-attr]
+    assert len(members) >= 2
+    # A member learns only about herself, privately even when asked in the group.
+    [(mine, target)] = dialog.say("li.na", "谁落后进度", channel=GROUP)
+    assert mine.private and target.user == "U07LINA0001"
+    assert mine.table is None or {row[0] for row in mine.table.rows} <= {"李娜"}

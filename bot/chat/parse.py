@@ -50,7 +50,7 @@ _EN_DATE = re.compile(
     r"(?<![a-z])(?:(\d{1,2})(?:st|nd|rd|th)?\s+)?"
     r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
     r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-    r"(?:\s+(\d{1,2})(?:st|nd|rd|th)?)?(?:,?\s+(\d{4}))?(?![a-z])"
+    r"(?:\s+(\d{1,2})(?:st|nd|rd|th)?(?!\d))?(?:,?\s+(\d{4}))?(?![a-z])"
 )
 _TOP = re.compile(r"(?:前|top\s*|best\s*|上位)(\d+|[一二两三四五六七八九十]+)(?:名|位|个)?")
 _BOTTOM_N = re.compile(r"(?:倒数(?:前)?|bottom\s*|worst\s*|下位)(\d+|[一二两三四五六七八九十]+)")
