@@ -413,3 +413,18 @@ def test_who_is_behind_pace_for_a_manager_and_for_a_member(dialog: Dialog) -> No
     [(mine, target)] = dialog.say("li.na", "谁落后进度", channel=GROUP)
     assert mine.private and target.user == "U07LINA0001"
     assert mine.table is None or {row[0] for row in mine.table.rows} <= {"李娜"}
+
+
+def test_a_cards_progress_bar_shortens_large_amounts_as_the_reader_reads_them(
+    dialog: Dialog,
+) -> None:
+    chinese = dialog.answer("wang.fang", "本月GMV")
+    [bar] = chinese.progress
+    actual, target = bar.caption.split(" / ")
+    assert actual.startswith("¥") and actual.endswith("万") and target == "¥450万"
+    english = dialog.answer("emily.carter", "team gmv this month")
+    [bar] = english.progress
+    assert bar.caption.split(" / ")[1] == "$420K"
+    japanese = dialog.answer("li.na", "チームの今月の売上")
+    [bar] = japanese.progress
+    assert bar.caption.endswith(" / 元450万")

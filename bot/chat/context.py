@@ -163,6 +163,18 @@ def figure_text(value: Decimal | None, unit: Unit, currency: str | None, languag
     return number(value, language, places=2)
 
 
+def bar_caption(figure: Figure, target: Decimal | None, language: Language) -> str:
+    """A progress bar's "actual / target", short enough for a card: large amounts the way the
+    reader's locale shortens them (¥123.5万, ￥1.2億, CN¥1.2M)."""
+    if figure.unit == "money" and figure.currency:
+        short = [money(v, figure.currency, language, compact=True) for v in (figure.value, target)]
+    else:
+        short = [
+            figure_text(v, figure.unit, figure.currency, language) for v in (figure.value, target)
+        ]
+    return f"{short[0]} / {short[1]}"
+
+
 def caveats(
     language: Language | Chooser, figures: Iterable[Figure], *, split: bool = False
 ) -> list[str]:

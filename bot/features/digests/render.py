@@ -18,7 +18,7 @@ from decimal import Decimal
 from sqlalchemy import Engine
 
 from bot.charts import render_month_chart
-from bot.chat.context import ASK, caveats, figure_text, incomplete_mark
+from bot.chat.context import ASK, bar_caption, caveats, figure_text, incomplete_mark
 from bot.chat.messages import Button, KeyValue, Language, ProgressBar, Reply, Table
 from bot.features.digests.dates import LocalDay, LocalSpan
 from bot.i18n import has_text, text, texts
@@ -113,12 +113,7 @@ class Digests:
             ProgressBar(
                 label,
                 p.achievement,
-                text(
-                    language,
-                    "digest.bar.caption",
-                    actual=self._value(language, p.figure),
-                    target=self._money(language, p.target, currency),
-                ),
+                bar_caption(p.figure, p.target, language),
             )
             for label, p in pairs
             if p.achievement is not None

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
-from bot.chat.context import ASK, Context, incomplete_mark
+from bot.chat.context import ASK, Context, bar_caption, incomplete_mark
 from bot.chat.effects import Result
 from bot.chat.messages import Button, KeyValue, ProgressBar, Reply, Table
 from bot.chat.request import Request
@@ -120,7 +120,9 @@ def handle_progress(ctx: Context, request: Request) -> Result:
         lines.append(t("figures.pilot"))
     bars: tuple[ProgressBar, ...] = ()
     if progress.achievement is not None:
-        bars = (ProgressBar(name, progress.achievement, f"{value} / {target}"),)
+        bars = (
+            ProgressBar(name, progress.achievement, bar_caption(figure, progress.target, language)),
+        )
     context = ctx.context_line(shown)
     # Follow-up questions one click away (a button's value is the question it asks).
     # Only GMV has a "why" (its traffic × conversion × order value split): another metric's card
