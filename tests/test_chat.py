@@ -428,3 +428,13 @@ def test_a_cards_progress_bar_shortens_large_amounts_as_the_reader_reads_them(
     japanese = dialog.answer("li.na", "チームの今月の売上")
     [bar] = japanese.progress
     assert bar.caption.endswith(" / 元450万")
+
+
+def test_a_measure_named_in_english_that_kpibot_lacks_is_asked_back_never_gmv(
+    dialog: Dialog,
+) -> None:
+    for said in ("inventory turnover days this month", "on-time shipping rate last month"):
+        reply = dialog.answer("jessica.lee", said)
+        assert "I don't know the metric" in reply.text and not reply.fields, said
+    # Measures it has are still answered.
+    assert dialog.answer("jessica.lee", "refund rate yesterday").fields

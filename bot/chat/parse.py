@@ -59,6 +59,12 @@ _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六":
 _CN_DIGITS |= {"九": 9, "十": 10}
 _METRIC_SUFFIX = re.compile(r"(率|额|量|数|价|时长|天数|周期|比|费|成本|时间|人数|次数|占比|周转)$")
 _LATIN_TOKEN = re.compile(r"[a-z][a-z0-9'._\-]*")
+# English words that name a measure (as 率, 额, 天数 do in Chinese): with no known metric in the
+# text, what they name is an unknown metric.
+_METRIC_WORDS_EN = frozenset(
+    ("rate", "ratio", "days", "turnover", "time", "duration", "count", "amount", "growth",
+     "share", "margin", "cost", "value", "index")
+)  # fmt: skip
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]+")
 # The most a claim or amount may be written with: beyond it the number is not a figure.
 MAX_DIGITS = 15
@@ -685,6 +691,12 @@ def _unknown(
         if is_cjk(piece) and _METRIC_SUFFIX.search(piece) and metric is None:
             said = _as_written(piece, rest, vocabulary)
             return Unknown("metric", said, _closest_metrics(said, vocabulary))
+    latin = [piece for piece in content if not is_cjk(piece)]
+    if metric is None and any(piece in _METRIC_WORDS_EN for piece in latin):
+        # "inventory turnover days", "on-time shipping rate": a measure kpibot does not have,
+        # never answered with another one.
+        said = " ".join(latin)
+        return Unknown("metric", said, _closest_metrics(said, vocabulary))
     if subject is None:
         # A marketplace named with none or several of our shops on it ("shopee today", "tiktok
         # today" with two TikTok shops): which shop is meant, never the whole company instead.
