@@ -100,6 +100,22 @@ def _pinyin(name: str) -> list[str]:
     return [" ".join(syllables), "".join(syllables), f"{given} {syllables[0]}"]
 
 
+def _shop_aliases(name: str, platform: str, region: str) -> list[str]:
+    """How people name a shop besides its id and full name: the name's first part ("TikTok
+    Shop UK" of "TikTok Shop UK — Glow Beauty"), its platform and country ("tiktok uk",
+    "amazon jp"), and its country's shop in Chinese and Japanese ("英国店", "日本のショップ")."""
+    from babel import Locale  # the country names of CLDR
+
+    codes = {region, "UK"} if region == "GB" else {region}
+    found = [name.split(" — ")[0].strip()]
+    found += [f"{platform} {code}" for code in codes]
+    for language, forms in (("zh", ("{}店", "{}站")), ("ja", ("{}店", "{}のショップ"))):
+        country = Locale.parse(language).territories.get(region)
+        if country:
+            found += [form.format(country) for form in forms]
+    return found
+
+
 def names_of(organisation: Organisation) -> Names:
     """Every way the organisation's people, teams and shops may be named."""
     people: dict[str, str] = {}
@@ -124,11 +140,17 @@ def names_of(organisation: Organisation) -> Names:
         for key in (team.id, team.name, *(getattr(team, "aliases", ()) or ())):
             teams.setdefault(normalise(key), team.id)
     platforms: dict[str, list[str]] = {}
+    said: dict[str, set[str]] = {}
     for shop in organisation.shops.values():
         display[("shop", shop.id)] = shop.name
         for key in (shop.id, shop.name):
             shops.setdefault(normalise(key), shop.id)
         platforms.setdefault(shop.platform, []).append(shop.id)
+        for alias in _shop_aliases(shop.name, shop.platform, shop.region):
+            said.setdefault(normalise(alias), set()).add(shop.id)
+    for alias, ids in said.items():
+        if len(ids) == 1:  # "英国店" names the UK shop while it is the only one there
+            shops.setdefault(alias, next(iter(ids)))
     mentions: dict[str, dict[str, str]] = {}
     for person in organisation.people.values():
         for platform in ("slack", "feishu", "dingtalk"):
