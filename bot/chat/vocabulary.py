@@ -148,9 +148,9 @@ def names_of(organisation: Organisation) -> Names:
         platforms.setdefault(shop.platform, []).append(shop.id)
         for alias in _shop_aliases(shop.name, shop.platform, shop.region):
             said.setdefault(normalise(alias), set()).add(shop.id)
-    for alias, ids in said.items():
-        if len(ids) == 1:  # "英国店" names the UK shop while it is the only one there
-            shops.setdefault(alias, next(iter(ids)))
+    for alias, owners in said.items():
+        if len(owners) == 1:  # "英国店" names the UK shop while it is the only one there
+            shops.setdefault(alias, next(iter(owners)))
     mentions: dict[str, dict[str, str]] = {}
     for person in organisation.people.values():
         for platform in ("slack", "feishu", "dingtalk"):
