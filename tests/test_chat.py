@@ -438,3 +438,17 @@ def test_a_measure_named_in_english_that_kpibot_lacks_is_asked_back_never_gmv(
         assert "I don't know the metric" in reply.text and not reply.fields, said
     # Measures it has are still answered.
     assert dialog.answer("jessica.lee", "refund rate yesterday").fields
+
+
+def test_a_name_kpibot_does_not_know_is_asked_back_never_someone_elses_numbers(
+    dialog: Dialog,
+) -> None:
+    for asker, said in (
+        ("wang.fang", "张三今天GMV"),
+        ("zhang.wei", "小王今天GMV"),
+        ("wang.fang", "娜姐今天多少"),
+    ):
+        reply = dialog.answer(asker, said)
+        assert not reply.fields and not reply.progress, said  # no figure of anyone
+    # A known name still is: 李娜 by her name.
+    assert dialog.answer("wang.fang", "李娜今天GMV").fields

@@ -722,9 +722,11 @@ def _unknown(
             looks_like_name = (
                 is_cjk(piece) and 2 <= len(piece) <= 4 and not _METRIC_SUFFIX.search(piece)
             ) or (not is_cjk(piece) and piece.isalpha() and intent != "unknown")
-            if looks_like_name and (best is not None or intent in ("progress", "score", "compare")):
+            named = is_cjk(piece) and _names_a_person(piece, vocabulary)
+            asks = best is not None or intent in ("progress", "score", "compare") or named
+            if looks_like_name and asks:
                 closest = _closest_people(piece, names)
-                if closest or not is_cjk(piece):
+                if closest or not is_cjk(piece) or named:
                     return Unknown("person", piece, closest)
         del people
     if metric is None and intent != "unknown":
@@ -732,6 +734,14 @@ def _unknown(
             if not is_cjk(piece) and len(piece) >= 4:
                 return Unknown("metric", piece, _closest_metrics(piece, vocabulary))
     return None
+
+
+def _names_a_person(piece: str, vocabulary: Vocabulary) -> bool:
+    """True when Chinese or Japanese characters read as someone's name: a family name or a
+    familiar prefix first ("张三", "小王", "老李"), or a familiar suffix last ("娜姐")."""
+    return any(piece.startswith(mark) for mark in vocabulary.name_starts) or any(
+        piece.endswith(mark) and len(piece) > len(mark) for mark in vocabulary.name_ends
+    )
 
 
 def _as_written(piece: str, rest: str, vocabulary: Vocabulary) -> str:
