@@ -452,3 +452,12 @@ def test_a_name_kpibot_does_not_know_is_asked_back_never_someone_elses_numbers(
         assert not reply.fields and not reply.progress, said  # no figure of anyone
     # A known name still is: 李娜 by her name.
     assert dialog.answer("wang.fang", "李娜今天GMV").fields
+
+
+def test_a_period_compared_with_an_earlier_one_is_a_comparison(dialog: Dialog) -> None:
+    asker = dialog.organisation.people["zhang.wei"]
+    for said in ("GMV跟上周比", "本周vs上周", "gmv vs last week", "这周跟上周比"):
+        found = dialog.router.parse(said, asker, "slack", NOW)
+        assert (found.intent, found.period, found.unknown) == ("compare", "this_week", None), said
+    reply = dialog.answer("zhang.wei", "gmv this month vs last month")
+    assert "2026-11 vs 2026-10-01..2026-10-12" in (reply.headline or ""), reply.headline

@@ -58,6 +58,12 @@ _NUMBER = re.compile(r"(?<![\w.])[¥$€£￥]?\s*(\d[\d,]*(?:\.\d+)?)(?![\w.])"
 _CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8}
 _CN_DIGITS |= {"九": 9, "十": 10}
 _METRIC_SUFFIX = re.compile(r"(率|额|量|数|价|时长|天数|周期|比|费|成本|时间|人数|次数|占比|周转)$")
+# A comparison with an earlier period said in so many words, and the period it is compared from.
+_VERSUS = re.compile(
+    r"(?<![a-z])(?:vs\.?|versus|compared?\s+(?:to|with)|against)(?![a-z])"
+    r"|[跟和与].{0,8}比|比(?:上|昨|去|前)|对比|相比|比べ|比較"
+)
+_CURRENT_OF = {"last_week": "this_week", "last_month": "this_month", "yesterday": "today"}
 _LATIN_TOKEN = re.compile(r"[a-z][a-z0-9'._\-]*")
 # English words that name a measure (as 率, 额, 天数 do in Chinese): with no known metric in the
 # text, what they name is an unknown metric.
@@ -497,6 +503,21 @@ def parse(text: str, context: Context) -> Request:
             (body[s:e] for s, e, w in chosen if w.category == "periods"), periods.said
         )
 
+    # "GMV跟上周比", "gmv vs last week", "本周vs上周": the current period against the earlier one
+    # named, not the earlier one alone.
+    earlier = [p for p in values.get("periods", []) if p in _CURRENT_OF]
+    if values.get("compare") and intent in ("progress", "unknown") and _VERSUS.search(words):
+        intent = "compare"  # "gmv last month vs previous period": that period, compared
+    versus = earlier and not values.get("compare") and _VERSUS.search(words)
+    if versus and intent in ("progress", "unknown", "compare"):
+        intent = "compare"
+        periods.period, periods.problem = _CURRENT_OF[earlier[0]], None
+        for start, end, word in chosen:  # every period said, and the comparison, understood
+            if word.category == "periods":
+                work.take(start, end)
+        marker = _VERSUS.search(work.text)
+        if marker is not None:
+            work.take(marker.start(), marker.end())
     subject = _subject(mentioned, named, values.get("subjects", []))
     metric = _first(values, "metrics")
     rest = _rest(work.rest(), vocabulary)
