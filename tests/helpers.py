@@ -3,6 +3,7 @@ the demo workspace's data."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from datetime import date
@@ -41,3 +42,35 @@ def load_demo(
     for label, path in data.files.items():
         assert import_file(engine, organisation, KINDS[FILE_KINDS.get(label, label)], path).ok
     return engine
+
+
+SUN_SLACK = "U07SUNYUE01"  # sun.yue (language: ja) given a Slack account in a copied config
+
+
+def example_config(
+    tmp_path: Path,
+    *,
+    sz_live_language: str,
+    li_na_language: str | None = None,
+    sun_yue_on_slack: bool = False,
+) -> Path:
+    """A copy of the example organisation with team sz-live reading `sz_live_language`, li.na
+    her own language when given, and sun.yue (who reads Japanese) on Slack when asked."""
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+
+    def edit(name: str, old: str, new: str) -> None:
+        path = config / name
+        content = path.read_text(encoding="utf-8")
+        assert content.count(old) == 1, (name, old)
+        path.write_text(content.replace(old, new), "utf-8")
+
+    sz_live = "    currency: CNY\n    language: zh\n"
+    edit("organisation.yaml", sz_live, f"    currency: CNY\n    language: {sz_live_language}\n")
+    if li_na_language is not None:
+        li_na = '"lina1024"}\n'
+        edit("people.yaml", li_na, f"{li_na}    language: {li_na_language}\n")
+    if sun_yue_on_slack:
+        sun = 'chat: {feishu: ou_708192a3b4c5d6e7f801122334455667, dingtalk: "sunyue33"}'
+        edit("people.yaml", sun, sun[:-1] + f", slack: {SUN_SLACK}}}")
+    return config

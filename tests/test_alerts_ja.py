@@ -7,7 +7,6 @@ or English cards."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -27,13 +26,13 @@ from kpi_engine.periods import day_of
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
 from tests.conftest import EXAMPLE_CONFIG
-from tests.helpers import load_demo
+from tests.helpers import SUN_SLACK, example_config, load_demo
 from tests.test_alerts import END, GROUP, LINA, NOW, SHANGHAI, Bot, lina_today, rule, with_rules
 
 WANG = "U07WANGFANG"
 CHEN = "U07CHENHAO"
 ZHANG = "U07ZHANGWEI"
-SUN = "U07SUNYUE01"  # sun.yue (language: ja) given a Slack account in the copied config
+SUN = SUN_SLACK
 ELEVENTH = date(2026, 11, 11)  # at 15:00 that day li.na is behind the plan's pace
 # Words of the Chinese and English alert texts: none may reach a Japanese reader.
 NOT_JAPANESE = (
@@ -75,20 +74,7 @@ NOT_JAPANESE = (
 def config_with(tmp_path: Path, team_language: str) -> Path:
     """The example organisation with sz-live reading `team_language` and sun.yue (who reads
     Japanese whatever her team reads) on Slack."""
-    config = tmp_path / "config"
-    shutil.copytree(EXAMPLE_CONFIG, config)
-    teams = config / "organisation.yaml"
-    content = teams.read_text(encoding="utf-8")
-    sz_live = "    currency: CNY\n    language: zh\n"
-    assert content.count(sz_live) == 1
-    changed = f"    currency: CNY\n    language: {team_language}\n"
-    teams.write_text(content.replace(sz_live, changed), "utf-8")
-    people = config / "people.yaml"
-    content = people.read_text(encoding="utf-8")
-    sun = 'chat: {feishu: ou_708192a3b4c5d6e7f801122334455667, dingtalk: "sunyue33"}'
-    assert content.count(sun) == 1
-    people.write_text(content.replace(sun, sun[:-1] + f", slack: {SUN}}}"), "utf-8")
-    return config
+    return example_config(tmp_path, sz_live_language=team_language, sun_yue_on_slack=True)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ Japanese locale writes them; a member whose own language is Chinese still gets C
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -24,9 +23,8 @@ from kpi_engine.annotations import add_note
 from kpi_engine.clock import fixed_clock
 from kpi_engine.digest import DayPoint
 from kpi_engine.organisation import Organisation, load_organisation
-from tests.conftest import EXAMPLE_CONFIG
 from tests.fakechat import Dialog, FakeChat, bot_for
-from tests.helpers import load_demo
+from tests.helpers import example_config, load_demo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 END = date(2026, 11, 16)
@@ -40,19 +38,7 @@ def at(day: date, hour: int, minute: int = 0) -> int:
 
 def japanese_config(tmp_path: Path) -> Path:
     """The example organisation with sz-live reading Japanese and li.na Chinese."""
-    config = tmp_path / "config"
-    shutil.copytree(EXAMPLE_CONFIG, config)
-    teams = config / "organisation.yaml"
-    content = teams.read_text(encoding="utf-8")
-    sz_live = "    currency: CNY\n    language: zh\n"
-    assert content.count(sz_live) == 1
-    teams.write_text(content.replace(sz_live, "    currency: CNY\n    language: ja\n"), "utf-8")
-    people = config / "people.yaml"
-    content = people.read_text(encoding="utf-8")
-    li_na = '"lina1024"}\n'
-    assert content.count(li_na) == 1
-    people.write_text(content.replace(li_na, li_na + "    language: zh\n"), "utf-8")
-    return config
+    return example_config(tmp_path, sz_live_language="ja", li_na_language="zh")
 
 
 @pytest.fixture

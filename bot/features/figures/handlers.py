@@ -149,34 +149,34 @@ def handle_progress(ctx: Context, request: Request) -> Result:
     return _done(Result(reply), scope, period)
 
 
-def _team_asked(ctx: Context, request: Request) -> str:
-    """The team a ranking is of: the one named, a named person's, else the asker's default."""
+def _team_asked(ctx: Context, request: Request) -> tuple[str, list[Scope]] | None:
+    """The team a ranking is of (the one named, a named person's, else the asker's default)
+    and its people of the role compared (the one named, else the asker's; streamers for
+    managers and admins); None when the asker may not see that team."""
     subject = request.subject
     if subject is not None and subject.kind == "team" and subject.id:
-        return subject.id
-    if subject is not None and subject.kind == "person":
-        return ctx.core.organisation.people[subject.id].team
-    default = ctx.core.access.default_scope(ctx.asker)
-    return default.id if default.kind == "team" else ctx.asker.team
-
-
-def _role_asked(ctx: Context, request: Request) -> str:
-    """The role whose people are compared: the one named, else the asker's (streamers for
-    managers and admins)."""
+        team = subject.id
+    elif subject is not None and subject.kind == "person":
+        team = ctx.core.organisation.people[subject.id].team
+    else:
+        default = ctx.core.access.default_scope(ctx.asker)
+        team = default.id if default.kind == "team" else ctx.asker.team
+    if not ctx.core.access.can_see(ctx.asker, Scope("team", team)):
+        return None
     own = ctx.asker.role if ctx.asker.role not in ("manager", "admin") else None
-    return request.role or own or "streamer"
+    return team, teammates(ctx, team, request.role or own or "streamer")
 
 
 def handle_ranking(ctx: Context, request: Request) -> Result:
     """The team's people ranked by a metric; values shown as the asker may see them, and only
     where everyone reading may see them."""
     org, access = ctx.core.organisation, ctx.core.access
-    team = _team_asked(ctx, request)
-    team_scope = Scope("team", team)
-    if not access.can_see(ctx.asker, team_scope):
+    asked = _team_asked(ctx, request)
+    if asked is None:
         return Result(ctx.refuse())
+    team, people = asked
+    team_scope = Scope("team", team)
     metric = request.metric or "gmv"
-    people = teammates(ctx, team, _role_asked(ctx, request))
     period = ctx.period_of(request, team_scope, "today")
     found = ctx.core.figures.figures_of([metric], people, period, now=ctx.now)
     ranked = rank_figures(ctx, metric, found)
@@ -236,12 +236,12 @@ def handle_behind(ctx: Context, request: Request) -> Result:
     "谁落后进度"), furthest behind first: for those who may see their colleagues' values; a
     member learns only whether they are behind themselves."""
     org, access = ctx.core.organisation, ctx.core.access
-    team = _team_asked(ctx, request)
-    team_scope = Scope("team", team)
-    if not access.can_see(ctx.asker, team_scope):
+    asked = _team_asked(ctx, request)
+    if asked is None:
         return Result(ctx.refuse())
+    team, people = asked
+    team_scope = Scope("team", team)
     metric = request.metric or "gmv"
-    people = teammates(ctx, team, _role_asked(ctx, request))
     if access.ranking_values(ctx.asker, team) != "values":
         people = [p for p in people if p.id == ctx.asker.id]
     period = ctx.period_of(request, team_scope, "this_month")
