@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -637,6 +637,16 @@ class AlertStore:
             bump=False,
             targets=targets,
         )
+
+    def first_notified_at(self, alert_id: int) -> int | None:
+        """When the alert was first notified (its owner first told), from its trail."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(func.min(_EVENTS.c.at)).where(
+                    _EVENTS.c.alert_id == alert_id, _EVENTS.c.kind == "notified"
+                )
+            ).scalar()
+        return int(found) if found is not None else None
 
     def refused(self, alert_id: int, actor: str, action: str, now: int) -> None:
         """Record an attempt by someone not allowed to act: once per person and alert (a

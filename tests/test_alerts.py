@@ -338,6 +338,26 @@ def test_quiet_hours_hold_notifications_until_they_end(
     assert len(bot.posts()) == 2
 
 
+def test_quiet_hours_pause_the_escalation_clock(loaded: Engine, organisation: Organisation) -> None:
+    # Opened at 15:00 in quiet hours, first told at 16:01: the 30 minutes before escalating
+    # count from 16:01, not from 15:00.
+    actual = lina_today(loaded, organisation)
+    quiet = rule(
+        condition=AlertCondition(below=actual + 1),
+        quiet_hours=("14:00", "16:00"),
+        notify=("owner",),
+    )
+    bot = Bot(loaded, with_rules(organisation, quiet))
+    bot.run()
+    [alert] = bot.alerts.store.open_alerts()
+    bot.run(61)  # 16:01: li.na is told
+    assert [t.user for _, t in bot.posts()] == [LINA]
+    bot.run(5)  # 16:06: an hour after it opened, five minutes after she was told
+    assert bot.alerts.store.get(alert.id).level == 0  # type: ignore[union-attr]
+    bot.run(26)  # 16:32
+    assert bot.alerts.store.get(alert.id).level == 1  # type: ignore[union-attr]
+
+
 # -- concurrency ----------------------------------------------------------------------------
 
 
@@ -439,14 +459,19 @@ def test_repeats_update_the_cards_already_posted(
     )
     bot.run()
     posted = len(bot.posts())
-    bot.run(61)  # unacknowledged after the repeat interval: the two cards are updated
-    assert len(bot.posts()) == posted + 2
+    bot.run(61)  # unacknowledged after the repeat interval: the two cards are updated …
     repeated = bot.posts()[posted:]
-    assert all(t.user is None and "提醒" in r.text for r, t in repeated)  # updates, not new posts
+    updates = [(r, t) for r, t in repeated if t.user is None]
+    assert len(updates) == 2 and all("提醒" in r.text for r, _ in updates)
+    # … and li.na, whose card an edit would not notify, is told again in a new message.
+    [(reminder, to)] = [(r, t) for r, t in repeated if t.user is not None]
     [alert] = bot.alerts.store.open_alerts()
+    assert (
+        to.user == LINA and f"告警 #{alert.id}" in reminder.text and "上面的卡片" in reminder.text
+    )
     assert alert.notified == 2
     bot.run(61)  # max_repeats 1: no more
-    assert len(bot.posts()) == posted + 2
+    assert len(bot.posts()) == posted + 3
 
 
 def test_a_change_against_the_previous_period_is_judged_on_the_same_numbers(

@@ -103,16 +103,17 @@ def _pinyin(name: str) -> list[str]:
 def _shop_aliases(name: str, platform: str, region: str) -> list[str]:
     """How people name a shop besides its id and full name: the name's first part ("TikTok
     Shop UK" of "TikTok Shop UK — Glow Beauty"), its platform and country ("tiktok uk",
-    "amazon jp"), and its country's shop in Chinese and Japanese ("英国店", "日本のショップ")."""
+    "amazon jp"), and its country's shop as each language says it (`shop_forms` in its synonyms)."""
     from babel import Locale  # the country names of CLDR
 
     codes = {region, "UK"} if region == "GB" else {region}
     found = [name.split(" — ")[0].strip()]
     found += [f"{platform} {code}" for code in codes]
-    for language, forms in (("zh", ("{}店", "{}站")), ("ja", ("{}店", "{}のショップ"))):
+    for language in LANGUAGES:
         country = Locale.parse(language).territories.get(region)
         if country:
-            found += [form.format(country) for form in forms]
+            forms = synonyms(language).get("shop_forms") or ()
+            found += [str(form).format(country) for form in forms]
     return found
 
 

@@ -398,6 +398,24 @@ class AlertService:
             self.store.notified(alert, now, names)
         return posted
 
+    def remind(self, alert: AlertRow, rule: AlertRuleConfig) -> int:
+        """A short reminder to each person the alert's card went to (not the channels, whose
+        card was updated): the alert is still open, its card is above."""
+        posted = 0
+        for target, language, channel in self._targets(alert, rule):
+            if channel or not target.user:
+                continue
+            reminder = texts(language)(
+                "alerts.reminder",
+                id=alert.id,
+                name=self._subject(alert, language),
+                metric=self._metric(alert, language),
+            )
+            key = f"alert:{alert.id}:remind:{alert.notified}:{target.platform}:{target.user}"
+            if self.notifier.post(Reply(reminder, language), target, key=key, kind="alert"):
+                posted += 1
+        return posted
+
     def edits(self, alert_id: int) -> list[Edit]:
         """Edits bringing every card of the alert to its current state (through the outbox,
         where the platform can edit messages)."""
@@ -458,9 +476,11 @@ class AlertService:
                 notices += self.notify(alert, rule, now)
                 continue
             waited = now - (alert.last_notified_at or alert.opened_at)
-            if (
-                rule.escalate_after_minutes
-                and now - alert.opened_at >= rule.escalate_after_minutes * 60 * (alert.level + 1)
+            # The escalation clock starts when the owner was first told: hours held back by
+            # quiet hours give nobody a chance to act, so they do not count.
+            told = self.store.first_notified_at(alert.id) or alert.opened_at
+            if rule.escalate_after_minutes and now - told >= rule.escalate_after_minutes * 60 * (
+                alert.level + 1
             ):
                 to = self._escalation_target(alert)
                 if to is not None and self.store.escalate(alert, now, to.id):
@@ -471,12 +491,15 @@ class AlertService:
                     notices += self.notify(raised, rule, now, only=to)
                     continue
             if alert.notified <= rule.max_repeats and waited >= rule.repeat_minutes * 60:
-                # A repeat updates the cards already posted; where none can be updated, the
-                # card is posted again.
+                # A repeat updates the cards already posted and tells their owners again with
+                # a short message that points to the card (an edit alone notifies nobody);
+                # where no card can be updated, the card is posted again.
                 self.store.notified(alert, now, ["(cards updated)"])
-                if not self.refresh(alert.id):
-                    current = self.store.get(alert.id)
-                    assert current is not None
+                current = self.store.get(alert.id)
+                assert current is not None
+                if self.refresh(alert.id):
+                    notices += self.remind(current, rule)
+                else:
                     notices += self.notify(current, rule, now, count=False)
         return f"{opened} opened, {resolved} resolved, {escalated} escalated, {notices} messages"
 
