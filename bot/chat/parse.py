@@ -758,10 +758,12 @@ def _unknown(
 
 
 def _names_a_person(piece: str, vocabulary: Vocabulary) -> bool:
-    """True when Chinese or Japanese characters read as someone's name: a family name or a
-    familiar prefix first ("张三", "小王", "老李"), or a familiar suffix last ("娜姐")."""
-    return any(piece.startswith(mark) for mark in vocabulary.name_starts) or any(
-        piece.endswith(mark) and len(piece) > len(mark) for mark in vocabulary.name_ends
+    """True when Chinese or Japanese characters read as someone's name: a familiar prefix
+    before a family name ("小王", "老李"), or a familiar suffix after a name ("娜姐", "王总").
+    A family name alone proves nothing ("周末", "方便" begin with one)."""
+    prefixed = len(piece) == 2 and piece[0] in vocabulary.name_prefixes
+    return (prefixed and piece[1] in vocabulary.family_names) or any(
+        piece.endswith(mark) and 0 < len(piece) - len(mark) <= 2 for mark in vocabulary.name_ends
     )
 
 

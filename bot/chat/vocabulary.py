@@ -172,9 +172,10 @@ class Vocabulary:
     claims: tuple[str, ...]
     order_words: tuple[str, ...]
     bottom: tuple[str, ...]
-    # How a word shows it names a person ("张三", "小王", "娜姐"): a family name or a familiar
-    # prefix it begins with, a familiar suffix it ends with.
-    name_starts: frozenset[str]
+    # How a word shows it names a person ("小王", "娜姐"): a familiar prefix before a family
+    # name, a familiar suffix at its end.
+    family_names: frozenset[str]
+    name_prefixes: frozenset[str]
     name_ends: frozenset[str]
     metric_names: Mapping[str, tuple[str, ...]]  # metric key → the names it is known by
     known_intents: frozenset[str]
@@ -205,7 +206,8 @@ def vocabulary(catalogue: Catalogue, intents: Iterable[str]) -> Vocabulary:
     claims: list[str] = []
     orders: list[str] = []
     bottom: list[str] = []
-    starts: set[str] = set()
+    families: set[str] = set()
+    prefixes: set[str] = set()
     ends: set[str] = set()
     known = frozenset(intents)
     for language in LANGUAGES:
@@ -223,7 +225,8 @@ def vocabulary(catalogue: Catalogue, intents: Iterable[str]) -> Vocabulary:
         orders += [normalise(str(w)) for w in data.get("orders_word") or ()]
         bottom += [normalise(str(w)) for w in data.get("bottom") or ()]
         marks = data.get("name_marks") or {}
-        starts |= {str(w) for w in marks.get("starts") or ()}
+        families |= {str(w) for w in marks.get("family_names") or ()}
+        prefixes |= {str(w) for w in marks.get("prefixes") or ()}
         ends |= {str(w) for w in marks.get("ends") or ()}
     metric_names: dict[str, list[str]] = {}
     for name, key in catalogue.words():  # the catalogue is where metrics' words live
@@ -248,7 +251,8 @@ def vocabulary(catalogue: Catalogue, intents: Iterable[str]) -> Vocabulary:
         claims=tuple(sorted(set(claims), key=len, reverse=True)),
         order_words=tuple(sorted(set(orders), key=len, reverse=True)),
         bottom=tuple(sorted(set(bottom), key=len, reverse=True)),
-        name_starts=frozenset(starts),
+        family_names=frozenset(families),
+        name_prefixes=frozenset(prefixes),
         name_ends=frozenset(ends),
         metric_names={k: tuple(v) for k, v in metric_names.items()},
         known_intents=known,
