@@ -334,9 +334,11 @@ def test_quiet_hours_escalation_and_reminders_are_told_in_japanese(
     assert manager_card.context is not None
     assert manager_card.context.endswith("エスカレーションレベル 1")
     assert manager_card.headline == f"⚠️ アラート #{alert.id} · 李娜 売上"
-    # And on to the admin: the cards now count the reminders, in Japanese.
+    # And on to the admin an hour after li.na was told (quiet hours do not count): the cards
+    # now count the reminders, in Japanese.
     before = len(bot.chat.sent)
-    assert "1 escalated" in bot.run(5)
+    assert "0 escalated" in bot.run(5)
+    assert "1 escalated" in bot.run(25)
     [(admin_card, _)] = [(r, t) for r, t in bot.chat.sent[before:] if t.user == CHEN]
     japanese_only(admin_card)
     assert admin_card.context is not None and admin_card.context.endswith("レベル 2")
