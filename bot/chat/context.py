@@ -5,10 +5,10 @@ questions back)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from bot.chat.messages import Button, Language, Reply
 from bot.chat.request import Request, Subject, Unknown
@@ -54,11 +54,6 @@ class Context:
     def t(self) -> Texts:
         """The reader's message catalogue."""
         return texts(self.language)
-
-    def zh(self, zh: str, en: str) -> str:
-        """A text not yet in the catalogue: Chinese for Chinese readers, else English (left
-        for the features not yet moved to the catalogue; new code uses `t`)."""
-        return zh if self.language == "zh" else en
 
     def figure_text(self, value: Decimal | None, unit: Unit, currency: str | None) -> str:
         """A figure's value as the reader reads it (`figure_text`)."""
@@ -132,17 +127,6 @@ class Context:
         return context_line(self.language, figures, split=self.core.figures.split_credit)
 
 
-Chooser = Callable[[str, str], str]  # (Chinese, English) → the reader's
-
-
-def _reader(language: Language | Chooser) -> Language:
-    """The reader's language. Callers not yet moved to the catalogue pass a (Chinese, English)
-    chooser instead: given the two language codes, it picks the reader's."""
-    if isinstance(language, str):
-        return language
-    return cast(Language, language("zh", "en"))
-
-
 def figure_text(value: Decimal | None, unit: Unit, currency: str | None, language: Language) -> str:
     """A figure's value as the reader reads it: percentages, counts and decimals grouped as the
     reader's locale groups them. Money is written as the Japanese locale writes it for Japanese
@@ -175,13 +159,11 @@ def bar_caption(figure: Figure, target: Decimal | None, language: Language) -> s
     return f"{short[0]} / {short[1]}"
 
 
-def caveats(
-    language: Language | Chooser, figures: Iterable[Figure], *, split: bool = False
-) -> list[str]:
+def caveats(language: Language, figures: Iterable[Figure], *, split: bool = False) -> list[str]:
     """What a reader must know about these figures besides their values, in their language:
     provisional, incomplete (the missing FX rates named), sources without data, credit shared
     by several people, accepted corrections included."""
-    t = texts(_reader(language))
+    t = texts(language)
     found = list(figures)
     parts = []
     if any(f.provisional for f in found):
@@ -201,10 +183,10 @@ def caveats(
     return parts
 
 
-def incomplete_mark(language: Language | Chooser, figures: Iterable[Figure]) -> str:
+def incomplete_mark(language: Language, figures: Iterable[Figure]) -> str:
     """A short mark after a value (pace, rank) computed from an incomplete figure."""
     if any(f.incomplete for f in figures):
-        return texts(_reader(language))("figures.incomplete_mark")
+        return texts(language)("figures.incomplete_mark")
     return ""
 
 
@@ -218,12 +200,6 @@ def context_line(language: Language, figures: list[Figure], *, split: bool = Fal
         at = 1 if any(f.provisional for f in figures) else 0
         parts.insert(at, texts(language)("figure.as_of", stamp=stamp, zone=tz))
     return " · ".join(parts)
-
-
-def percent(value: Decimal | None) -> str:
-    """A ratio as a whole percentage, "—" for no value (for callers without a reader's
-    language; replies use `bot.i18n.format.percent`)."""
-    return "—" if value is None else f"{value * 100:.0f}%"
 
 
 def ask_back(ctx: Context, unknown: Unknown, request: Request) -> Reply:
