@@ -149,7 +149,7 @@ def handle_progress(ctx: Context, request: Request) -> Result:
     return _done(Result(reply), scope, period)
 
 
-def _team_asked(ctx: Context, request: Request) -> tuple[str, list[Scope]] | None:
+def _team_asked(ctx: Context, request: Request) -> tuple[Scope, list[Scope]] | None:
     """The team a ranking is of (the one named, a named person's, else the asker's default)
     and its people of the role compared (the one named, else the asker's; streamers for
     managers and admins); None when the asker may not see that team."""
@@ -164,7 +164,7 @@ def _team_asked(ctx: Context, request: Request) -> tuple[str, list[Scope]] | Non
     if not ctx.core.access.can_see(ctx.asker, Scope("team", team)):
         return None
     own = ctx.asker.role if ctx.asker.role not in ("manager", "admin") else None
-    return team, teammates(ctx, team, request.role or own or "streamer")
+    return Scope("team", team), teammates(ctx, team, request.role or own or "streamer")
 
 
 def handle_ranking(ctx: Context, request: Request) -> Result:
@@ -174,9 +174,8 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
     asked = _team_asked(ctx, request)
     if asked is None:
         return Result(ctx.refuse())
-    team, people = asked
-    team_scope = Scope("team", team)
-    metric = request.metric or "gmv"
+    team_scope, people = asked
+    team, metric = team_scope.id, request.metric or "gmv"
     period = ctx.period_of(request, team_scope, "today")
     found = ctx.core.figures.figures_of([metric], people, period, now=ctx.now)
     ranked = rank_figures(ctx, metric, found)
@@ -239,9 +238,8 @@ def handle_behind(ctx: Context, request: Request) -> Result:
     asked = _team_asked(ctx, request)
     if asked is None:
         return Result(ctx.refuse())
-    team, people = asked
-    team_scope = Scope("team", team)
-    metric = request.metric or "gmv"
+    team_scope, people = asked
+    team, metric = team_scope.id, request.metric or "gmv"
     if access.ranking_values(ctx.asker, team) != "values":
         people = [p for p in people if p.id == ctx.asker.id]
     period = ctx.period_of(request, team_scope, "this_month")
