@@ -3,24 +3,12 @@ progress bars, numbered buttons and the context line."""
 
 from __future__ import annotations
 
-import functools
 import itertools
-import unicodedata
 from collections.abc import Callable
 from decimal import Decimal
 
-from bot.chat.messages import Reply, Sent, Table, Target, displayable
+from bot.chat.messages import Reply, Sent, Table, Target, displayable, width
 from bot.i18n import texts
-
-
-def width(text: str) -> int:
-    """Columns the text takes in a terminal (Chinese characters take two)."""
-    return len(text) if text.isascii() else sum(map(_char_width, text))
-
-
-@functools.cache
-def _char_width(ch: str) -> int:
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def _pad(text: str, columns: int) -> str:

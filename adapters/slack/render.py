@@ -19,14 +19,12 @@ characters, where it is cut with a marker).
 
 from __future__ import annotations
 
-import functools
 import re
-import unicodedata
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from bot.chat.messages import Button, Reply, Table, displayable
+from bot.chat.messages import Button, Reply, Table, displayable, width
 from bot.i18n import texts
 
 Block = dict[str, Any]
@@ -63,16 +61,6 @@ def truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return _PARTIAL_ENTITY.sub("", text[: limit - 1]) + "…"
-
-
-def width(text: str) -> int:
-    """Columns the text takes in a monospace font (Chinese characters take two)."""
-    return len(text) if text.isascii() else sum(map(_char_width, text))
-
-
-@functools.cache
-def _char_width(ch: str) -> int:
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def table_lines(table: Table) -> list[str]:

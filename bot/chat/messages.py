@@ -15,7 +15,9 @@ and a mention notifies only when it is a `Mention`.
 from __future__ import annotations
 
 import base64
+import functools
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -233,6 +235,27 @@ def displayable(text: str) -> str:
     """`text` fit for any platform payload: lone surrogates (which no JSON encoder can send
     as UTF-8) become U+FFFD, invisible control and bidi-override characters are dropped,
     and line ends are newlines."""
+    if text.isprintable():  # no control, format (bidi), surrogate or line-end character
+        return text
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _SURROGATE.sub("\ufffd", text)
     return _INVISIBLE.sub("", text)
+
+
+def width(text: str) -> int:
+    """Columns `text` takes in a monospace font: East Asian wide and full-width characters
+    (Chinese, Japanese, Korean, most emoji) take two."""
+    return len(text) if text.isascii() else len(text) + len(_wide().findall(text))
+
+
+@functools.cache
+def _wide() -> re.Pattern[str]:
+    """Every wide or full-width code point, as one character class (built on first use:
+    about 0.1 s, which a command that draws no table never pays)."""
+    points = [c for c in range(0x110000) if unicodedata.east_asian_width(chr(c)) in ("W", "F")]
+    ranges, start = [], 0
+    for i in range(1, len(points) + 1):
+        if i == len(points) or points[i] != points[i - 1] + 1:
+            ranges.append(f"{re.escape(chr(points[start]))}-{re.escape(chr(points[i - 1]))}")
+            start = i
+    return re.compile("[" + "".join(ranges) + "]")
