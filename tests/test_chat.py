@@ -21,7 +21,7 @@ from kpi_engine.figures import Figures, Scope, format_value
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import Organisation
-from kpi_engine.periods import day_of, week_of
+from kpi_engine.periods import day_of, month_of, week_of
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakechat import Dialog, FakeChat, bot_for
 
@@ -213,14 +213,14 @@ def test_the_parser_reads_periods_metrics_and_subjects(dialog: Dialog) -> None:
     assert ask("2026-11-20 转化率")[2] is None  # after END: not yet, and said so
     assert ask("昨天直播间转化率")[1:3] == ("live_conversion_rate", "yesterday")
     assert ask("昨天点击成交率")[1:3] == ("click_to_order_rate", "yesterday")
-    assert ask("11月20日 客单价")[2] == "2025-11-20"  # after END: last year's
+    assert ask("11月20日 客单价")[2] is None  # after END: not yet this year, and said so
     assert ask("<@U07ZHANGWEI> gmv today")[3] == Subject("person", "zhang.wei")
     assert ask("李娜本月业绩")[3] == Subject("person", "li.na")
     assert ask("tts-us-01 gmv last month")[3] == Subject("shop", "tts-us-01")
     assert ask("net gmv november")[1:3] == ("net_gmv", "2026-11")
-    # A day named in English without a year is the latest that has begun, as in Chinese.
+    # A day named in English without a year is this year's, as in Chinese.
     assert ask("Nov 10 GMV")[1:3] == ("gmv", "2026-11-10")
-    assert ask("GMV on Nov 20")[2] == "2025-11-20" and ask("20 November gmv")[2] == "2025-11-20"
+    assert ask("GMV on Nov 20")[2] is None and ask("20 November gmv")[2] is None
     assert dialog.router.parse("Nov 10 GMV", asker, "slack", NOW).language == "en"
     assert ask("Feb 30 GMV")[2] is None
     assert ask("gmv November 2025")[2] == "2025-11" and ask("Nov 5, 2025 gmv")[2] == "2025-11-05"
@@ -459,7 +459,167 @@ def test_a_period_compared_with_an_earlier_one_is_a_comparison(dialog: Dialog) -
     assert "2026-11 vs 2026-10-01..2026-10-12" in (reply.headline or ""), reply.headline
 
 
-@pytest.mark.parametrize("said", ["最近24小时GMV", "周末GMV", "方便看下今天GMV", "老板要看今天GMV"])
+@pytest.mark.parametrize(
+    "said",
+    [
+        "最近24小时GMV",
+        "周末GMV",
+        "方便看下今天GMV",
+        "方便的话看下GMV",
+        "老板要看今天GMV",
+        "周一GMV",
+        "江苏店本月GMV",
+    ],
+)
 def test_words_that_begin_like_a_name_are_not_taken_for_one(dialog: Dialog, said: str) -> None:
     found = dialog.router.parse(said, dialog.organisation.people["wang.fang"], "slack", NOW)
     assert found.unknown is None or found.unknown.kind != "person", said
+
+
+@pytest.mark.parametrize(
+    "said", ["11月20日 客单价", "11月20日GMV", "11/20 GMV", "GMV on Nov 20", "20 November gmv"]
+)
+def test_a_day_still_to_come_this_year_is_asked_back_offering_last_years(
+    dialog: Dialog, said: str
+) -> None:
+    found = dialog.router.parse(said, dialog.organisation.people["li.na"], "slack", NOW)
+    assert found.period is None and found.unknown is not None
+    assert found.unknown.kind == "period" and found.unknown.reason == "future"
+    assert found.unknown.closest == (("2025-11-20", "2025-11-20"),)
+
+
+def test_the_day_a_year_earlier_is_one_click_away(dialog: Dialog) -> None:
+    reply = dialog.answer("li.na", "11月20日GMV")
+    assert reply.text.startswith("「11月20日」还没到") and "2025-11-20" in reply.text
+    assert not reply.fields and [b.value for b in reply.buttons] == ["2025-11-20 gmv"]
+    again = dialog.answer("li.na", reply.buttons[0].value)
+    assert "2025-11-20" in (again.headline or "") and again.fields
+    english = dialog.answer("jessica.lee", "Nov 20")
+    assert english.text.startswith("“nov 20” has not happened yet")
+    assert [b.value for b in english.buttons] == ["2025-11-20"]
+    # A day and month that have begun this year are this year's, answered.
+    earlier = dialog.answer("li.na", "11月5日GMV")
+    assert "2026-11-05" in (earlier.headline or "") and earlier.fields
+
+
+@pytest.mark.parametrize(
+    ("now", "weekend", "last", "this"),
+    [
+        # Thursday: the last weekend; this one is still to come.
+        ("2026-11-12", "2026-11-07..2026-11-08", "2026-11-07..2026-11-08", None),
+        # Saturday and Sunday: the weekend under way, up to today; the last one a week before.
+        (
+            "2026-11-14",
+            "2026-11-14..2026-11-14",
+            "2026-11-07..2026-11-08",
+            "2026-11-14..2026-11-14",
+        ),
+        (
+            "2026-11-15",
+            "2026-11-14..2026-11-15",
+            "2026-11-07..2026-11-08",
+            "2026-11-14..2026-11-15",
+        ),
+        # Monday: the weekend just past.
+        ("2026-11-16", "2026-11-14..2026-11-15", "2026-11-14..2026-11-15", None),
+    ],
+)
+def test_the_weekend_is_the_one_under_way_else_the_last(
+    dialog: Dialog, now: str, weekend: str, last: str, this: str | None
+) -> None:
+    asker = dialog.organisation.people["li.na"]
+    at = int(datetime.fromisoformat(f"{now}T15:00+08:00").timestamp())
+
+    def period(said: str) -> str | None:
+        return dialog.router.parse(said, asker, "slack", at).period
+
+    assert period("周末GMV") == weekend and period("gmv over the weekend") == weekend
+    assert period("週末の売上") == weekend
+    assert period("上周末GMV") == last and period("gmv last weekend") == last
+    assert period("先週末の売上") == last
+    assert period("这周末GMV") == this and period("gmv this weekend") == this
+    if this is None:
+        found = dialog.router.parse("gmv this weekend", asker, "slack", at)
+        assert found.unknown is not None and found.unknown.reason == "future"
+        assert found.unknown.closest == ((weekend, weekend),)  # the last one, offered
+
+
+@pytest.mark.parametrize(
+    ("asker", "said", "answer"),
+    [
+        ("li.na", "最近24小时GMV", "「最近24小时」：数字按整天统计"),
+        ("li.na", "24小时内GMV", "「24小时内」：数字按整天统计"),
+        ("jessica.lee", "gmv last 24 hours", "“last 24 hours”: figures are counted by whole days"),
+        ("li.na", "直近24時間の売上", "「直近24時間」：数字は日単位で集計しており"),
+    ],
+)
+def test_hours_are_asked_back_never_answered_as_today(
+    dialog: Dialog, asker: str, said: str, answer: str
+) -> None:
+    reply = dialog.answer(asker, said)
+    assert reply.text.startswith(answer) and not reply.fields, reply.text
+
+
+@pytest.mark.parametrize(
+    ("asker", "said", "offered"),
+    [
+        ("wang.fang", "张三今天GMV", None),
+        ("wang.fang", "张三的GMV", None),
+        ("zhang.wei", "李哪今天GMV", "李娜"),
+        ("wang.fang", "丽娜今天GMV", "李娜"),
+        ("chen.hao", "马库斯本月GMV", None),
+        ("emily.carter", "jess gmv today", "Jessica Lee"),
+    ],
+)
+def test_a_stranger_or_a_misspelt_name_is_asked_back_with_the_closest(
+    dialog: Dialog, asker: str, said: str, offered: str | None
+) -> None:
+    reply = dialog.answer(asker, said)
+    assert not reply.fields and not reply.progress and reply.table is None, reply.text
+    labels = [button.label for button in reply.buttons]
+    if offered is not None:
+        assert labels[0] == offered, labels
+    request = dialog.router.parse(said, dialog.organisation.people[asker], "slack", NOW)
+    assert request.unknown is not None and request.unknown.kind == "person"
+
+
+def test_every_team_ranked_and_broken_down_for_an_admin_in_the_companys_currency(
+    dialog: Dialog, engine: Engine, organisation: Organisation
+) -> None:
+    # The company's days (Shanghai's) and currency: every team's value compares.
+    november = month_of(END, "Asia/Shanghai")
+    teams = [Scope("team", "sz-live"), Scope("team", "la-ops")]
+    figures = Figures(engine, organisation)
+    in_cny = figures.figures_of(["gmv"], teams, november, now=NOW, currency="CNY")
+    ranking = dialog.answer("chen.hao", "本月各团队GMV排名")
+    assert ranking.table is not None and ranking.table.columns[:2] == ("名次", "团队")
+    rows = {row[1]: row[2] for row in ranking.table.rows}
+    assert set(rows) == {"深圳直播组", "LA Operations"}
+    for team in teams:
+        value = in_cny[team]["gmv"]
+        assert rows[organisation.teams[team.id].name] == format_value(value.value, "money", "CNY")
+    assert [row[0] for row in ranking.table.rows] == ["1", "2"]
+    breakdown = dialog.answer("chen.hao", "本月各团队GMV")
+    assert breakdown.table is not None and len(breakdown.table.rows) == 2
+    la = dict(breakdown.table.rows)["LA Operations"]
+    assert "USD" in la and "≈" in la and "CNY" in la  # its own currency, and the company's
+    # A manager is answered about the team she manages; a member is refused.
+    manager = dialog.answer("wang.fang", "本月各团队GMV")
+    assert manager.table is not None and [row[0] for row in manager.table.rows] == ["深圳直播组"]
+    assert dialog.answer("li.na", "各团队排名").text == REFUSED_ZH
+    assert dialog.answer("li.na", "本月各团队GMV").text == REFUSED_ZH
+
+
+@pytest.mark.parametrize(
+    ("said", "team"),
+    [
+        ("Emily的团队本月GMV", "LA Operations"),
+        ("emily's team gmv this month", "LA Operations"),
+        ("Emilyのチームの今月の売上", "LA Operations"),
+        ("王芳的团队本月GMV", "深圳直播组"),
+        ("王芳组本月GMV", "深圳直播组"),
+    ],
+)
+def test_a_team_is_named_by_its_manager(dialog: Dialog, said: str, team: str) -> None:
+    reply = dialog.answer("chen.hao", said)
+    assert (reply.headline or "").startswith(f"{team} · "), reply.headline

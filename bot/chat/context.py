@@ -208,7 +208,15 @@ def ask_back(ctx: Context, unknown: Unknown, request: Request) -> Reply:
     t = ctx.t
     kind = unknown.kind
     if kind == "period":
-        return Reply(t(f"period.{unknown.reason or 'unreadable'}", said=unknown.said), ctx.language)
+        said = t(f"period.{unknown.reason or 'unreadable'}", said=unknown.said)
+        # A day still to come may have meant the one a year earlier: offered, never assumed.
+        offered = [name for _, name in unknown.closest]
+        if offered:
+            said += " " + t("unknown.did_you_mean", names=t("list.separator").join(offered))
+        buttons = tuple(
+            Button(name, ASK, _again(request, unknown, key, name)) for key, name in unknown.closest
+        )
+        return Reply(said, ctx.language, buttons=buttons)
     names = [name for _, name in unknown.closest]
     if kind == "metric":
         names = [
@@ -230,4 +238,6 @@ def ask_back(ctx: Context, unknown: Unknown, request: Request) -> Reply:
 def _again(request: Request, unknown: Unknown, key: str, name: str) -> str:
     """The question re-asked with a known name in place of the unknown one."""
     replacement = name if unknown.kind in ("person", "team") else key  # a shop by its id
+    if unknown.kind == "period":  # a date in place of the words: "2025-11-20 gmv"
+        return " ".join(request.words.replace(unknown.said.lower(), f" {key} ", 1).split())
     return request.words.replace(unknown.said.lower(), replacement, 1)

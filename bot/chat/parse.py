@@ -43,6 +43,13 @@ _QUARTER = re.compile(r"(?:(\d{4})\s*)?(?:q([1-4])|第([一二三四1-4])季度?
 _LAST_N = re.compile(
     r"(?:最近|近|过去|直近|過去|last|past)\s*(-?\d+)\s*(?:天|日|days?)", re.IGNORECASE
 )
+# A rolling window of hours ("最近24小时", "last 24 hours", "24小时内"): figures are kept by
+# whole local days, so such a window is asked back, never read as today.
+_LAST_HOURS = re.compile(
+    r"(?:最近|近|过去|直近|過去|last|past)\s*(\d+)\s*个?\s*(?:小时|小時|時間|(?:hours?|hrs?)(?![a-z]))"
+    r"|(\d+)\s*个?\s*(?:小时|小時)内",
+    re.IGNORECASE,
+)
 _MONTHS_EN = (
     "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
 )  # fmt: skip
@@ -72,6 +79,10 @@ _METRIC_WORDS_EN = frozenset(
      "share", "margin", "cost", "value", "index")
 )  # fmt: skip
 _CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff]+")
+# Two or three Chinese characters that start what is left of the text, right before a word
+# that was understood (a metric, a period: taken, so blank) or a possessive ("的", not "的话";
+# "の"): where a name stands in "张三今天GMV", "李哪的GMV", "马库斯本月GMV".
+_LEAD = re.compile(r"\s*((?:(?!的)[\u3400-\u9fff]){2,3})(?=\s|的(?!话)|の)")
 # The most a claim or amount may be written with: beyond it the number is not a figure.
 MAX_DIGITS = 15
 
@@ -164,17 +175,33 @@ def _day(year: int, month: int, day: int) -> date | None:
 class _Found:
     period: str | None = None
     said: str | None = None
-    problem: str | None = None  # "future", "impossible"
+    problem: str | None = None  # "future", "impossible", "hours"
+    # What to offer instead of a day still to come: the same day a year earlier.
+    instead: tuple[tuple[str, str], ...] = ()
 
-    def set(self, spec: str | None, said: str, today: date, first: date | None = None) -> None:
-        """Keep the first period found: `spec` (None: no such day), starting on `first`."""
+    def set(
+        self,
+        spec: str | None,
+        said: str,
+        today: date,
+        first: date | None = None,
+        *,
+        instead: date | None = None,
+        problem: str | None = None,
+    ) -> None:
+        """Keep the first period found: `spec` (None: no such day), starting on `first`; a
+        day still to come is offered as `instead` when that one has begun."""
         if self.period is not None or self.problem is not None:
             return
         self.said = said.strip()
-        if spec is None:
+        if problem is not None:
+            self.problem = problem
+        elif spec is None:
             self.problem = "impossible"
         elif first is not None and first > today:
             self.problem = "future"
+            if instead is not None and instead <= today:
+                self.instead = ((instead.isoformat(), instead.isoformat()),)
         else:
             self.period = spec
 
@@ -207,15 +234,9 @@ def _periods(text: _Text, today: date, week_start: WeekStart) -> _Found:
     for match in text.take_all(_CJK_DAY):
         month, number = int(match.group(3)), int(match.group(4))
         named = int(match.group(1)) if match.group(1) else _year_word(match.group(2), today)
-        # "11月20日" alone: the latest such day that is not in the future.
-        latest = today.year if (month, number) <= (today.month, today.day) else today.year - 1
-        day = _day(latest if named is None else named, month, number)
-        found.set(day.isoformat() if day else None, match.group(), today, day)
+        _month_day(found, match.group(), today, named, month, number)
     for match in text.take_all(_SLASH_DAY):
-        month, number = int(match.group(1)), int(match.group(2))
-        year = today.year if (month, number) <= (today.month, today.day) else today.year - 1
-        day = _day(year, month, number)
-        found.set(day.isoformat() if day else None, match.group(), today, day)
+        _month_day(found, match.group(), today, None, int(match.group(1)), int(match.group(2)))
     for match in text.take_all(_EN_DATE):
         _english_date(match, found, today)
     for match in text.take_all(_CJK_MONTH):
@@ -250,12 +271,25 @@ def _periods(text: _Text, today: date, week_start: WeekStart) -> _Found:
             found.set(None, match.group(), today)
         else:
             found.set(f"last_{count}_days", match.group(), today)
+    for match in text.take_all(_LAST_HOURS):
+        found.set(None, match.group(), today, problem="hours")
     del week_start  # relative weeks are read with the words, below
     return found
 
 
+def _month_day(
+    found: _Found, said: str, today: date, year: int | None, month: int, number: int
+) -> None:
+    """A day and month ("11月20日", "11/20", "Nov 20"), in `year` or else this year: a day
+    still to come this year is asked back (offering last year's), never read as last year's
+    without a word."""
+    day = _day(today.year if year is None else year, month, number)
+    earlier = _day(today.year - 1, month, number) if year is None else None
+    found.set(day.isoformat() if day else None, said, today, day, instead=earlier)
+
+
 def _english_date(match: re.Match[str], found: _Found, today: date) -> None:
-    """ "Nov 20", "20 November", "November 20, 2025" (through dateparser), "November 2025"."""
+    """ "Nov 20", "20 November", "November 20, 2025", "November 2025"."""
     day_text = match.group(1) or match.group(3)
     month = _MONTHS_EN.index(match.group(2)[:3]) + 1
     year_text = match.group(4)
@@ -267,32 +301,32 @@ def _english_date(match: re.Match[str], found: _Found, today: date) -> None:
         )
         found.set(f"{year:04d}-{month:02d}", match.group(), today, date(year, month, 1))
         return
-    import dateparser  # only when a month is named: it takes a moment to load
-
-    settings = {
-        "RELATIVE_BASE": _midnight(today),
-        "PREFER_DATES_FROM": "past",
-        # Day and month must be there; a missing year is the latest that has begun ("Nov 20").
-        "REQUIRE_PARTS": ["day", "month"],
-    }
-    parsed = dateparser.parse(match.group(), languages=["en"], settings=settings)
-    day = parsed.date() if parsed is not None else None
-    if day is None or day.month != month:
-        found.set(None, match.group(), today)
-        return
-    found.set(day.isoformat(), match.group(), today, day)
+    named = int(year_text) if year_text else None
+    _month_day(found, match.group(), today, named, month, int(day_text))
 
 
-def _midnight(day: date) -> object:
-    from datetime import datetime
-
-    return datetime(day.year, day.month, day.day, 12)
+def _weekend(today: date, which: str) -> tuple[date, date] | None:
+    """Saturday and Sunday (up to today) of the weekend `which` names: "weekend" the one
+    under way, else the last one; "this_weekend" the one under way (None on a weekday: it
+    is still to come); "last_weekend" the one before the weekend under way, else the last."""
+    saturday = today - timedelta(days=(today.weekday() - 5) % 7)  # the latest Saturday
+    under_way = today.weekday() >= 5
+    if which == "this_weekend" and not under_way:
+        return None
+    if which == "last_weekend" and under_way:
+        saturday -= timedelta(days=7)
+    return saturday, min(saturday + timedelta(days=1), today)
 
 
 def _relative(value: str, today: date, week_start: WeekStart) -> tuple[str | None, str | None]:
     """A period word's spec, or the problem with it ("future")."""
     if value in ("tomorrow", "next_week", "next_month"):
         return None, "future"
+    if value in ("weekend", "this_weekend", "last_weekend"):
+        days = _weekend(today, value)
+        if days is None:
+            return None, "future"
+        return f"{days[0].isoformat()}..{days[1].isoformat()}", None
     if value == "day_before_yesterday":
         return (today - timedelta(days=2)).isoformat(), None
     if value == "week_before_last":
@@ -306,6 +340,18 @@ def _relative(value: str, today: date, week_start: WeekStart) -> tuple[str | Non
     if value == "last_year":
         return f"{today.year - 1:04d}-01-01..{today.year - 1:04d}-12-31", None
     return value, None
+
+
+def _instead(value: str, today: date) -> tuple[tuple[str, str], ...]:
+    """What a period word still to come may have meant that has begun: the last weekend for
+    "this weekend" said on a weekday."""
+    if value != "this_weekend":
+        return ()
+    days = _weekend(today, "weekend")
+    if days is None:
+        return ()
+    spec = f"{days[0].isoformat()}..{days[1].isoformat()}"
+    return ((spec, spec),)
 
 
 def _verb(body: str, vocabulary: Vocabulary) -> tuple[str, str, int, str] | None:
@@ -383,7 +429,12 @@ def _evidence(text: _Text, vocabulary: Vocabulary) -> list[str]:
 
 def _names(text: _Text, names: Names) -> list[Subject]:
     """People, teams and shops named in the text (taken from it), in the order found."""
-    found: list[tuple[int, Subject]] = []
+    return [subject for _, _, subject in _named(text, names)]
+
+
+def _named(text: _Text, names: Names) -> list[tuple[int, int, Subject]]:
+    """People, teams and shops named in the text (taken from it), where each was said."""
+    found: list[tuple[int, int, Subject]] = []
     tables = (("person", names.people), ("team", names.teams), ("shop", names.shops))
     # Latin names and ids: runs of up to four tokens ("jessica lee", "tts-us-01", "la ops").
     tokens = list(re.finditer(r"[a-z0-9][a-z0-9._\-]*[a-z0-9]|[a-z0-9]", text.text))
@@ -399,7 +450,7 @@ def _names(text: _Text, names: Names) -> list[Subject]:
             for kind, table in tables:
                 entity = table.get(key) or table.get(key.replace(" ", ""))
                 if entity and text.text[start:end].strip():
-                    found.append((start, Subject(kind, entity)))  # type: ignore[arg-type]
+                    found.append((start, end, Subject(kind, entity)))  # type: ignore[arg-type]
                     text.take(start, end)
                     break
         tokens = list(re.finditer(r"[a-z0-9][a-z0-9._\-]*[a-z0-9]|[a-z0-9]", text.text))
@@ -409,15 +460,33 @@ def _names(text: _Text, names: Names) -> list[Subject]:
         for key in cjk:
             position = text.text.find(key)
             if position >= 0:
-                found.append((position, Subject(kind, table[key])))  # type: ignore[arg-type]
+                subject = Subject(kind, table[key])  # type: ignore[arg-type]
+                found.append((position, position + len(key), subject))
                 text.take(position, position + len(key))
     # A shop by its platform ("shopee today"), when the platform has exactly one shop.
     for platform, shops in names.platforms.items():
         match = re.search(rf"(?<![a-z]){re.escape(platform)}(?![a-z])", text.text)
         if match and len(shops) == 1:
-            found.append((match.start(), Subject("shop", shops[0])))
+            found.append((match.start(), match.end(), Subject("shop", shops[0])))
             text.take(match.start(), match.end())
-    return [subject for _, subject in sorted(found, key=lambda f: f[0])]
+    return sorted(found, key=lambda f: f[0])
+
+
+def _team_of(
+    text: _Text, end: int, subject: Subject, names: Names, vocabulary: Vocabulary
+) -> Subject:
+    """The team a person's name stands for when the words right after it say so ("Emily的团队",
+    "emily's team", "王芳组", "Emilyのチーム"): the team they manage, else their own (those
+    words taken from the text); otherwise the person."""
+    if subject.kind != "person" or subject.id not in names.team_of:
+        return subject
+    after = text.text[end:]
+    gap = len(after) - len(after.lstrip())
+    for word in vocabulary.team_of:
+        if after[gap:].startswith(word):
+            text.take(end + gap, end + gap + len(word))
+            return Subject("team", names.team_of[subject.id])
+    return subject
 
 
 def parse(text: str, context: Context) -> Request:
@@ -468,7 +537,7 @@ def parse(text: str, context: Context) -> Request:
         top, bottom = _count(match.group(1)), True
     for match in work.take_all(_TOP):
         top = top or _count(match.group(1))
-    named = _names(work, names)
+    named = [_team_of(work, e, found, names, vocabulary) for _, e, found in _named(work, names)]
 
     chosen = _choose(vocabulary.matches(work.text))
     values: dict[str, list[str]] = {}
@@ -502,6 +571,8 @@ def parse(text: str, context: Context) -> Request:
         periods.said = next(
             (body[s:e] for s, e, w in chosen if w.category == "periods"), periods.said
         )
+        if problem == "future":  # "this weekend" on a Thursday: the last one is offered
+            periods.instead = _instead(values["periods"][0], context.today)
 
     # "GMV跟上周比", "gmv vs last week", "本周vs上周": the current period against the earlier one
     # named, not the earlier one alone.
@@ -519,7 +590,12 @@ def parse(text: str, context: Context) -> Request:
         if marker is not None:
             work.take(marker.start(), marker.end())
     subject = _subject(mentioned, named, values.get("subjects", []))
+    by = _first(values, "breakdowns")
+    if by == "team" and subject is None:
+        subject = Subject("company")  # "各团队排名", "本月各团队GMV": every team
     metric = _first(values, "metrics")
+    # What may be a name nobody knows, before the words understood ("张三今天GMV").
+    lead = _LEAD.match(work.text)
     rest = _rest(work.rest(), vocabulary)
     amount: Decimal | None = claimed if isinstance(claimed, Decimal) else None
     unknown: Unknown | None = None
@@ -546,9 +622,11 @@ def parse(text: str, context: Context) -> Request:
                 amount = value
                 rest = _rest(rest[: numbers[-1].start()] + rest[numbers[-1].end() :], vocabulary)
     if periods.problem is not None:
-        unknown = Unknown("period", periods.said or "", reason=periods.problem)
+        unknown = Unknown("period", periods.said or "", periods.instead, reason=periods.problem)
     elif unknown is None:
-        unknown = _unknown(intent, rest.lower(), metric, subject, names, vocabulary)
+        understood = intent != "unknown" or metric is not None or periods.period is not None
+        said = lead.group(1) if lead is not None and understood else None
+        unknown = _unknown(intent, rest.lower(), metric, subject, names, vocabulary, said)
     if intent == "unknown" and unknown is None and (metric or periods.period or subject):
         intent = "breakdown" if values.get("breakdowns") else "progress"
     if intent == "progress" and values.get("breakdowns"):
@@ -557,7 +635,6 @@ def parse(text: str, context: Context) -> Request:
         unknown is not None and unknown.kind != "period"
     ):
         unknown = None  # a note or a reason may say anything
-    by = _first(values, "breakdowns")
     compare = _first(values, "compare")
     return Request(
         intent=intent,
@@ -566,7 +643,7 @@ def parse(text: str, context: Context) -> Request:
         subject=subject,
         period=periods.period,
         period_said=periods.said,
-        by=by if by in ("shop", "person", "day", "channel") else None,  # type: ignore[arg-type]
+        by=by if by in ("shop", "person", "day", "channel", "team") else None,  # type: ignore[arg-type]
         compare="year_ago" if compare == "year_ago" else "previous" if compare else None,
         top=top,
         bottom=bottom,
@@ -699,8 +776,10 @@ def _unknown(
     subject: Subject | None,
     names: Names,
     vocabulary: Vocabulary,
+    lead: str | None = None,
 ) -> Unknown | None:
-    """A name or metric the text uses that kpibot does not know, with the closest known."""
+    """A name or metric the text uses that kpibot does not know, with the closest known
+    (`lead`: the characters before the words understood, where a name stands)."""
     if intent not in ("progress", "ranking", "compare", "breakdown", "why", "score", "unknown"):
         return None
     content = _content(rest, vocabulary)
@@ -729,6 +808,10 @@ def _unknown(
                 ]
                 closest = tuple((sid, names.display[("shop", sid)]) for sid in offered[:5])
                 return Unknown("shop", piece, closest, reason="platform" if shops else "")
+    if subject is None and lead is not None and _may_name(lead, names, vocabulary):
+        # "张三今天GMV", "李哪今天GMV", "马库斯本月GMV": someone kpibot does not know (or not by
+        # that spelling), never the asker's or the team's numbers instead.
+        return Unknown("person", lead, _closest_people(lead, names, by_sound=True))
     if subject is None:
         people = [
             (display, pid) for (kind, pid), display in names.display.items() if kind == "person"
@@ -740,9 +823,12 @@ def _unknown(
                 scorer=fuzz.WRatio,
                 score_cutoff=60,
             )
+            # A Latin word is a name in a question, or beside a metric when it is close to
+            # someone's ("jess gmv today"), not in small talk.
+            latin_name = intent != "unknown" or (metric is not None and best is not None)
             looks_like_name = (
                 is_cjk(piece) and 2 <= len(piece) <= 4 and not _METRIC_SUFFIX.search(piece)
-            ) or (not is_cjk(piece) and piece.isalpha() and intent != "unknown")
+            ) or (not is_cjk(piece) and piece.isalpha() and latin_name)
             named = is_cjk(piece) and _names_a_person(piece, vocabulary)
             asks = best is not None or intent in ("progress", "score", "compare") or named
             if looks_like_name and asks:
@@ -765,6 +851,34 @@ def _names_a_person(piece: str, vocabulary: Vocabulary) -> bool:
     return (prefixed and piece[1] in vocabulary.family_names) or any(
         piece.endswith(mark) and 0 < len(piece) - len(mark) <= 2 for mark in vocabulary.name_ends
     )
+
+
+def _may_name(piece: str, names: Names, vocabulary: Vocabulary) -> bool:
+    """True when Chinese characters standing where a name stands may be one: they begin with a
+    family name or sound like someone's name ("李哪" for 李娜), and are no word that begins
+    like a name ("方便", "周一") nor a place ("江苏店")."""
+    if _METRIC_SUFFIX.search(piece) or piece[-1] in vocabulary.not_name_ends:
+        return False
+    if any(piece.startswith(word) for word in vocabulary.not_names):
+        return False
+    return piece[0] in vocabulary.family_names or bool(_sounding(piece, names, near=True))
+
+
+def _sounding(said: str, names: Names, *, near: bool = False) -> list[str]:
+    """The names (as `names.people` keys) that `said`, in Chinese characters, sounds like
+    written in Latin letters ("makusi" and "marcus"), closest first (`near`: only those a
+    typo away, "lina" and "lina")."""
+    if not is_cjk(said):
+        return []
+    from pypinyin import lazy_pinyin
+    from rapidfuzz import fuzz, process
+
+    spoken = "".join(lazy_pinyin(said)).replace(" ", "")
+    latin = {key: re.sub(r"[ ._-]", "", key) for key in names.people if not is_cjk(key)}
+    found = process.extract(
+        spoken, latin, scorer=fuzz.ratio, limit=10, score_cutoff=85 if near else 65
+    )
+    return [str(key) for _, _, key in found]
 
 
 def _as_written(piece: str, rest: str, vocabulary: Vocabulary) -> str:
@@ -795,12 +909,21 @@ def _closest_metrics(said: str, vocabulary: Vocabulary) -> tuple[tuple[str, str]
     return tuple(keys[:3])
 
 
-def _closest_people(said: str, names: Names) -> tuple[tuple[str, str], ...]:
+def _closest_people(
+    said: str, names: Names, *, by_sound: bool = False
+) -> tuple[tuple[str, str], ...]:
+    """The people whose names are closest to `said` (`by_sound`: Chinese characters that stand
+    for a name are also compared with names in pinyin, "马库斯" with Marcus)."""
     from rapidfuzz import fuzz, process
 
     found = process.extract(said, list(names.people), scorer=fuzz.WRatio, limit=10, score_cutoff=55)
+    # Chinese characters are also compared by their sound: "李哪" is 李娜 mistyped.
+    keys = [*_sounding(said, names, near=True), *(key for key, _, _ in found)]
+    if by_sound:  # then the same family name ("张三": 张伟), then names that sound alike
+        keys += [key for key in names.people if is_cjk(key) and key[0] == said[0]]
+        keys += _sounding(said, names)
     ids: list[str] = []
-    for key, _, _ in found:
+    for key in keys:
         person = names.people[key]
         if person not in ids:
             ids.append(person)

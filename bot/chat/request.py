@@ -10,7 +10,7 @@ from typing import Literal
 from kpi_engine.languages import Language
 
 SubjectKind = Literal["me", "team", "person", "shop", "company"]
-Breakdown = Literal["shop", "person", "day", "channel"]
+Breakdown = Literal["shop", "person", "day", "channel", "team"]
 UnknownKind = Literal["metric", "person", "team", "shop", "period", "intent"]
 
 

@@ -85,6 +85,8 @@ class Names:
     platforms: dict[str, list[str]]  # a shop platform's name ("shopee") → its shops
     display: dict[tuple[str, str], str]  # (kind, id) → the name people know it by
     mentions: dict[str, dict[str, str]] = field(default_factory=dict)
+    # A person → the team "their team" is: the one they manage, else their own ("Emily的团队").
+    team_of: dict[str, str] = field(default_factory=dict)
 
 
 def _pinyin(name: str) -> list[str]:
@@ -158,7 +160,11 @@ def names_of(organisation: Organisation) -> Names:
             user = person.chat.get(platform)
             if user:
                 mentions.setdefault(platform, {})[user] = person.id
-    return Names(people, teams, shops, platforms, display, mentions)
+    team_of = {person.id: person.team for person in organisation.people.values()}
+    for team in sorted(organisation.teams.values(), key=lambda t: t.id, reverse=True):
+        if team.manager in team_of:  # the first team (by id) a manager manages
+            team_of[team.manager] = team.id
+    return Names(people, teams, shops, platforms, display, mentions, team_of)
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,12 @@ class Vocabulary:
     family_names: frozenset[str]
     name_prefixes: frozenset[str]
     name_ends: frozenset[str]
+    # Words that begin with a family name but are no name ("方便", "周一"), and last characters
+    # that make a place of a name ("江苏店").
+    not_names: frozenset[str]
+    not_name_ends: frozenset[str]
+    # What follows a person's name to mean their team ("的团队", "'s team", "のチーム").
+    team_of: tuple[str, ...]
     metric_names: Mapping[str, tuple[str, ...]]  # metric key → the names it is known by
     known_intents: frozenset[str]
     languages: Mapping[str, frozenset[Language]]  # a word → the languages that use it
@@ -209,6 +221,9 @@ def vocabulary(catalogue: Catalogue, intents: Iterable[str]) -> Vocabulary:
     families: set[str] = set()
     prefixes: set[str] = set()
     ends: set[str] = set()
+    not_names: set[str] = set()
+    not_name_ends: set[str] = set()
+    team_of: set[str] = set()
     known = frozenset(intents)
     for language in LANGUAGES:
         data = synonyms(language)
@@ -228,6 +243,9 @@ def vocabulary(catalogue: Catalogue, intents: Iterable[str]) -> Vocabulary:
         families |= {str(w) for w in marks.get("family_names") or ()}
         prefixes |= {str(w) for w in marks.get("prefixes") or ()}
         ends |= {str(w) for w in marks.get("ends") or ()}
+        not_names |= {normalise(str(w)) for w in marks.get("not_names") or ()}
+        not_name_ends |= {str(w) for w in marks.get("not_ends") or ()}
+        team_of |= {normalise(str(w)) for w in data.get("team_of") or ()}
     metric_names: dict[str, list[str]] = {}
     for name, key in catalogue.words():  # the catalogue is where metrics' words live
         text = normalise(name)
@@ -254,6 +272,9 @@ def vocabulary(catalogue: Catalogue, intents: Iterable[str]) -> Vocabulary:
         family_names=frozenset(families),
         name_prefixes=frozenset(prefixes),
         name_ends=frozenset(ends),
+        not_names=frozenset(not_names),
+        not_name_ends=frozenset(not_name_ends),
+        team_of=tuple(sorted(team_of, key=len, reverse=True)),
         metric_names={k: tuple(v) for k, v in metric_names.items()},
         known_intents=known,
         languages={k: frozenset(v) for k, v in languages.items()},

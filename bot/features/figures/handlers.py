@@ -167,10 +167,32 @@ def _team_asked(ctx: Context, request: Request) -> tuple[Scope, list[Scope]] | N
     return Scope("team", team), teammates(ctx, team, request.role or own or "streamer")
 
 
+def _ordered(ranked: list[Ranked], request: Request) -> list[Ranked]:
+    """A ranking as asked: from the bottom ("倒数前三"), and only the first few ("top 3")."""
+    if request.bottom:
+        ranked = [r for r in reversed(ranked) if r.rank is not None] + [
+            r for r in ranked if r.rank is None
+        ]
+    return ranked[: request.top] if request.top else ranked
+
+
+def _every_team(request: Request) -> bool:
+    """Does the question ask about every team ("各团队排名", "本月各团队GMV", "company ranking")?"""
+    subject = request.subject
+    return request.by == "team" or (subject is not None and subject.kind == "company")
+
+
 def handle_ranking(ctx: Context, request: Request) -> Result:
     """The team's people ranked by a metric; values shown as the asker may see them, and only
-    where everyone reading may see them."""
+    where everyone reading may see them. Every team asked about: the teams ranked, for those
+    who may see the company's numbers (a manager: their own team's people; a member: refused)."""
     org, access = ctx.core.organisation, ctx.core.access
+    if _every_team(request):
+        if access.can_see(ctx.asker, Scope("company")):
+            return _rank_teams(ctx, request)
+        if ctx.asker.role != "manager":
+            return Result(ctx.refuse())
+        request = replace(request, subject=None, by=None)
     asked = _team_asked(ctx, request)
     if asked is None:
         return Result(ctx.refuse())
@@ -178,13 +200,7 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
     team, metric = team_scope.id, request.metric or "gmv"
     period = ctx.period_of(request, team_scope, "today")
     found = ctx.core.figures.figures_of([metric], people, period, now=ctx.now)
-    ranked = rank_figures(ctx, metric, found)
-    if request.bottom:
-        ranked = [r for r in reversed(ranked) if r.rank is not None] + [
-            r for r in ranked if r.rank is None
-        ]
-    if request.top:
-        ranked = ranked[: request.top]
+    ranked = _ordered(rank_figures(ctx, metric, found), request)
     show = access.ranking_values(ctx.asker, team)
     definition = org.catalogue.metrics.get(metric)
     unit = definition.unit if definition else "decimal"
@@ -228,6 +244,50 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
         watch=tuple(Watched.of(f) for f in stated),
     )
     return _done(Result(reply), team_scope, period)
+
+
+def _rank_teams(ctx: Context, request: Request) -> Result:
+    """Every team ranked by a metric over the company's days, each in the company's currency
+    (each amount at its own date's rate), so that the values compare."""
+    org, figures = ctx.core.organisation, ctx.core.figures
+    company, metric = Scope("company"), request.metric or "gmv"
+    period = ctx.period_of(request, company, "today")
+    currency = figures.reporting_currency(company)
+    teams = [Scope("team", team) for team in org.teams]
+    found = figures.figures_of([metric], teams, period, now=ctx.now, currency=currency)
+    ranked = _ordered(rank_figures(ctx, metric, found), request)
+    definition = org.catalogue.metrics.get(metric)
+    unit = definition.unit if definition else "decimal"
+    t = ctx.t
+    rows = [
+        (
+            str(row.rank) if row.rank is not None else DASH,
+            org.teams[row.entity].name,
+            ctx.figure_text(row.value, unit, currency),
+        )
+        for row in ranked
+    ]
+    when = period_name(ctx, request, period, "today")
+    headline = f"{ctx.name_of(company)} · {when} · {ctx.metric_name(metric)}"
+    lines = [headline] + [f"{r[0]}. {r[1]}  {r[2]}" for r in rows]
+    shown = [f[metric] for f in found.values()]
+    reply = Reply(
+        "\n".join(lines),
+        ctx.language,
+        headline=headline,
+        table=Table(
+            (t("figures.column.place"), t("figures.column.team"), ctx.metric_name(metric)),
+            tuple(rows),
+        ),
+        context=ctx.context_line(shown) or None,
+        buttons=(Button(t("figures.button.dashboard"), "dashboard.open", ""),),
+        private=ctx.private_for(company),
+        watch=tuple(
+            Watched.of(f, converted=f.currency != figures.reporting_currency(f.scope))
+            for f in shown
+        ),
+    )
+    return _done(Result(reply), company, period)
 
 
 def handle_behind(ctx: Context, request: Request) -> Result:
@@ -451,13 +511,33 @@ def _until_today(period: Period, today: date) -> list[date]:
     return [day for day in period.dates() if day <= today]
 
 
+def _parts(ctx: Context, scope: Scope, by: str) -> list[Scope]:
+    """The shops or the teams within a scope (every team of the company; a team itself)."""
+    org = ctx.core.organisation
+    if by == "team":
+        if scope.kind == "company":
+            return [Scope("team", team) for team in org.teams]
+        return [scope] if scope.kind == "team" else []
+    return [
+        Scope("shop", s.id)
+        for s in org.shops.values()
+        if scope.kind == "company"
+        or (scope.kind == "team" and s.team == scope.id)
+        or (scope.kind == "shop" and s.id == scope.id)
+    ]
+
+
 def handle_breakdown(ctx: Context, request: Request) -> Result:
-    """A metric split by shop, person, day or channel."""
+    """A metric split by shop, team, person, day or channel."""
     org, access, figures = ctx.core.organisation, ctx.core.access, ctx.core.figures
     by = request.by or "day"
     metric = request.metric or "gmv"
     scope = ctx.scope_of(request.subject)
-    if by in ("shop", "person") and scope.kind == "person":
+    if by == "team" and scope.kind == "company" and not access.can_see(ctx.asker, scope):
+        if ctx.asker.role != "manager":
+            return Result(ctx.refuse())
+        scope = access.default_scope(ctx.asker)  # a manager: the team they manage
+    if by in ("shop", "person", "team") and scope.kind == "person":
         scope = Scope("team", org.people[scope.id].team)
     if not access.can_see(ctx.asker, scope):
         return Result(ctx.refuse())
@@ -474,26 +554,20 @@ def handle_breakdown(ctx: Context, request: Request) -> Result:
             rows.append(
                 (day.isoformat(), ctx.figure_text(figure.value, figure.unit, figure.currency))
             )
-    elif by == "shop":
-        shops = [
-            Scope("shop", s.id)
-            for s in org.shops.values()
-            if scope.kind == "company"
-            or (scope.kind == "team" and s.team == scope.id)
-            or (scope.kind == "shop" and s.id == scope.id)
-        ]
-        # Each shop in its own currency, and converted to the scope's (each order at its own
-        # date's rate), over the scope's days.
+    elif by in ("shop", "team"):
+        parts = _parts(ctx, scope, by)
+        # Each shop or team in its own currency, and converted to the scope's (each order at
+        # its own date's rate), over the scope's days.
         currency = figures.reporting_currency(scope)
-        own = figures.figures_of([metric], shops, period, now=ctx.now)
-        converted = figures.figures_of([metric], shops, period, now=ctx.now, currency=currency)
-        for shop in shops:
-            figure, same = own[shop][metric], converted[shop][metric]
+        own = figures.figures_of([metric], parts, period, now=ctx.now)
+        converted = figures.figures_of([metric], parts, period, now=ctx.now, currency=currency)
+        for part in parts:
+            figure, same = own[part][metric], converted[part][metric]
             found += [figure, same]
             shown = ctx.figure_text(figure.value, figure.unit, figure.currency)
             if figure.unit == "money" and figure.currency != same.currency:
                 shown += f" ≈ {ctx.figure_text(same.value, same.unit, same.currency)}"
-            rows.append((ctx.name_of(shop), shown))
+            rows.append((ctx.name_of(part), shown))
     elif by == "person":
         if scope.kind != "team" or access.ranking_values(ctx.asker, scope.id) != "values":
             return Result(ctx.refuse())
