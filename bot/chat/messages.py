@@ -245,17 +245,9 @@ def displayable(text: str) -> str:
 def width(text: str) -> int:
     """Columns `text` takes in a monospace font: East Asian wide and full-width characters
     (Chinese, Japanese, Korean, most emoji) take two."""
-    return len(text) if text.isascii() else len(text) + len(_wide().findall(text))
+    return len(text) if text.isascii() else sum(map(_char_width, text))
 
 
 @functools.cache
-def _wide() -> re.Pattern[str]:
-    """Every wide or full-width code point, as one character class (built on first use:
-    about 0.1 s, which a command that draws no table never pays)."""
-    points = [c for c in range(0x110000) if unicodedata.east_asian_width(chr(c)) in ("W", "F")]
-    ranges, start = [], 0
-    for i in range(1, len(points) + 1):
-        if i == len(points) or points[i] != points[i - 1] + 1:
-            ranges.append(f"{re.escape(chr(points[start]))}-{re.escape(chr(points[i - 1]))}")
-            start = i
-    return re.compile("[" + "".join(ranges) + "]")
+def _char_width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
