@@ -33,6 +33,7 @@ from kpi_engine.organisation import AlertRuleConfig, Organisation
 from kpi_engine.periods import Period, day_of, earlier_period, month_of, today, week_of
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
+from kpi_engine.units import reading, writing
 
 _ALERTS = Alert.__table__  # type: ignore[attr-defined]
 _EVENTS = AlertEvent.__table__  # type: ignore[attr-defined]
@@ -337,7 +338,7 @@ class AlertStore:
 
     def get(self, alert_id: int) -> AlertRow | None:
         """One alert, or None."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             data = conn.execute(select(_ALERTS).where(_ALERTS.c.id == alert_id)).mappings().first()
             detail = self._detail(conn, alert_id)
         return _row(data, detail) if data else None
@@ -355,13 +356,13 @@ class AlertStore:
         query = select(_ALERTS).where(_ALERTS.c.state.in_(OPEN_STATES))
         if rules is not None:
             query = query.where(_ALERTS.c.rule.in_(list(rules)))
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query.order_by(_ALERTS.c.id)).mappings().all()
             return [_row(r, self._detail(conn, r["id"])) for r in rows]
 
     def events(self, alert_id: int) -> list[tuple[str, str, str | None]]:
         """(kind, actor, detail) of an alert's audit trail, in order."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(_EVENTS.c.kind, _EVENTS.c.actor, _EVENTS.c.detail)
                 .where(_EVENTS.c.alert_id == alert_id)
@@ -374,7 +375,7 @@ class AlertStore:
         rule, scope_text = observation.rule.id, _scope_text(observation.scope)
         if not observation.evaluated:
             return "waiting", None
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             # Alerts of an earlier period end with it.
             for old in conn.execute(
                 select(_ALERTS.c.id, _ALERTS.c.version).where(
@@ -444,7 +445,7 @@ class AlertStore:
             "false_alarm": False,
         }
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 new_id = conn.execute(
                     insert(_ALERTS).values(**values).returning(_ALERTS.c.id)
                 ).scalar_one()
@@ -532,7 +533,7 @@ class AlertStore:
         bump: bool = True,
         **detail: Any,
     ) -> bool:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             return self._transition(
                 conn, alert_id, version, allowed, now, actor, kind, values, bump=bump, **detail
             )
@@ -640,7 +641,7 @@ class AlertStore:
 
     def first_notified_at(self, alert_id: int) -> int | None:
         """When the alert was first notified (its owner first told), from its trail."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             found = conn.execute(
                 select(func.min(_EVENTS.c.at)).where(
                     _EVENTS.c.alert_id == alert_id, _EVENTS.c.kind == "notified"
@@ -651,7 +652,7 @@ class AlertStore:
     def refused(self, alert_id: int, actor: str, action: str, now: int) -> None:
         """Record an attempt by someone not allowed to act: once per person and alert (a
         second attempt adds nothing to the trail)."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             before = conn.execute(
                 select(_EVENTS.c.id).where(
                     _EVENTS.c.alert_id == alert_id,
@@ -664,7 +665,7 @@ class AlertStore:
 
     def false_alarm_rates(self) -> dict[str, tuple[int, int]]:
         """Per rule: (alerts marked not a problem, alerts opened)."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(select(_ALERTS.c.rule, _ALERTS.c.false_alarm)).all()
         rates: dict[str, tuple[int, int]] = {}
         for rule, false_alarm in rows:

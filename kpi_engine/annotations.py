@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import Engine, insert, select
 
 from kpi_engine.models import Annotation
+from kpi_engine.units import reading, writing
 
 _ANNOTATIONS = Annotation.__table__  # type: ignore[attr-defined]
 
@@ -26,7 +27,7 @@ class Note:
 def add_note(engine: Engine, entity: str, day: date, text: str, author: str, *, now: int) -> Note:
     """Record a note on `entity` for `day`."""
     note = Note(entity, day, text.strip(), author, now)
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         conn.execute(
             insert(_ANNOTATIONS).values(
                 entity=entity, day=day, text=note.text, author=author, created_at=now
@@ -43,5 +44,5 @@ def notes(engine: Engine, entities: list[str], first: date, last: date) -> list[
         .where(a.c.entity.in_(entities), a.c.day >= first, a.c.day <= last)
         .order_by(a.c.day, a.c.created_at, a.c.id)
     )
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         return [Note(*row) for row in conn.execute(query)]

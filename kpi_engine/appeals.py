@@ -19,10 +19,11 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.engine import Connection
 
-from kpi_engine.figures import Figure, Figures, still_owed
+from kpi_engine.figures import Figure, Figures, still_owed, storable_amount
 from kpi_engine.models import Appeal, AppealEvent, Correction
 from kpi_engine.periods import Period
 from kpi_engine.scopes import Scope
+from kpi_engine.units import reading, writing
 
 _APPEALS = Appeal.__table__  # type: ignore[attr-defined]
 _EVENTS = AppealEvent.__table__  # type: ignore[attr-defined]
@@ -174,7 +175,7 @@ class AppealStore:
             "created_at": now,
             "due_at": now + sla_hours * 3600,
         }
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             new_id = conn.execute(
                 insert(_APPEALS).values(**values).returning(_APPEALS.c.id)
             ).scalar_one()
@@ -195,7 +196,7 @@ class AppealStore:
 
     def open_for(self, appellant: str, metric: str, first: date, last: date) -> AppealRow | None:
         """The appellant's appeal on this figure that is still open or in review, if any."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = (
                 conn.execute(
                     select(_APPEALS).where(
@@ -213,7 +214,7 @@ class AppealStore:
 
     def get(self, appeal_id: int) -> AppealRow | None:
         """One appeal, or None."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             data = (
                 conn.execute(select(_APPEALS).where(_APPEALS.c.id == appeal_id)).mappings().first()
             )
@@ -232,13 +233,13 @@ class AppealStore:
             query = query.where(_APPEALS.c.appellant.in_(appellants))
         if states is not None:
             query = query.where(_APPEALS.c.state.in_(states))
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(query.order_by(_APPEALS.c.id.desc()).limit(limit)).mappings()
             return [_row(r) for r in rows]
 
     def events(self, appeal_id: int) -> list[tuple[str, str, str | None]]:
         """(kind, actor, detail) of the appeal's audit trail, in order."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = conn.execute(
                 select(_EVENTS.c.kind, _EVENTS.c.actor, _EVENTS.c.detail)
                 .where(_EVENTS.c.appeal_id == appeal_id)
@@ -286,7 +287,7 @@ class AppealStore:
         values: dict[str, Any] = {"state": state}
         if move in ("accept", "reject", "withdraw"):
             values.update(decided_at=now, decided_by=actor, decision_note=note)
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             if not self._update(conn, appeal, allowed, values):
                 return Moved(False, self.get(appeal_id), "stale")
             self._event(conn, appeal.id, now, actor, state, note=note)
@@ -312,7 +313,7 @@ class AppealStore:
 
     def set_thread(self, appeal_id: int, channel: str, thread: str) -> None:
         """Remember the first message of the appeal's thread."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 update(_APPEALS)
                 .where(_APPEALS.c.id == appeal_id)
@@ -321,7 +322,7 @@ class AppealStore:
 
     def overdue(self, now: int) -> list[AppealRow]:
         """Open appeals past their SLA and not yet reminded."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             rows = (
                 conn.execute(
                     select(_APPEALS).where(
@@ -338,7 +339,7 @@ class AppealStore:
     def note_divergence(self, appeal_id: int, raw: Decimal | None, now: int) -> bool:
         """Record, once, that the data of an accepted appeal went past its claimed value; True
         the first time (the reviewer is to be told)."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             seen = conn.execute(
                 select(_EVENTS.c.id).where(
                     _EVENTS.c.appeal_id == appeal_id, _EVENTS.c.kind == "diverged"
@@ -351,7 +352,7 @@ class AppealStore:
 
     def remind(self, appeal: AppealRow, now: int, escalated_to: str | None) -> bool:
         """Mark an overdue appeal reminded (and escalated), once."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             done = self._update(
                 conn, appeal, OPEN, {"reminded_at": now, "escalated_to": escalated_to}
             )
@@ -402,6 +403,8 @@ def correction_states(figures: Figures, *, now: int, since: int = 0) -> list[Cor
         )
     states = []
     for row in rows:
+        if not all(storable_amount(row[k]) for k in ("delta", "claimed", "reported")):
+            continue  # left out of the figures too (and said so there)
         kind, _, ident = str(row["scope"]).partition(":")
         if (kind == "person" and ident not in figures.organisation.people) or (
             kind == "team" and ident not in figures.organisation.teams

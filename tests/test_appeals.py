@@ -238,3 +238,112 @@ def test_the_reviewer_is_told_once_when_the_data_passes_an_accepted_claim(
         "accepted",
         "diverged",
     ]
+
+
+def test_a_decision_that_fails_after_it_was_written_changes_nothing(
+    loaded: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    import shutil
+
+    from kpi_engine.organisation import load_organisation
+    from tests.conftest import EXAMPLE_CONFIG
+
+    zhang = organisation.people["zhang.wei"].chat.slack
+    assert zhang is not None
+    AppealBot(loaded, organisation).say(zhang, "申诉 11月10日GMV 应该是1500")
+    # He leaves the company before the review: the configuration no longer knows him. The
+    # acceptance is written, then telling the appellant's team fails: nothing may remain of it.
+    config = tmp_path / "left"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    for name, line in (
+        ("people.yaml", None),
+        ("kpis.yaml", "entity: person:zhang.wei,"),
+        ("shops.yaml", "{person: zhang.wei,"),
+    ):
+        path = config / name
+        text = path.read_text(encoding="utf-8")
+        if line is None:
+            start = text.index("  - id: zhang.wei\n")
+            end = text.index("  - id: chen.jing\n")
+            text = text[:start] + text[end:]
+        else:
+            text = "".join(x for x in text.splitlines(keepends=True) if line not in x)
+        path.write_text(text, encoding="utf-8")
+    left = load_organisation(config)
+    assert "zhang.wei" not in left.people
+    bot = AppealBot(loaded, left)
+    bot._events = 100  # deliveries of its own, not the first bot's again
+    appeal = bot.appeals.store.get(1)
+    assert appeal is not None and appeal.appellant == "zhang.wei"
+    by_text = bot.say(WANG, "接受 1")
+    by_click = bot.click(WANG, ACCEPT, f"{appeal.id}:{appeal.version}")
+    for reply in (by_text, by_click):
+        assert reply is not None and reply.text.startswith("抱歉，出了点问题")
+    assert bot.appeals.store.get(1) == appeal  # still open, at the same version
+    assert [k for k, _, _ in bot.appeals.store.events(1)] == ["opened"]
+    with loaded.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Correction)).scalar_one() == 0
+
+
+def test_a_reminder_that_cannot_be_made_leaves_its_appeal_due_and_the_others_reminded(
+    loaded: Engine, organisation: Organisation, caplog: pytest.LogCaptureFixture
+) -> None:
+    from sqlalchemy import update
+
+    from kpi_engine.models import Appeal
+
+    bot = AppealBot(loaded, organisation)
+    bot.say(LINA, "申诉 11月10日GMV 应该是1500")
+    bot.say(LINA, "申诉 11月9日GMV 应该是1500")
+    # The first claim as an earlier version stored it, before claims were bounded: its card
+    # cannot show it.
+    with loaded.begin() as conn:
+        conn.execute(
+            update(Appeal).where(Appeal.id == 1).values(claimed_value="1" + "0" * 27)  # type: ignore[arg-type]
+        )
+    later = bot.clock.now + 25 * 3600
+    before = len(bot.chat.sent)
+    assert bot.appeals.check(later) == "1 appeals reminded"
+    assert "reminding of appeal 1 failed" in caplog.text
+    assert [k for k, _, _ in bot.appeals.store.events(1)] == ["opened"]  # still due
+    assert [k for k, _, _ in bot.appeals.store.events(2)] == ["opened", "reminded"]
+    bot.sender.drain()
+    [reminder] = [r for r, t in bot.chat.sent[before:] if t.user == WANG]
+    assert "#2" in reminder.text
+    # Its buttons are the appeal's as it is now (reminded): accepting from it works.
+    [accept] = [b for b in reminder.buttons if b.action == ACCEPT]
+    reply = bot.click(WANG, ACCEPT, accept.value)
+    assert reply is not None and "已接受" in reply.text
+
+
+@pytest.mark.parametrize("amount", ["NaN", "1" + "0" * 27, "1E+400", "ten"])
+def test_a_stored_correction_with_an_impossible_amount_poisons_no_figure(
+    loaded: Engine, organisation: Organisation, amount: str
+) -> None:
+    from sqlalchemy import insert
+
+    scopes = [Scope("person", "li.na"), Scope("person", "zhang.wei"), Scope("team", "sz-live")]
+    scopes.append(Scope("company", ""))
+    before = [gmv(loaded, organisation, scope) for scope in scopes]
+    # As an earlier version (or a hand-made fix) may have stored it.
+    with loaded.begin() as conn:
+        conn.execute(
+            insert(Correction).values(  # type: ignore[arg-type]
+                appeal_id=None,
+                metric="gmv",
+                scope="person:li.na",
+                day=DAY,
+                first_day=DAY,
+                timezone="Asia/Shanghai",
+                delta=amount,
+                claimed=amount,
+                reported="100",
+                currency="CNY",
+                created_by="wang.fang",
+                created_at=NOW,
+                reason="imported by hand",
+            )
+        )
+    assert [gmv(loaded, organisation, scope) for scope in scopes] == before
+    bot = AppealBot(loaded, organisation)
+    assert bot.appeals.check(NOW).startswith("0 appeals reminded")  # the SLA job goes on

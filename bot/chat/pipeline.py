@@ -20,6 +20,7 @@ from bot.i18n import texts
 from kpi_engine.clock import Clock, system_clock
 from kpi_engine.models import InboundEvent
 from kpi_engine.restatements import record_posted
+from kpi_engine.units import unit_of_work
 
 log = logging.getLogger(__name__)
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
@@ -187,7 +188,8 @@ class Pipeline:
         now = int(self.clock())
         context = router.context(asker, where, language, now)
         try:
-            result = router.core.registry.actions[action.action](action, context)
+            with unit_of_work(self.engine):  # a click that fails has changed nothing
+                result = router.core.registry.actions[action.action](action, context)
         except Exception:
             log.exception("handling %s click %s failed", action.platform, action.event_id)
             result = Result(Reply(context.t("error.generic"), language, private=True))

@@ -2,8 +2,8 @@
 parser), whether they may, and the registered command that answers — or a question back
 when the message names something kpibot does not know.
 
-A handler that fails answers with an apology and has changed nothing: every store a handler
-writes to commits all of its change in one transaction or none of it.
+A handler that fails answers with an apology and has changed nothing: its writes are one unit
+of work (`kpi_engine.units`), committed when it answers and rolled back when it raises.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from kpi_engine.languages import Language
 from kpi_engine.organisation import PersonConfig
 from kpi_engine.periods import PeriodError, today
 from kpi_engine.scopes import ScopeError
+from kpi_engine.units import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,9 @@ class Router:
         if ctx.where.replayable and request.intent in MUTATING:
             return Result(Reply(t("security.replayable"), ctx.language, private=True))
         try:
-            return command.handler(ctx, request)
+            # Everything the command writes commits when it answers, or not at all.
+            with unit_of_work(self.core.engine):
+                return command.handler(ctx, request)
         except PeriodError:
             said = request.period_said or request.period or ""
             return Result(Reply(t("period.impossible", said=said), ctx.language))
