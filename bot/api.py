@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from bot.chat.adapter import read_body
 from bot.runtime import Runtime
 from kpi_engine import apikeys
 from kpi_engine.apikeys import Caller
@@ -89,8 +90,13 @@ async def import_data(
     spec = KINDS.get(kind)
     if spec is None:
         raise HTTPException(404, f"unknown import kind {kind!r}; kinds: {', '.join(KINDS)}")
+    limit = runtime.settings.import_max_bytes
+    raw = await read_body(request, limit)
+    if raw is None:
+        log.warning("refused an import: larger than %d bytes", limit)
+        raise HTTPException(413, f"the body is larger than {limit} bytes (KPIBOT_IMPORT_MAX_BYTES)")
     try:
-        body = (await request.body()).decode("utf-8")
+        body = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise HTTPException(400, "the body is not UTF-8 text") from None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -37,7 +37,7 @@ def _resolve(runtime: Runtime, caller: Caller, entity: str, period: str) -> Figu
             now=lambda _zone: int(runtime.clock()),
         )
     except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(400, str(exc)) from None
     except ScopeError as exc:
         raise HTTPException(404, str(exc)) from None
     may_read(runtime, caller, query.scope)
@@ -66,7 +66,7 @@ def get_metric(
     except FigureError as exc:
         raise HTTPException(404, f"{exc} (see docs/metrics.md)") from None
     except PeriodError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(400, str(exc)) from None
     return progress_json(query.plans.progress(figure, query.now), before)
 
 

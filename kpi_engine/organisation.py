@@ -28,13 +28,16 @@ from kpi_engine.calendar import CalendarEvent
 from kpi_engine.instants import is_zone, zone_names
 from kpi_engine.languages import Language
 from kpi_engine.metrics import (
+    Aggregate,
     Catalogue,
     Direction,
+    Imported,
     Metric,
     MetricError,
     Unit,
     build_catalogue,
     custom_metric,
+    imported_metric,
 )
 from kpi_engine.money import currency_codes, is_currency, minor_exponent
 from kpi_engine.periods import Period, PeriodError, day_of, parse_period
@@ -208,6 +211,8 @@ class TeamConfig(ConfigModel):
     channels: ChatIds = ChatIds()
     schedules: ScheduleSettings | None = None  # replaces the organisation's, when given
     holidays: tuple[date, ...] = ()  # the team's own, besides the organisation's
+    # Who answers for a metric of the team: its alerts go to them, not to the manager.
+    owners: dict[str, str] = Field(default_factory=dict)
 
     _zone = field_validator("timezone")(_check_zone)
     _currency = field_validator("currency")(_check_currency)
@@ -237,6 +242,8 @@ class ShopConfig(ConfigModel):
     timezone: str
     currency: str
     team: str | None = None
+    # The day the shop opened, in its own time zone: imported rows dated earlier are refused.
+    opened: date | None = None
 
     _zone = field_validator("timezone")(_check_zone)
     _currency = field_validator("currency")(_check_currency)
@@ -266,14 +273,24 @@ class MetricName(ConfigModel):
     ja: str | None = None  # Japanese readers read `en` without it
 
 
+class ImportedConfig(ConfigModel):
+    """How an imported daily metric adds up over days and people (docs/metrics.md)."""
+
+    aggregate: Aggregate
+    weight: str | None = None  # the companion metric `weighted` weighs each row by
+    lag_days: int | None = Field(None, ge=0)  # else settlement_lag_days.metric_values
+
+
 class MetricConfig(ConfigModel):
-    """A custom metric: a formula over other metrics (see docs/metrics.md)."""
+    """A custom metric: a formula over other metrics, or a metric imported as daily
+    `metric_values` rows (see docs/metrics.md)."""
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: MetricName
     unit: Unit
     direction: Direction
-    formula: str
+    formula: str | None = None
+    imported: ImportedConfig | None = None
     words: tuple[str, ...] = ()  # what people call it in chat
 
 
@@ -650,6 +667,13 @@ def _format_path(path: KeyPath) -> str:
     return text
 
 
+# An unknown metric is often one imported as metric_values but not declared yet.
+_UNKNOWN_METRIC_HINT = (
+    "see docs/metrics.md; a metric imported as metric_values is declared under metrics: "
+    "with an imported: block"
+)
+
+
 def _closest(word: str, options: Iterable[str]) -> str | None:
     candidates = list(options)
     # Swapped letters (GPB for GBP) first: difflib ranks them below unrelated codes.
@@ -658,10 +682,19 @@ def _closest(word: str, options: Iterable[str]) -> str | None:
     return f"did you mean {match[0]!r}?" if match else None
 
 
+def config_files(config_dir: Path) -> list[Path]:
+    """The files an organisation is read from: every *.yaml (*.yml), then targets*.csv."""
+    return [
+        *sorted([*config_dir.glob("*.yaml"), *config_dir.glob("*.yml")]),
+        *sorted(config_dir.glob("targets*.csv")),
+    ]
+
+
 def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Problem]]:
     """Load and validate every *.yaml file in `config_dir`; the organisation is None on errors."""
     checker = _Checker()
-    files = sorted([*config_dir.glob("*.yaml"), *config_dir.glob("*.yml")])
+    every_file = config_files(config_dir)
+    files = [f for f in every_file if f.suffix != ".csv"]
     if not config_dir.is_dir():
         checker.add(
             "error",
@@ -744,8 +777,9 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
         # rest would bury its one error under every "unknown team" it causes.
         return None, checker.problems
 
-    for file in sorted(config_dir.glob("targets*.csv")):
-        items.extend(_csv_targets(checker, file))
+    for file in every_file:
+        if file.suffix == ".csv":
+            items.extend(_csv_targets(checker, file))
 
     parsed_items: dict[str, list[tuple[_Item, Any]]] = {name: [] for name in _LIST_SECTIONS}
     invalid_ids: set[str] = set()  # entries already reported; references to them are not
@@ -769,6 +803,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     _check_references(checker, teams, people, shops, parsed_items["assignments"], invalid_ids)
     by_chat = _check_chat_ids(checker, people)
     catalogue = _check_metrics(checker, parsed_items["metrics"])
+    _check_owners(checker, teams, people, catalogue)
     rule_ids = {c.id for _, c in parsed_items["alerts"]}
     calendar = _check_calendar(checker, parsed_items["calendar"], teams, shops, people, rule_ids)
     plans = _check_plans(checker, parsed_items["plans"], people, calendar)
@@ -820,11 +855,36 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     return organisation, checker.problems
 
 
-def load_organisation(config_dir: Path) -> Organisation:
-    """The validated organisation in `config_dir`; raises ConfigError listing every error."""
+def load_organisation(config_dir: Path, cache_dir: Path | None = None) -> Organisation:
+    """The validated organisation in `config_dir`; raises ConfigError listing every error.
+
+    With `cache_dir`, a checked organisation is kept there, keyed by the bytes of every file
+    (kpi_engine/config_cache.py): loading unchanged files again skips parsing and checking.
+    """
+    from kpi_engine import config_cache
+
+    key: bytes | None = None
+    if cache_dir is not None and config_dir.is_dir():
+        try:
+            key = config_cache.cache_key(config_dir, config_files(config_dir))
+        except OSError:
+            key = None
+        if key is not None:
+            cached = config_cache.read_cached(config_cache.cache_file(cache_dir, config_dir), key)
+            if cached is not None:
+                return cached
     organisation, problems = check_organisation(config_dir)
     if organisation is None:
         raise ConfigError([p for p in problems if p.severity == "error"])
+    if key is not None and cache_dir is not None:
+        # Stored only if no file changed while it was checked: the key names what was read.
+        try:
+            unchanged = config_cache.cache_key(config_dir, config_files(config_dir)) == key
+        except OSError:
+            unchanged = False
+        if unchanged:
+            file = config_cache.cache_file(cache_dir, config_dir)
+            config_cache.write_cached(file, key, organisation)
     return organisation
 
 
@@ -948,6 +1008,42 @@ def _check_references(
         )
 
 
+def _check_owners(
+    checker: _Checker,
+    teams: dict[str, tuple[_Item, TeamConfig]],
+    people: dict[str, tuple[_Item, PersonConfig]],
+    catalogue: Catalogue,
+) -> None:
+    """A team's metric owners: known metrics, and people of that team."""
+    for item, team in teams.values():
+        for metric, person in team.owners.items():
+            at = (*item.path, "owners", metric)
+            if catalogue.get(metric) is None:
+                checker.add(
+                    "error",
+                    item.doc,
+                    at,
+                    f"unknown metric {metric!r}",
+                    _closest(metric, catalogue.metrics) or _UNKNOWN_METRIC_HINT,
+                )
+            elif person not in people:
+                checker.add(
+                    "error",
+                    item.doc,
+                    at,
+                    f"unknown person {person!r}",
+                    _closest(person, people) or "define the person first",
+                )
+            elif people[person][1].team != team.id:
+                checker.add(
+                    "error",
+                    item.doc,
+                    at,
+                    f"{person!r} is not in team {team.id!r}",
+                    "a metric's owner is one of the team's people",
+                )
+
+
 def _check_manager_cycles(checker: _Checker, people: dict[str, tuple[_Item, PersonConfig]]) -> None:
     reported: set[str] = set()
     for start in people:
@@ -1007,6 +1103,33 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
                 "choose another key",
             )
             continue
+        if (config.formula is None) == (config.imported is None):
+            checker.add(
+                "error",
+                item.doc,
+                item.path,
+                "a metric has either a formula or an imported block",
+                "formula: for a formula over other metrics, imported: for metric_values rows",
+            )
+            continue
+        if config.imported is not None:
+            imported = _imported_spec(checker, item, config, entries)
+            if imported is not None:
+                customs[config.key] = (
+                    item,
+                    imported_metric(
+                        config.key,
+                        config.name.en,
+                        config.name.zh,
+                        config.unit,
+                        config.direction,
+                        imported,
+                        config.words,
+                        name_ja=config.name.ja,
+                    ),
+                )
+            continue
+        assert config.formula is not None
         try:
             metric = custom_metric(
                 config.key,
@@ -1030,7 +1153,8 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
         customs[config.key] = (item, metric)
     known = {*builtin.metrics, *customs}  # formulas name metrics by key, not by alias
     for key, (item, metric) in list(customs.items()):
-        assert metric.formula is not None
+        if metric.formula is None:
+            continue  # imported
         unknown = sorted(metric.formula.references - known)
         for name in unknown:
             checker.add(
@@ -1050,6 +1174,49 @@ def _check_metrics(checker: _Checker, entries: list[tuple[_Item, Any]]) -> Catal
             for member in dict.fromkeys(exc.cycle[:-1] or (exc.metric,)):
                 item = customs.pop(member)[0]
                 checker.add("error", item.doc, (*item.path, "formula"), str(exc))
+
+
+def _imported_spec(
+    checker: _Checker, item: _Item, config: MetricConfig, entries: list[tuple[_Item, Any]]
+) -> Imported | None:
+    """An imported metric's aggregation: `weighted` names another imported metric as its
+    weight, and money is never imported (values carry no currency)."""
+    spec = config.imported
+    assert spec is not None
+    at = (*item.path, "imported")
+    if config.unit == "money":
+        checker.add(
+            "error",
+            item.doc,
+            (*item.path, "unit"),
+            "an imported metric cannot be money: metric_values rows carry no currency",
+            "import money as orders or ad_spend, or use count or decimal",
+        )
+        return None
+    weights = {
+        other.key
+        for _, other in entries
+        if isinstance(other, MetricConfig) and other.imported is not None and other is not config
+    }
+    if spec.aggregate == "weighted" and spec.weight not in weights:
+        checker.add(
+            "error",
+            item.doc,
+            (*at, "weight"),
+            f"weighted needs the key of another imported metric, not {spec.weight!r}",
+            _closest(spec.weight or "", weights) or "declare the companion count as a metric",
+        )
+        return None
+    if spec.aggregate != "weighted" and spec.weight is not None:
+        checker.add(
+            "error",
+            item.doc,
+            (*at, "weight"),
+            "only aggregate: weighted takes a weight",
+            "aggregate: weighted",
+        )
+        return None
+    return Imported(spec.aggregate, spec.weight, spec.lag_days)
 
 
 def _check_calendar(
@@ -1245,7 +1412,7 @@ def _check_targets(
                 item.doc,
                 (*item.path, "metric"),
                 f"unknown metric {config.metric!r}",
-                _closest(config.metric, catalogue.metrics) or "see docs/metrics.md",
+                _closest(config.metric, catalogue.metrics) or _UNKNOWN_METRIC_HINT,
             )
             ok = False
         subjects = _target_subjects(checker, item, config, teams, shops, people)
@@ -1652,7 +1819,7 @@ def _check_scorecards(
                     item.doc,
                     (*item.path, *path),
                     f"unknown metric {name!r}",
-                    _closest(name, catalogue.metrics) or "see docs/metrics.md",
+                    _closest(name, catalogue.metrics) or _UNKNOWN_METRIC_HINT,
                 )
                 ok = False
         total = sum((entry.weight for entry in config.items), Decimal(0))
@@ -1764,7 +1931,7 @@ def _check_alerts(
             (("min_sample", "metric"), rule.min_sample.metric if rule.min_sample else None),
         ):
             if metric is not None and metric not in catalogue.metrics:
-                hint = _closest(metric, catalogue.metrics) or "see docs/metrics.md"
+                hint = _closest(metric, catalogue.metrics) or _UNKNOWN_METRIC_HINT
                 checker.add(
                     "error", item.doc, (*item.path, *path), f"unknown metric {metric!r}", hint
                 )

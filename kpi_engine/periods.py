@@ -124,17 +124,30 @@ def day_of(day: date, timezone: str) -> Period:
     return Period("day", day, day, timezone)
 
 
+def _outside(day: date) -> PeriodError:
+    """The error for a period around `day` that the calendar cannot even hold (year 1, 9999)."""
+    return PeriodError(
+        f"{day} is outside the years figures are kept for ({FIRST_YEAR}–{LAST_YEAR})"
+    )
+
+
 def week_of(day: date, timezone: str, week_start: WeekStart = "monday") -> Period:
     """The week containing `day`, starting on Monday (ISO) or Sunday."""
     offset = day.weekday() if week_start == "monday" else (day.weekday() + 1) % 7
-    first = day - timedelta(days=offset)
-    return Period("week", first, first + timedelta(days=6), timezone)
+    try:
+        first = day - timedelta(days=offset)
+        return Period("week", first, first + timedelta(days=6), timezone)
+    except OverflowError:
+        raise _outside(day) from None
 
 
 def month_of(day: date, timezone: str) -> Period:
     """The calendar month containing `day`."""
     first = day.replace(day=1)
-    following = (first + timedelta(days=32)).replace(day=1)
+    try:
+        following = (first + timedelta(days=32)).replace(day=1)
+    except OverflowError:
+        raise _outside(day) from None
     return Period("month", first, following - timedelta(days=1), timezone)
 
 
@@ -196,12 +209,14 @@ def parse_period(text: str, *, now: int, timezone: str, week_start: WeekStart = 
             monday = date.fromisocalendar(int(match.group(1)), int(match.group(2)), 1)
         except ValueError:
             raise PeriodError(f"{text!r} is not an ISO week") from None
-        return Period("week", monday, monday + timedelta(days=6), timezone)
+        return week_of(monday, timezone)
     if match := _MONTH.fullmatch(token):
         year, month = int(match.group(1)), int(match.group(2))
-        if not 1 <= month <= 12:
-            raise PeriodError(f"{text!r} is not a month")
-        return month_of(date(year, month, 1), timezone)
+        try:
+            first = date(year, month, 1)
+        except ValueError:  # month 13, or year 0
+            raise PeriodError(f"{text!r} is not a month") from None
+        return month_of(first, timezone)
     try:
         return day_of(date.fromisoformat(token), timezone)
     except ValueError:

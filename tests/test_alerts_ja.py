@@ -166,6 +166,7 @@ def test_the_card_names_the_person_the_number_the_target_and_the_reason_in_japan
         "問題なし",
         "内訳を見る",
         "異議申し立て",
+        "📊 ダッシュボード",
     ]
     assert f"「確認 {alert.id}」または「スヌーズ {alert.id} 2時間」と返信" in card.text
     settled = "速報値" if alert.provisional else "確定値"
@@ -386,11 +387,12 @@ def test_a_japanese_reader_in_a_chinese_team_gets_her_cards_in_japanese(
 def test_a_silent_source_is_told_to_the_admin_in_japanese(
     engine: Engine, japanese: Organisation, tmp_path: Path
 ) -> None:
-    # The data was last imported eight hours ago; the example rule allows six.
-    data = generate(japanese, EXAMPLE_CONFIG, tmp_path / "data", days=3, end=END, seed=21)
+    # The data was last imported eight hours ago, up to that moment; the example rule allows six.
+    then = NOW - 8 * 3600
+    data = generate(japanese, EXAMPLE_CONFIG, tmp_path / "data", days=3, now=then, seed=21)
     for label, path in data.files.items():
         kind = KINDS[FILE_KINDS.get(label, label)]
-        assert import_file(engine, japanese, kind, path, now=NOW - 8 * 3600).ok
+        assert import_file(engine, japanese, kind, path, now=then).ok
     [silent] = [r for r in japanese.alerts if r.id == "orders-data-silent"]
     bot = Bot(engine, with_rules(japanese, silent))
     bot.run()

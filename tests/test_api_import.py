@@ -162,3 +162,31 @@ def test_refused_without_a_valid_key(db_url: str) -> None:
         assert response.status_code == 401
         assert "kpibot apikey create" in response.json()["detail"]
         assert test_client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_a_body_over_the_documented_size_is_refused_unread(db_url: str) -> None:
+    settings = Settings(
+        KPIBOT_DATABASE_URL=db_url,
+        KPIBOT_CONFIG_DIR=EXAMPLE_CONFIG,
+        KPIBOT_API_KEY=KEY,
+        KPIBOT_IMPORT_MAX_BYTES=2_000,
+    )
+    body = json.dumps(ORDERS_JSON)
+    assert len(body) < 2_000
+    with TestClient(create_app(settings)) as test_client:
+        headers = {"X-API-Key": KEY, "Content-Type": "application/json"}
+        big = json.dumps(ORDERS_JSON * 10)  # over the limit: nothing of it is imported
+        refused = test_client.post("/api/v1/import/orders", content=big, headers=headers)
+        assert refused.status_code == 413
+        assert "KPIBOT_IMPORT_MAX_BYTES" in refused.json()["detail"]
+        assert count_orders(test_client) == 0
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted while read
+            yield big[:1_500].encode()
+            yield big[1_500:].encode()
+
+        streamed = test_client.post("/api/v1/import/orders", content=chunks(), headers=headers)
+        assert streamed.status_code == 413
+        accepted = test_client.post("/api/v1/import/orders", content=body, headers=headers)
+        assert accepted.status_code == 200, accepted.text
+        assert count_orders(test_client) == len(ORDERS_JSON)

@@ -179,3 +179,34 @@ def test_chat_identity_lookup() -> None:
     assert person is not None and person.id == "li.na"
     assert organisation.language_of(person) == "zh"
     assert organisation.person_by_chat_id("slack", "U_NOBODY") is None
+
+
+def test_one_yaml_syntax_error_is_reported_once_without_its_cascade(config_dir: Path) -> None:
+    people = config_dir / "people.yaml"
+    _edit(people, "    name: 李娜\n", "    name: 李娜\n   role streamer: [\n")
+    organisation, problems = check_organisation(config_dir)
+    assert organisation is None
+    [problem] = problems  # not one "unknown person" for every reference to li.na and the rest
+    assert Path(problem.file).name == "people.yaml" and problem.message.startswith("invalid YAML")
+    assert problem.line is not None and abs(problem.line - _line_of(people, "role streamer")) <= 1
+    result = runner.invoke(app, ["config", "check", str(config_dir)])
+    assert result.exit_code == 1 and "1 error(s)" in result.output
+    assert "people.yaml:" in result.output and "unknown person" not in result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        bytes(range(256)) * 4,  # a binary file that happens to be named .yaml
+        b"teams:\n  - id: x\x00y\n",  # UTF-8 with a NUL in it
+        b"\xff\xfet\x00e\x00a\x00m\x00s\x00:\x00",  # UTF-16, as Notepad saves "Unicode"
+    ],
+)
+def test_a_binary_or_undecodable_file_is_an_error_naming_the_file(
+    config_dir: Path, content: bytes
+) -> None:
+    (config_dir / "shops.yaml").write_bytes(content)
+    result = runner.invoke(app, ["config", "check", str(config_dir)])
+    assert result.exit_code == 1
+    assert "shops.yaml:" in result.output and "Traceback" not in result.output
+    assert "1 error(s)" in result.output, result.output

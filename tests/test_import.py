@@ -545,3 +545,148 @@ def test_parallel_parsing_matches_sequential(
         "broken.csv: line 302: a quoted field is never closed"
     ]
     assert orders(engine)["P8"]["revision"] == 2  # nothing from the failed imports was written
+
+
+def test_a_file_separated_by_semicolons_gets_a_delimiter_hint(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    row = "A1,tiktok,tts-us-01,UNPAID,USD,1795500000,,1795500100,1.00,1.00,,,"
+    file = write(tmp_path / "semi.csv", ORDER_HEADER.replace(",", ";"), row.replace(",", ";"))
+    report = import_file(engine, organisation, KINDS["orders"], file)
+    assert [str(e) for e in report.errors] == [
+        "semi.csv: line 1: the columns are separated by semicolons (;), not commas: save the "
+        "file as comma-separated CSV (Excel: “CSV UTF-8 (Comma delimited)”)"
+    ]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize(("encoding", "bad_line"), [("gbk", 181), ("gb18030", 5)])
+def test_a_file_in_a_chinese_encoding_is_refused_at_its_first_such_line(
+    engine: Engine,
+    organisation: Organisation,
+    tmp_path: Path,
+    encoding: str,
+    bad_line: int,
+    parallel: bool,
+) -> None:
+    rows = [
+        f"C{i},tiktok,tts-us-01,UNPAID,USD,1795500000,,1795500100,1.00,1.00,,,"
+        for i in range(2, 240)
+    ]
+    # Plain ASCII up to the bad line (the text reader decodes blocks of 8 KB ahead), then an
+    # order id in Chinese.
+    rows[bad_line - 2] = rows[bad_line - 2].replace(f"C{bad_line}", f"订单{bad_line}")
+    file = tmp_path / "gbk.csv"
+    file.write_bytes(("\n".join([ORDER_HEADER, *rows]) + "\n").encode(encoding))
+    report = import_file(engine, organisation, KINDS["orders"], file, parallel=parallel)
+    assert [str(e) for e in report.errors] == [
+        f"gbk.csv: line {bad_line}: not UTF-8 text (invalid start byte); saved as GBK/GB18030 "
+        "or Shift_JIS? save it as “CSV UTF-8” (Excel) or UTF-8"
+    ]
+    binary = tmp_path / "orders.csv"
+    binary.write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb4\xc3")
+    report = import_file(engine, organisation, KINDS["orders"], binary, parallel=parallel)
+    assert [str(e) for e in report.errors] == [
+        "orders.csv: line 1: not UTF-8 text (invalid start byte); it looks like an Excel "
+        "workbook: give it the .xlsx extension"
+    ]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5000])
+def test_a_key_twice_in_one_file_with_other_values_is_a_duplicate(
+    engine: Engine, organisation: Organisation, tmp_path: Path, chunk_size: int
+) -> None:
+    from kpi_engine.ingest.importer import import_rows
+    from kpi_engine.ingest.readers import read_path
+
+    def imported(kind: str, header: str, *rows: str) -> list[str]:
+        file = write(tmp_path / f"{kind}.csv", header, *rows)
+        report = import_rows(
+            engine, organisation, KINDS[kind], read_path(file), chunk_size=chunk_size
+        )
+        return [str(e) for e in report.errors]
+
+    earlier = "line 2" if chunk_size > 1 else "an earlier line"
+    assert imported(
+        "orders",
+        ORDER_HEADER,
+        "A1,tiktok,tts-us-01,UNPAID,USD,1795500000,,1795500100,1.00,1.00,,,",
+        "A1,tiktok,tts-us-01,UNPAID,USD,1795500000,,1795500100,2.00,2.00,,,",
+        "A1,tiktok,tts-us-01,UNPAID,USD,1795500000,,1795500100,1.00,1.00,,,",  # the same: fine
+    ) == [
+        f"orders.csv: line 3, column order_id: duplicate of {earlier} (platform=tiktok, "
+        "shop_id=tts-us-01, order_id=A1) with other values: one row per platform + shop_id + "
+        "order_id + update_time in a file"
+    ]
+    # A kind without versions: two rates for one day are a duplicate, not a revision.
+    assert imported(
+        "fx_rates", "date,currency,quote,rate", "2026-11-20,USD,CNY,7.12", "2026-11-20,USD,CNY,7.21"
+    ) == [
+        f"fx_rates.csv: line 3, column date: duplicate of {earlier} (currency=USD, quote=CNY, "
+        "date=2026-11-20) with other values: one row per currency + quote + date in a file"
+    ]
+    assert all(not rows for rows in snapshot(engine).values())
+
+
+def test_ids_amounts_and_times_out_of_their_documented_form_are_refused(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    now = epoch(2026, 11, 24, 2, 30, 0)
+    row = "{id},tiktok,tts-us-01,COMPLETED,USD,{created},1795500060,{updated},{amount},1.00,,,"
+
+    def refused(**cells: str) -> list[str]:
+        values = {
+            "id": "A1",
+            "created": "1795500000",
+            "updated": "1795500100",
+            "amount": "1.00",
+            **cells,
+        }
+        file = write(tmp_path / "f.csv", ORDER_HEADER, row.format(**values))
+        report = import_file(engine, organisation, KINDS["orders"], file, now=now)
+        return [str(e).removeprefix("f.csv: line 2, ") for e in report.errors]
+
+    assert refused(id="A" * 1_000_000) == [
+        f"column order_id: {'A' * 100 + '…'!r} is longer than 128 characters: not an id"
+    ]
+    control = "holds a line break, tab or other control character: not an id"
+    assert refused(id="A\x001") == [f"column order_id: 'A\\x001' {control}"]
+    assert refused(id='"A\n1"') == [f"column order_id: 'A\\n1' {control}"]
+    assert refused(amount="-1.00") == [
+        "column sub_total: '-1.00' is negative: amounts are 0 or more"
+    ]
+    future = "lies in the future (after the time of this import)"
+    assert refused(created="2030-01-01 00:00:00", updated="2030-01-01 00:00:00") == [
+        f"column create_time: '2030-01-01 00:00:00' {future}",
+        f"column update_time: '2030-01-01 00:00:00' {future}",
+    ]
+    # Within a day of the import's time is a clock's skew, not the future.
+    assert refused(updated=str(now + 3600), created=str(now)) == []
+
+
+def test_times_before_the_shop_opened_are_refused(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    import dataclasses
+    from datetime import date
+
+    shop = organisation.shops["tts-us-01"]  # America/Los_Angeles
+    opened = shop.model_copy(update={"opened": date(2026, 11, 20)})
+    young = dataclasses.replace(organisation, shops={**organisation.shops, shop.id: opened})
+    row = "{id},tiktok,tts-us-01,COMPLETED,USD,{created},{created},{created},1.00,1.00,,,"
+    file = write(
+        tmp_path / "f.csv",
+        ORDER_HEADER,
+        row.format(id="A1", created="2026-11-19 23:59:59"),  # the evening before, local time
+        row.format(id="A2", created="2026-11-20 00:00:00"),  # its first second
+    )
+    report = import_file(engine, young, KINDS["orders"], file, now=epoch(2026, 11, 24, 0, 0, 0))
+    before = "is before the shop opened (`opened` in shops.yaml)"
+    assert [str(e) for e in report.errors] == [
+        f"f.csv: line 2, column {column}: '2026-11-19 23:59:59' {before}"
+        for column in ("create_time", "paid_time", "update_time")
+    ]
+    # The same file with no opening day configured: both rows are stored.
+    assert import_file(
+        engine, organisation, KINDS["orders"], file, now=epoch(2026, 11, 24, 0, 0, 0)
+    ).ok

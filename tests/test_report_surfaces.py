@@ -66,7 +66,7 @@ def test_metric_endpoint(client: TestClient) -> None:
     assert year["compared_with"]["period"] == "2025-11-20"
     bad = client.get("/api/v1/metrics/gmv", headers=headers, params={"compare": "lastyear"})
     assert (
-        bad.status_code == 422
+        bad.status_code == 400
         and "compare must be previous, year_ago or none" in bad.json()["detail"]
     )
     person = client.get(
@@ -172,7 +172,11 @@ def test_scorecard_endpoint(client: TestClient) -> None:
         ("/api/v1/metrics/gvm", {}, 404, "unknown metric 'gvm'"),
         ("/api/v1/metrics/gmv", {"entity": "team:nope"}, 404, "unknown team 'nope'"),
         ("/api/v1/metrics/gmv", {"entity": "shelf:x"}, 404, "unknown entity kind 'shelf'"),
-        ("/api/v1/metrics/gmv", {"period": "someday"}, 422, "'someday' is not a period"),
+        ("/api/v1/metrics/gmv", {"period": "someday"}, 400, "'someday' is not a period"),
+        # Periods the calendar cannot hold: a bad request, never a 500.
+        ("/api/v1/metrics/gmv", {"period": "0000-01"}, 400, "'0000-01' is not a month"),
+        ("/api/v1/metrics/gmv", {"period": "9999-12"}, 400, "9999-12-01 is outside the years"),
+        ("/api/v1/metrics/gmv", {"period": "9999-W52"}, 400, "9999-12-27 is outside the years"),
     ],
 )
 def test_metric_endpoint_errors(

@@ -92,7 +92,16 @@ class ImportKind:
         return tuple(c.name for c in self.columns if c.required)
 
 
-def _text(value: str, _row: Parsed, _org: Organisation) -> str:
+# The longest id kept: platforms' order, refund, live, account and campaign ids are far shorter;
+# a longer cell is something else pasted into the column.
+MAX_ID = 128
+
+
+def _id(value: str, _row: Parsed, _org: Organisation) -> str:
+    if len(value) > MAX_ID:
+        raise FieldError(f"is longer than {MAX_ID} characters: not an id")
+    if not value.isprintable():
+        raise FieldError("holds a line break, tab or other control character: not an id")
     return value
 
 
@@ -117,9 +126,12 @@ def _currency(value: str, _row: Parsed, _org: Organisation) -> str:
 
 def _amount(value: str, row: Parsed, _org: Organisation) -> int:
     try:
-        return parse_minor(value, row["currency"])
+        minor = parse_minor(value, row["currency"])
     except MoneyError as exc:
         raise FieldError(str(exc)) from None
+    if minor < 0:  # prices, refunds and spend: a reversal is a refund row, not a negative sale
+        raise FieldError("is negative: amounts are 0 or more")
+    return minor
 
 
 def _shop_zone(row: Parsed, org: Organisation) -> ZoneInfo:
@@ -132,6 +144,11 @@ def _instant(value: str, row: Parsed, org: Organisation) -> int:
         return parse_instant(value, UTC if value.isdigit() else _shop_zone(row, org))
     except InstantError as exc:
         raise FieldError(str(exc)) from None
+
+
+def is_time(spec: ColumnSpec) -> bool:
+    """Does the column hold an instant (which may not lie in the future)?"""
+    return spec.parse is _instant
 
 
 def _date(value: str, _row: Parsed, _org: Organisation) -> Any:
@@ -266,7 +283,7 @@ ORDERS = ImportKind(
     columns=(
         _PLATFORM,
         _SHOP,
-        _col("order_id", _text, "the platform's order id"),
+        _col("order_id", _id, "the platform's order id"),
         _col("status", _choice(ORDER_STATUSES, upper=True), "TikTok Shop order status"),
         _CURRENCY,
         _col("create_time", _instant, "when the order was placed"),
@@ -276,7 +293,7 @@ ORDERS = ImportKind(
         _col("total_amount", _amount, "sub_total + shipping + taxes: what the buyer paid"),
         _col("attributed_to", _person, "person credited with the order", required=False),
         _col("channel", _choice(CHANNELS), "live, video, mall, ads or other", required=False),
-        _col("live_session_id", _text, "the live session it came from", required=False),
+        _col("live_session_id", _id, "the live session it came from", required=False),
         _col("is_sample", _flag, "true for free sample orders", required=False, default=False),
     ),
 )
@@ -290,8 +307,8 @@ REFUNDS = ImportKind(
     columns=(
         _PLATFORM,
         _SHOP,
-        _col("refund_id", _text, "the platform's return/refund id"),
-        _col("order_id", _text, "the order it refunds"),
+        _col("refund_id", _id, "the platform's return/refund id"),
+        _col("order_id", _id, "the order it refunds"),
         _col("status", _choice(REFUND_STATUSES, upper=True), "REQUESTED … COMPLETED"),
         _CURRENCY,
         _col("create_time", _instant, "when the refund was requested"),
@@ -310,7 +327,7 @@ LIVE_SESSIONS = ImportKind(
     columns=(
         _PLATFORM,
         _SHOP,
-        _col("session_id", _text, "the platform's live id"),
+        _col("session_id", _id, "the platform's live id"),
         _col("hosts", _people, "host person id(s), comma-separated"),
         _col("start_time", _instant, "when the live started"),
         _col("end_time", _instant, "when it ended"),
@@ -340,8 +357,8 @@ AD_SPEND = ImportKind(
     version=None,
     columns=(
         _PLATFORM,
-        _col("account", _text, "advertiser account id"),
-        _col("campaign", _text, "campaign id"),
+        _col("account", _id, "advertiser account id"),
+        _col("campaign", _id, "campaign id"),
         _col("date", _date, "the day, YYYY-MM-DD, in the ad account's time zone"),
         _col("person_id", _person, "the ad buyer responsible", required=False),
         _CURRENCY,

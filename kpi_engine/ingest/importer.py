@@ -26,12 +26,17 @@ from sqlalchemy import Boolean, Connection, Date, Engine, select
 
 from kpi_engine import rollups
 from kpi_engine.clock import system_clock
-from kpi_engine.ingest.formats import FieldError, ImportKind, Parsed
+from kpi_engine.ingest.formats import FieldError, ImportKind, Parsed, is_time
 from kpi_engine.ingest.readers import RowSource, SourceError, read_path
+from kpi_engine.instants import day_bounds, zone
 from kpi_engine.models import ImportBatch, RecordHistory
 from kpi_engine.organisation import Organisation
 
 ERROR_LISTING_CAP = 50
+# How far past the import's own time a time may lie: platform clocks and ours disagree a little;
+# an order dated years ahead is a typo or a wrong column.
+FUTURE_SKEW = 86_400
+SHOWN_VALUE = 100  # the most of a refused value an error shows
 _BATCHES = ImportBatch.__table__  # type: ignore[attr-defined]
 _HISTORY = RecordHistory.__table__  # type: ignore[attr-defined]
 
@@ -131,6 +136,7 @@ class _Stored:
     values: tuple[Any, ...]
     revision: int
     pending: _Row | None = None  # a row of this import not yet written
+    batch: int | None = None  # the import that wrote the stored row
 
 
 class _Rollback(Exception):
@@ -158,7 +164,7 @@ def import_rows(
     if plan is None:
         return report
     imported_at = int(system_clock()) if now is None else now
-    parse = _RowParser(kind, organisation, source, plan)
+    parse = _RowParser(kind, organisation, source, plan, latest=imported_at + FUTURE_SKEW)
     chunks = (
         _forked_chunks(source, parse, report, chunk_size)
         if parallel and _FORK is not None
@@ -301,6 +307,14 @@ def _column_plan(
     """Where each known column sits in the source; None after reporting header problems."""
     index: dict[str, int] = {}
     unit = source.unit
+    separator = _other_separator(kind, source.header)
+    if separator is not None:
+        reason = (
+            f"the columns are separated by {separator}, not commas: save the file as "
+            "comma-separated CSV (Excel: “CSV UTF-8 (Comma delimited)”)"
+        )
+        report.add_error(RowError(source.name, 1, "", "", reason, unit))
+        return None
     for position, name in enumerate(source.header):
         if name in kind.column_index:
             if name in index:
@@ -318,6 +332,26 @@ def _column_plan(
     return None if report.error_count else index
 
 
+_SEPARATORS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
+
+
+def _other_separator(kind: ImportKind, header: list[str]) -> str | None:
+    """What separates the columns of a header that is one cell holding several of the kind's
+    column names (a file saved where the list separator is ";"), if anything."""
+    if len(header) != 1:
+        return None
+    for separator, called in _SEPARATORS.items():
+        names = [part.strip().strip('"') for part in header[0].split(separator)]
+        if sum(name in kind.column_index for name in names) >= 2:
+            return called
+    return None
+
+
+def _shown(value: str) -> str:
+    """A refused value as an error shows it: a cell of a million characters is cut."""
+    return value if len(value) <= SHOWN_VALUE else value[:SHOWN_VALUE] + "…"
+
+
 _RAW = json.JSONEncoder(ensure_ascii=False)
 
 
@@ -325,9 +359,23 @@ class _RowParser:
     """Parses one source's rows for one kind; built once so the per-row loop stays lean."""
 
     def __init__(
-        self, kind: ImportKind, organisation: Organisation, source: RowSource, plan: dict[str, int]
+        self,
+        kind: ImportKind,
+        organisation: Organisation,
+        source: RowSource,
+        plan: dict[str, int],
+        *,
+        latest: int,
     ) -> None:
         self.check = kind.check
+        self.latest = latest
+        self.times = [(spec.name, plan.get(spec.name)) for spec in kind.columns if is_time(spec)]
+        # The first instant of each shop's life, for the shops whose opening day is configured.
+        self.opened = {
+            shop.id: day_bounds(shop.opened, zone(shop.timezone))[0]
+            for shop in organisation.shops.values()
+            if shop.opened is not None
+        }
         self.organisation = organisation
         self.source = source
         self.width = len(source.header)
@@ -363,15 +411,36 @@ class _RowParser:
             try:
                 parsed[name] = parse(text, parsed, organisation)
             except FieldError as exc:
-                report.add_error(RowError(source.name, line, name, text, str(exc), source.unit))
+                report.add_error(
+                    RowError(source.name, line, name, _shown(text), str(exc), source.unit)
+                )
                 failed = True
             except KeyError:
                 failed = True  # depends on a column that already failed and was reported
             except (ValueError, ArithmeticError):
                 # A parser that did not foresee this cell: the row is refused, never the file.
                 reason = "is not a valid value for this column"
-                report.add_error(RowError(source.name, line, name, text, reason, source.unit))
+                report.add_error(
+                    RowError(source.name, line, name, _shown(text), reason, source.unit)
+                )
                 failed = True
+        if failed:
+            return None
+        opened = self.opened.get(parsed.get("shop_id"))  # type: ignore[arg-type]
+        for name, position in self.times:
+            value = parsed[name]
+            if value is None:
+                continue
+            if value > self.latest:
+                reason = "lies in the future (after the time of this import)"
+            elif opened is not None and value < opened:
+                reason = "is before the shop opened (`opened` in shops.yaml)"
+            else:
+                continue
+            assert position is not None  # a value was read from the column
+            cell = values[position].strip()
+            report.add_error(RowError(source.name, line, name, cell, reason, source.unit))
+            failed = True
         if failed:
             return None
         problems = self.check(parsed)
@@ -429,7 +498,7 @@ class _Writer:
         self.key_positions = [names.index(k) for k in kind.key]
         self.version_position = names.index(kind.version) if kind.version else None
         key_cols = [table.c[kind.column_index[k].stored_as] for k in kind.key]
-        selected_columns = ["id", "revision", *self.value_columns]
+        selected_columns = ["id", "revision", "batch_id", *self.value_columns]
         self._sqlite_types: list[Callable[[Any], Any] | None] = [
             bool
             if isinstance(table.c[c].type, Boolean)
@@ -503,6 +572,13 @@ class _Writer:
             if current.values == values:
                 self.report.unchanged += 1
                 continue
+            this_file = current.pending is not None or current.batch == self.batch_id
+            if this_file and (
+                not versioned or self._version(values) == self._version(current.values)
+            ):
+                # Two rows of one file for one record, neither newer: which is meant is unknown.
+                self.conflicts.append(self._duplicate(row, current))
+                continue
             if versioned:
                 version, stored_version = self._version(values), self._version(current.values)
                 if version < stored_version:
@@ -550,6 +626,26 @@ class _Writer:
         self._history(superseded, pending_history, stored)
         self._apply_updates(updates)
 
+    def _duplicate(self, row: _Row, first: _Stored) -> RowError:
+        """The error for a row whose key an earlier row of the same file has, with other
+        values and no newer version."""
+        kind = self.kind
+        names = [*kind.key, *([kind.version] if kind.version else [])]
+        key = ", ".join(
+            f"{name}={value}" for name, value in zip(kind.key, self._key(row[1]), strict=True)
+        )
+        unit = self.source.unit
+        where = f"{unit} {first.pending[0]}" if first.pending is not None else f"an earlier {unit}"
+        return RowError(
+            self.source.name,
+            row[0],
+            kind.key[-1],
+            "",
+            f"duplicate of {where} ({key}) with other values: one row per "
+            f"{' + '.join(names)} in a file",
+            self.source.unit,
+        )
+
     def _lookup(self, keys: set[tuple[Any, ...]]) -> dict[tuple[Any, ...], _Stored]:
         """The stored rows (id, revision, values) for these natural keys."""
         if self._postgres:
@@ -585,8 +681,10 @@ class _Writer:
         found: dict[tuple[Any, ...], _Stored] = {}
         positions = self.key_positions
         for record in records:
-            values = tuple(record[2:])
-            found[tuple(values[i] for i in positions)] = _Stored(record[0], values, record[1])
+            values = tuple(record[3:])
+            found[tuple(values[i] for i in positions)] = _Stored(
+                record[0], values, record[1], batch=record[2]
+            )
         return found
 
     def _insert(

@@ -47,7 +47,7 @@ def read_path(path: Path) -> RowSource:
 def read_csv(path: Path) -> RowSource:
     """A comma-separated UTF-8 file (a BOM from Excel is fine); line numbers are physical."""
     handle = path.open("r", encoding="utf-8-sig", newline="")
-    return _csv_source(path.name, handle)
+    return _csv_source(path.name, handle, path)
 
 
 def read_csv_text(text: str, name: str) -> RowSource:
@@ -55,8 +55,34 @@ def read_csv_text(text: str, name: str) -> RowSource:
     return _csv_source(name, io.StringIO(text.removeprefix("\ufeff"), newline=""))
 
 
-def _csv_source(name: str, handle: io.TextIOBase | Any) -> RowSource:
-    records = _csv_records(handle)  # closes the handle when it ends or fails
+def _not_utf8(path: Path) -> SourceError:
+    """Where a file stops being UTF-8 (the first line that is not), and what it likely is.
+
+    The text reader decodes ahead in blocks, so the line it fails on is not the bad one;
+    this reads the file again line by line (only when it has failed)."""
+    line = 0
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8-sig" if line == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                return SourceError(f"not UTF-8 text ({exc.reason}){_guess(raw)}", line)
+    return SourceError("not UTF-8 text", line or None)
+
+
+def _guess(raw: bytes) -> str:
+    """What a line that is not UTF-8 probably is, and what to do about it."""
+    if raw.startswith(b"PK\x03\x04"):
+        return "; it looks like an Excel workbook: give it the .xlsx extension"
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "; it is UTF-16 (Excel's “Unicode Text”): save it as “CSV UTF-8”"
+    if b"\x00" in raw:
+        return "; it looks like a binary file, not CSV text"
+    return "; saved as GBK/GB18030 or Shift_JIS? save it as “CSV UTF-8” (Excel) or UTF-8"
+
+
+def _csv_source(name: str, handle: io.TextIOBase | Any, path: Path | None = None) -> RowSource:
+    records = _csv_records(handle, path)  # closes the handle when it ends or fails
     first = next(records, None)
     if first is None:
         raise SourceError("the file is empty (expected a header row)")
@@ -64,7 +90,9 @@ def _csv_source(name: str, handle: io.TextIOBase | Any) -> RowSource:
     return RowSource(name, [h.strip() for h in header], records)
 
 
-def _csv_records(handle: io.TextIOBase | Any) -> Iterator[tuple[int, list[str], str]]:
+def _csv_records(
+    handle: io.TextIOBase | Any, path: Path | None = None
+) -> Iterator[tuple[int, list[str], str]]:
     """(first line, fields, record text) per CSV record, RFC 4180 quoting included.
 
     A line without quotes is split directly (the common case, several times faster than the
@@ -90,6 +118,8 @@ def _csv_records(handle: io.TextIOBase | Any) -> Iterator[tuple[int, list[str], 
         if pending:
             raise SourceError("a quoted field is never closed", line - len(pending) + 1)
     except UnicodeDecodeError as exc:
+        if path is not None:
+            raise _not_utf8(path) from None
         raise SourceError(f"not UTF-8 text ({exc.reason})", line + 1) from None
     except csv.Error as exc:
         raise SourceError(f"malformed quoting: {exc}", line) from None
