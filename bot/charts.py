@@ -21,15 +21,16 @@ from decimal import Decimal
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties, findfont, fontManager
-from matplotlib.ft2font import FT2Font
+from typing import TYPE_CHECKING
 
 from bot.chat.messages import Chart, Language
 from bot.i18n import texts
-from kpi_engine.digest import DayPoint
+
+if TYPE_CHECKING:
+    # matplotlib is imported where a chart is drawn: commands that draw none start faster.
+    from matplotlib.font_manager import FontProperties
+
+    from kpi_engine.digest import DayPoint
 
 FONT_FILE = "NotoSansCJKsc-Regular.otf"
 # The installed font families tried for each reader, in order: the reader's own region first
@@ -76,6 +77,9 @@ def font_path() -> Path:
 def _file_font(path: Path) -> ChartFont:
     if not path.is_file():
         raise ChartFontError(f"chart font {path} not found")
+    from matplotlib.font_manager import FontProperties, fontManager
+    from matplotlib.ft2font import FT2Font
+
     fontManager.addfont(str(path))
     font = FT2Font(str(path))
     return ChartFont(
@@ -85,6 +89,9 @@ def _file_font(path: Path) -> ChartFont:
 
 @cache
 def _installed_font(family: str) -> ChartFont | None:
+    from matplotlib.font_manager import FontProperties, findfont
+    from matplotlib.ft2font import FT2Font
+
     properties = FontProperties(family=family)
     try:
         found = findfont(properties, fallback_to_default=False)
@@ -129,6 +136,9 @@ def render_month_chart(
     title: str, points: Sequence[DayPoint], currency: str, language: Language
 ) -> Chart:
     """Daily GMV bars with the daily target line, and cumulative actual against target."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     t = texts(language)
     labels = {key: t(f"chart.{key}") for key in LABELS}
     font = chart_font(language, [title, currency, *labels.values()])

@@ -51,7 +51,7 @@ def build_runtime(
     runtime unless the caller pins it). Raises ConfigError when the organisation
     configuration has errors.
     """
-    organisation = load_organisation(settings.config_dir)
+    organisation = load_organisation(settings.config_dir, settings.cache_dir)
     if settings.auto_migrate if migrate is None else migrate:
         ensure_schema(settings.database_url)
     chosen = clock or clock_of(settings, organisation, running=True)

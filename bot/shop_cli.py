@@ -11,9 +11,6 @@ from typing import Annotated
 
 import typer
 
-from connectors.settings import ConnectorSettings
-from kpi_engine.clock import system_clock
-
 connect_app = typer.Typer(help="Connect a shop to kpibot through its platform's API.")
 sync_app = typer.Typer(
     help="The shops' scheduled sync: state, and runs by hand.", no_args_is_help=True
@@ -32,6 +29,7 @@ def _sync() -> Iterator[object]:
     from bot.runtime import clock_of
     from connectors.clock import SystemClock
     from connectors.registry import build_sync
+    from connectors.settings import ConnectorSettings
     from connectors.tokens import SecretKeyMissing
 
     settings = ConnectorSettings()
@@ -69,6 +67,7 @@ def connect(
 ) -> None:
     """Print the platform's authorization URL for a shop (or finish with --code)."""
     from connectors.errors import ConnectorError
+    from connectors.settings import ConnectorSettings
     from connectors.sync import SyncService
 
     settings = ConnectorSettings()
@@ -153,6 +152,7 @@ def sync_run(
 ) -> None:
     """Sync a shop now: catch up, or backfill from --since."""
     from connectors.sync import SyncService
+    from kpi_engine.clock import system_clock
 
     with _sync() as found:
         sync: SyncService = found  # type: ignore[assignment]
@@ -183,6 +183,7 @@ def sync_run(
 def import_export(kind: str, files: list[Path], fmt: str, shop: str | None, as_json: bool) -> None:
     """`kpibot import orders --from FORMAT --shop S FILE…`: a seller-centre export as it is."""
     from bot.cli import _database
+    from kpi_engine.clock import system_clock
     from kpi_engine.ingest.exports import EXPORTS, ExportError, read_export
     from kpi_engine.ingest.formats import KINDS
     from kpi_engine.ingest.importer import import_rows

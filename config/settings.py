@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -12,6 +13,11 @@ EXAMPLE_CONFIG_DIR = Path(__file__).parent / "example"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
 
+def _user_cache() -> Path:
+    """`$XDG_CACHE_HOME/kpibot`, else `~/.cache/kpibot`."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kpibot"
+
+
 class Settings(BaseSettings):
     """Everything the deployment decides; the organisation itself lives in the YAML config dir."""
 
@@ -20,10 +26,17 @@ class Settings(BaseSettings):
     # Core
     database_url: str = Field("sqlite:///./kpibot.db", validation_alias="KPIBOT_DATABASE_URL")
     config_dir: Path = Field(Path("./config"), validation_alias="KPIBOT_CONFIG_DIR")
+    # The checked configuration is cached here, keyed by its files' bytes (kpi_engine/
+    # config_cache.py); default $XDG_CACHE_HOME/kpibot, else ~/.cache/kpibot.
+    cache_dir: Path = Field(default_factory=_user_cache, validation_alias="KPIBOT_CACHE_DIR")
     # A bootstrap key with every scope (admin); named, scoped keys: `kpibot apikey create`.
     api_key: SecretStr | None = Field(None, validation_alias="KPIBOT_API_KEY")
     # Serve the API's documentation (/docs, /openapi.json) — off unless enabled.
     api_docs: bool = Field(False, validation_alias="KPIBOT_API_DOCS")
+    # The largest body `POST /api/v1/import/<kind>` reads; larger ones get 413 unread.
+    import_max_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, validation_alias="KPIBOT_IMPORT_MAX_BYTES"
+    )
     auto_migrate: bool = Field(True, validation_alias="KPIBOT_AUTO_MIGRATE")
     log_level: str = Field("INFO", validation_alias="KPIBOT_LOG_LEVEL")
     # Run as if it were this moment (`2026-11-24T10:30`, a local time in the company's zone,

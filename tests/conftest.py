@@ -6,8 +6,10 @@ never skip: if the server cannot be reached the run fails, so CI cannot pass wit
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -41,6 +43,11 @@ if SHIFTED_CLOCK:
     time.sleep = _sleep
 
 ROOT = Path(__file__).resolve().parent.parent
+# The checked configuration's cache (kpi_engine/config_cache.py) goes to this run's own directory,
+# not the user's ~/.cache: every process the tests start inherits it.
+if "KPIBOT_CACHE_DIR" not in os.environ:
+    os.environ["KPIBOT_CACHE_DIR"] = _CACHE = tempfile.mkdtemp(prefix="kpibot-cache-")
+    atexit.register(shutil.rmtree, _CACHE, True)
 EXAMPLE_CONFIG = ROOT / "config" / "example"
 BACKENDS = ("sqlite", "postgresql")
 PG_ADMIN_URL = os.environ.get(

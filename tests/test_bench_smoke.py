@@ -95,3 +95,12 @@ def test_the_dashboard_benchmark_renders_each_page_beside_the_json_api(small_dat
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def test_the_startup_benchmark_runs_each_command_beside_python_pass() -> None:
+    out = run_bench("startup_bench", "--repeat", "1", "--days", "2", "--scale", "small")
+    assert "python -c pass" in out and "comparison point" in out
+    for label in ("kpibot --help", "kpibot report", "kpibot schedule list"):
+        assert label in out
+    assert "config load, cold" in out and "config load, cached" in out
+    assert out.count("ratio") == 6
