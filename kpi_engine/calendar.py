@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
@@ -103,3 +103,40 @@ def events_on(
 ) -> list[CalendarEvent]:
     """The events covering `day` for `scope`, for showing on a timeline or in a digest."""
     return [e for e in events if e.on(day) and e.covers(scope)]
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """An event's run of days (`first`..`last`) that meets a window, as a digest lists it."""
+
+    event: CalendarEvent
+    first: date
+    last: date
+
+
+def events_between(
+    events: Iterable[CalendarEvent], first: date, last: date, scopes: Iterable[Scope]
+) -> list[Occurrence]:
+    """The events covering any day from `first` to `last` for any of `scopes` (a team and its
+    shops, say), each with its whole run of days, earliest first."""
+    wanted = list(scopes)
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    found = []
+    for event in events:
+        if not any(event.covers(scope) for scope in wanted):
+            continue
+        covered = [day for day in days if event.on(day)]
+        if covered:
+            start, end = covered[0], covered[-1]
+            # The whole run of days, also where it reaches outside the window (春节 for the
+            # week it lasts), at most a year each way.
+            for _ in range(366):
+                if not event.on(start - timedelta(days=1)):
+                    break
+                start -= timedelta(days=1)
+            for _ in range(366):
+                if not event.on(end + timedelta(days=1)):
+                    break
+                end += timedelta(days=1)
+            found.append(Occurrence(event, start, end))
+    return sorted(found, key=lambda o: (o.first, o.event.name))

@@ -16,13 +16,14 @@ Derived metrics are evaluated from the base values, formulas over formulas inner
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from fractions import Fraction
 from typing import Any
 
@@ -40,9 +41,9 @@ from kpi_engine.measure_sql import (
     segments,
     values_cte,
 )
-from kpi_engine.metrics import Measure, Metric, Source, Unit
+from kpi_engine.metrics import Imported, Measure, Metric, Source, Unit, aggregate_imported
 from kpi_engine.models import Correction, FxRate, ImportBatch, MetricValue
-from kpi_engine.money import minor_exponent
+from kpi_engine.money import MAX_WHOLE_DIGITS, minor_exponent
 from kpi_engine.organisation import Organisation, PersonConfig, ShopConfig
 from kpi_engine.periods import Period, earlier_period
 from kpi_engine.rollups import AXIS_OF, Rollups, Sums, company_zone, from_epoch_day
@@ -57,6 +58,24 @@ _CORRECTIONS = Correction.__table__  # type: ignore[attr-defined]
 
 class FigureError(ScopeError):
     """A request that names an unknown metric or scope."""
+
+
+log = logging.getLogger(__name__)
+
+
+def storable_amount(text: str | None) -> bool:
+    """Is a stored correction amount one a figure can take? A row written before claims were
+    bounded (or by hand) must not break every figure over its day, nor the others'."""
+    if text is None:
+        return True
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError):
+        return False
+    return value.is_finite() and abs(value) < Decimal(10) ** MAX_WHOLE_DIGITS
+
+
+_IGNORED: set[int] = set()  # corrections already reported as left out
 
 
 def format_value(value: Decimal | None, unit: Unit, currency: str | None) -> str:
@@ -294,7 +313,7 @@ class Figures:
         bases = sorted(
             {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
         )
-        if self.rollups is not None and bases:
+        if self.rollups is not None and any(b in AXIS_OF for b in bases):
             inside = getattr(self._held, "depth", 0) > 0
             if not (inside and getattr(self._held, "checked", False)):
                 self.rollups.ensure_current(now=now)
@@ -387,6 +406,11 @@ class Figures:
         correction never counts twice (docs/metrics.md, "Corrections")."""
         effects = []
         for row in found:
+            if not all(storable_amount(row[k]) for k in ("delta", "claimed", "reported")):
+                if row["id"] not in _IGNORED:  # said once per process, not per figure
+                    _IGNORED.add(row["id"])
+                    log.warning("correction %s holds an impossible amount: left out", row["id"])
+                continue
             amount = Decimal(row["delta"])
             if row["claimed"] is not None:
                 kind, _, ident = str(row["scope"]).partition(":")
@@ -540,7 +564,7 @@ class Figures:
             value=value,
             unit=unit,
             currency=currency if unit == "money" else None,
-            provisional=self._provisional(sources, period, now),
+            provisional=self._provisional(sources, period, now, key),
             as_of=_as_of(sources, freshness),
             missing_rates=missing,
             sources=sources,
@@ -548,6 +572,63 @@ class Figures:
             shared=shared,
             corrections=corrections,
         )
+
+    def _imported(
+        self, conn: Any, key: str, spec: Imported, scope: Scope, period: Period
+    ) -> Decimal | None:
+        """An imported metric's value: the scope's own rows, else those it answers for — a
+        person's assigned shops, a team's people (else its shops), the company's teams (else
+        people, else shops) — added up by the metric's aggregation (docs/metrics.md,
+        "Imported metrics")."""
+        v = _VALUES
+        names = [key] if spec.weight is None else [key, spec.weight]
+        for kind, ids in self._imported_owners(scope, period):
+            if not ids:
+                continue
+            rows = conn.execute(
+                select(v.c.metric, v.c.entity_id, v.c.date, v.c.value).where(
+                    v.c.metric.in_(names),
+                    v.c.entity_type == kind,
+                    v.c.entity_id.in_(ids),
+                    v.c.date >= period.first,
+                    v.c.date <= period.last,
+                )
+            ).all()
+            values = {
+                (r.entity_id, _as_date(r.date)): Decimal(r.value) for r in rows if r.metric == key
+            }
+            if values:
+                weights = {
+                    (r.entity_id, _as_date(r.date)): Decimal(r.value)
+                    for r in rows
+                    if r.metric == spec.weight
+                }
+                return aggregate_imported(spec, values, weights)
+        return None
+
+    def _imported_owners(self, scope: Scope, period: Period) -> list[tuple[str, list[str]]]:
+        """Whose `metric_values` rows make a scope's imported figure, in order of preference."""
+        org = self.organisation
+        if scope.kind == "shop":
+            self._shop(scope.id)  # validates the id
+            return [("shop", [scope.id])]
+        if scope.kind == "person":
+            self._person(scope.id)
+            assigned = sorted(  # an operator answers for the shops they are assigned to
+                {
+                    a.shop
+                    for a in org.assignments
+                    if a.person == scope.id
+                    and a.valid_from <= period.last
+                    and (a.valid_to is None or a.valid_to >= period.first)
+                }
+            )
+            return [("person", [scope.id]), ("shop", assigned)]
+        shops = [s.id for s in self._shops(scope)]
+        people = self._people(scope)
+        if scope.kind == "team":
+            return [("team", [scope.id]), ("person", people or []), ("shop", shops)]
+        return [("team", list(org.teams)), ("person", list(org.people)), ("shop", shops)]
 
     def _generic(self, conn: Any, name: str, scope: Scope, period: Period) -> Decimal | None:
         """The mean of a ready-made daily metric over the period's days (docs/metrics.md)."""
@@ -585,7 +666,11 @@ class Figures:
         shared: dict[Scope, set[str]] = {scope: set() for scope in scopes}
         measures = self.catalogue.measures()
         for key in keys:
-            if measures[key].by_day:
+            imported = self.catalogue.metrics[key].imported
+            if imported is not None:
+                for scope in scopes:
+                    found[scope][key] = self._imported(conn, key, imported, scope, period)
+            elif measures[key].by_day:
                 for scope in scopes:
                     found[scope][key] = self._by_day(conn, key, measures[key], scope, period)
         rolled = [key for key in keys if key in AXIS_OF]
@@ -810,10 +895,23 @@ class Figures:
 
     # -- settlement ----------------------------------------------------------------------
 
-    def _provisional(self, sources: frozenset[Source], period: Period, now: int) -> bool:
+    def _provisional(
+        self, sources: frozenset[Source], period: Period, now: int, key: str | None = None
+    ) -> bool:
+        """True until the settlement lag of each source behind the figure has passed for the
+        whole period (an imported metric may have its own lag instead of metric_values')."""
         lags = self.organisation.settings.settlement_lag_days
+        days = {getattr(lags, source) for source in sources}
+        if key is not None and key in self.catalogue.metrics:
+            days = set()
+            for base in self.catalogue.base_dependencies(key):
+                metric = self.catalogue.metrics[base]
+                if metric.imported is not None and metric.imported.lag_days is not None:
+                    days.add(metric.imported.lag_days)
+                elif metric.source is not None:
+                    days.add(getattr(lags, metric.source))
         end = period.bounds()[1]
-        return any(now < end + getattr(lags, source) * 86400 for source in sources)
+        return any(now < end + lag * 86400 for lag in days)
 
     # -- currency ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Literal
 
@@ -23,6 +24,7 @@ Unit = Literal["money", "count", "ratio", "seconds", "decimal"]
 Direction = Literal["higher", "lower"]
 Source = Literal["orders", "refunds", "live_sessions", "ad_spend", "metric_values"]
 Credit = Literal["order", "hosts", "person", "none"]
+Aggregate = Literal["sum", "mean", "weighted", "latest", "min", "max"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,22 @@ class Measure:
 
 
 @dataclass(frozen=True)
+class Imported:
+    """How a metric imported as daily `metric_values` rows adds up over days and people.
+
+    `sum` adds every row; `mean` averages them; `weighted` averages them weighted by the
+    `weight` metric's row of the same person (team, shop) and day (first response time by
+    conversations); `latest` takes each one's value on their latest day with data, averaged
+    over several; `min` / `max` the extreme row. `lag_days` overrides the settlement lag of
+    `metric_values` for this metric.
+    """
+
+    aggregate: Aggregate = "mean"
+    weight: str | None = None
+    lag_days: int | None = None
+
+
+@dataclass(frozen=True)
 class Metric:
     """One metric: a base measure (no formula) or a formula over other metrics."""
 
@@ -72,6 +90,7 @@ class Metric:
     name_ja: str | None = (
         None  # a custom metric's Japanese name (the built-ins' are in the catalogue)
     )
+    imported: Imported | None = None  # read from `metric_values` rows, declared in config
 
     @property
     def derived(self) -> bool:
@@ -312,6 +331,43 @@ _BASE = (
         "Σ product clicks in live sessions that started in the period.",
     ),
     _base(
+        "live_seconds",
+        "Live duration",
+        "直播时长",
+        "seconds",
+        Measure(_LIVES, "t.start_time", (), "t.end_time - t.start_time", "hosts"),
+        "Σ end_time − start_time of live sessions that started in the period: the hours a host "
+        "was on air.",
+        words=("直播时长", "有效直播时长", "开播时长", "live hours", "live duration", "hours live"),
+    ),
+    _base(
+        "comments",
+        "Live comments",
+        "评论数",
+        "count",
+        Measure(_LIVES, "t.start_time", (), "t.comments", "hosts"),
+        "Σ comments in live sessions that started in the period.",
+        words=("评论数", "评论", "弹幕", "comments"),
+    ),
+    _base(
+        "likes",
+        "Live likes",
+        "点赞数",
+        "count",
+        Measure(_LIVES, "t.start_time", (), "t.likes", "hosts"),
+        "Σ likes in live sessions that started in the period.",
+        words=("点赞数", "点赞量", "点赞", "likes"),
+    ),
+    _base(
+        "new_followers",
+        "New followers",
+        "新增粉丝",
+        "count",
+        Measure(_LIVES, "t.start_time", (), "t.new_followers", "hosts"),
+        "Σ followers gained in live sessions that started in the period.",
+        words=("新增粉丝", "涨粉", "新粉", "new followers", "follower growth", "followers gained"),
+    ),
+    _base(
         "ad_spend",
         "Ad spend",
         "广告花费",
@@ -474,6 +530,15 @@ _DERIVED = (
         "watch_seconds / viewers",
         "Watch time ÷ viewers.",
         words=("观看时长", "停留时长", "停留", "watch time", "avg watch"),
+    ),
+    _Derived(
+        "interaction_rate",
+        "Interaction rate",
+        "互动率",
+        "ratio",
+        "(comments + likes) / viewers",
+        "Comments and likes per live viewer (shares are not imported).",
+        words=("互动率", "直播互动率", "engagement rate", "interaction rate", "engagement"),
     ),
     _Derived(
         "roas",
@@ -647,6 +712,66 @@ def custom_metric(
         False,
         words=words,
         name_ja=name_ja,
+    )
+
+
+def aggregate_imported(
+    spec: Imported,
+    values: Mapping[tuple[str, date], Decimal],
+    weights: Mapping[tuple[str, date], Decimal] | None = None,
+) -> Decimal | None:
+    """An imported metric's value over the rows of a period, each keyed by (person, team or
+    shop, day), by its aggregation (`Imported`); None without rows (or weights)."""
+    if not values:
+        return None
+    rows = list(values.values())
+    if spec.aggregate == "sum":
+        return sum(rows, Decimal(0))
+    if spec.aggregate == "min":
+        return min(rows)
+    if spec.aggregate == "max":
+        return max(rows)
+    if spec.aggregate == "weighted":
+        paired = [(v, (weights or {}).get(k)) for k, v in values.items()]
+        total = sum((w for _, w in paired if w is not None), Decimal(0))
+        if total == 0:
+            return None
+        return sum((v * w for v, w in paired if w is not None), Decimal(0)) / total
+    if spec.aggregate == "latest":
+        latest: dict[str, tuple[date, Decimal]] = {}
+        for (owner, day), value in values.items():
+            if owner not in latest or day > latest[owner][0]:
+                latest[owner] = (day, value)
+        rows = [value for _, value in latest.values()]
+    return sum(rows, Decimal(0)) / len(rows)
+
+
+def imported_metric(
+    key: str,
+    name_en: str,
+    name_zh: str,
+    unit: Unit,
+    direction: Direction,
+    imported: Imported,
+    words: tuple[str, ...] = (),
+    *,
+    name_ja: str | None = None,
+) -> Metric:
+    """A metric from config whose daily values are imported as `metric_values` rows."""
+    return Metric(
+        key,
+        name_en,
+        name_zh,
+        unit,
+        direction,
+        f"Imported daily as `metric_values` rows `{key}`; aggregated by {imported.aggregate}.",
+        "metric_values",
+        None,
+        (),
+        False,
+        words=words,
+        name_ja=name_ja,
+        imported=imported,
     )
 
 

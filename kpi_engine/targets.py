@@ -265,6 +265,8 @@ def _additive(catalogue: Catalogue, key: str) -> bool:
     metric = catalogue.metrics.get(key)
     if metric is None:
         return False
+    if metric.imported is not None:  # only a sum of daily values adds up over days
+        return metric.imported.aggregate == "sum" and metric.unit in ADDITIVE_UNITS
     if metric.formula is None:
         return metric.unit in ADDITIVE_UNITS
     return _linear(catalogue, metric.formula.root)

@@ -4,6 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -19,7 +20,12 @@ from bot.chat.messages import Action, InboundMessage, Reply, Target
 from bot.features.alerts.service import ACK, FALSE_ALARM, SNOOZE, SNOOZE_TOMORROW, AlertService
 from kpi_engine.alerts import AlertRow, AlertStore, Observation, observe
 from kpi_engine.figures import Figures, format_value
-from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
+from kpi_engine.organisation import (
+    AlertCondition,
+    AlertRuleConfig,
+    Organisation,
+    check_organisation,
+)
 from kpi_engine.periods import day_of, earlier_period
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
@@ -299,6 +305,47 @@ def test_a_shop_alert_goes_to_the_operator_assigned_to_the_shop(
         assignments=tuple(a for a in organisation.assignments if a.person != "zhao.lei"),
     )
     assert [p.id for p in Bot(loaded, bare).alerts.owners(alert)] == ["wang.fang"]
+
+
+def test_a_teams_alert_goes_to_the_owner_of_its_metric(
+    loaded: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    # zhao.lei (operator) owns sz-live's refund rate (named by its alias); GMV has no owner.
+    team = organisation.teams["sz-live"].model_copy(update={"owners": {"return_rate": "zhao.lei"}})
+    owned = replace(organisation, teams={**organisation.teams, "sz-live": team})
+    refunds = rule(
+        id="team-refunds",
+        metric="refund_rate",
+        scope="team:sz-live",
+        period="this_month",
+        condition=AlertCondition(above=Decimal(-1)),
+    )
+    gmv = rule(id="team-gmv", scope="team:sz-live")
+    bot = Bot(loaded, with_rules(owned, refunds, gmv))
+    bot.run()
+    found = {a.rule: a for a in bot.alerts.store.open_alerts()}
+    assert [p.id for p in bot.alerts.owners(found["team-refunds"])] == ["zhao.lei"]
+    assert [p.id for p in bot.alerts.owners(found["team-gmv"])] == ["wang.fang"]
+    told = {t.user for _, t in bot.posts() if t.user}
+    assert organisation.people["zhao.lei"].chat.slack in told
+    # Config check: the metric and the person must exist, and the owner be one of the team's.
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    path = config / "organisation.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "    manager: wang.fang\n",
+        "    manager: wang.fang\n    owners: {refund_rat: zhao.lei, gmv: nobody, aov: jessica.lee}\n",
+        1,
+    )
+    path.write_text(text, encoding="utf-8")
+    _, problems = check_organisation(config)
+    said = {p.path: p.message for p in problems if p.severity == "error"}
+    assert said == {
+        "teams[0].owners.refund_rat": "unknown metric 'refund_rat'",
+        "teams[0].owners.gmv": "unknown person 'nobody'",
+        "teams[0].owners.aov": "'jessica.lee' is not in team 'sz-live'",
+    }
 
 
 def test_unacknowledged_alerts_escalate_up_the_manager_chain(

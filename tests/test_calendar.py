@@ -12,8 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine
 
+from bot.features.digests.render import Digests
 from kpi_engine.alerts import observe
 from kpi_engine.calendar import CalendarEvent, alert_behaviour, day_weight, events_on
+from kpi_engine.digest import team_digest
 from kpi_engine.figures import Figures
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
@@ -245,3 +247,34 @@ def test_plans_promo_days_still_weigh_days(tmp_path: Path) -> None:
         daily = plans.daily_targets("gmv", SZ_LIVE, november)
         # 11.11 (a Wednesday, 0.95 × 3) of a month weighing 31.9 in all.
         assert daily[date(2026, 11, 11)] == Decimal(4500000) * Decimal("2.85") / Decimal("31.9")
+
+
+def test_the_digests_show_the_days_events_and_the_week_ahead(
+    engine: Engine, organisation: Organisation
+) -> None:
+    figures = Figures(engine, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    digests = Digests(organisation, engine, figures, plans)
+    # 09:00 on 26 November in Los Angeles: yesterday the 25th; Black Friday (stricter alerts)
+    # and Cyber Monday in the week ahead; sz-live's 双12 is not la-ops'.
+    now = int(datetime(2026, 11, 26, 9, tzinfo=ZoneInfo(LA)).timestamp())
+    [post, *_] = digests.morning(team_digest(figures, plans, "la-ops", now=now), now=now)
+    fields = {f.label: f.value for f in post.reply.fields}
+    assert fields["Calendar"] == (
+        "Nov 27 Black Friday (target weight ×2, stricter alerts); "
+        "Nov 30 Cyber Monday (target weight ×1.5)"
+    )
+    assert "Calendar:" in post.reply.text
+    # sz-live on the morning after 11.11 (company-wide), in Chinese; a range is shown as one.
+    now = int(datetime(2026, 11, 12, 9, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp())
+    [post, *_] = digests.morning(team_digest(figures, plans, "sz-live", now=now), now=now)
+    assert {f.label: f.value for f in post.reply.fields}["日历"] == "11-11 双11（目标权重 ×3）"
+    spring = int(datetime(2027, 2, 5, 9, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp())
+    [post, *_] = digests.morning(team_digest(figures, plans, "sz-live", now=spring), now=spring)
+    assert {f.label: f.value for f in post.reply.fields}["日历"] == (
+        "02-06–02-12 春节（目标权重 ×0.3），告警暂停"
+    )
+    # A week without events says nothing about the calendar.
+    quiet = int(datetime(2026, 10, 14, 9, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp())
+    [post, *_] = digests.morning(team_digest(figures, plans, "sz-live", now=quiet), now=quiet)
+    assert "日历" not in {f.label for f in post.reply.fields}

@@ -230,7 +230,7 @@ def test_an_unknown_metric_is_asked_back_by_the_name_as_written(dialog: Dialog) 
     for said, name in (
         ("上月发货及时率", "「发货及时率」"),
         ("库存周转天数", "「库存周转天数」"),
-        ("我的互动率", "「互动率」"),
+        ("我的客诉率", "「客诉率」"),
     ):
         reply = dialog.answer("wang.fang", said)
         assert name in reply.text and "成交额" not in (reply.headline or ""), said

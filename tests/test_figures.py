@@ -259,8 +259,24 @@ class Reference:
                 ),
                 Fraction(0),
             )
-        if key in ("views", "viewers", "product_impressions", "product_clicks"):
-            return sum((int(lv[key]) * hosts_share(lv) for lv in lives), Fraction(0))
+        if key in (
+            "views",
+            "viewers",
+            "product_impressions",
+            "product_clicks",
+            "comments",
+            "likes",
+            "new_followers",
+        ):
+            return sum((int(lv[key] or 0) * hosts_share(lv) for lv in lives), Fraction(0))
+        if key == "live_seconds":
+            return sum(
+                (
+                    (instant(lv["end_time"]) - instant(lv["start_time"])) * hosts_share(lv)
+                    for lv in lives
+                ),
+                Fraction(0),
+            )
         if key == "shop_visitors":  # shops' daily traffic, imported as metric_values
             if scope.kind == "person":
                 return None

@@ -14,7 +14,7 @@ from bot.report import bonus_withheld
 from kpi_engine.figures import Figure, Figures
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
-from kpi_engine.organisation import check_organisation, load_organisation
+from kpi_engine.organisation import Organisation, check_organisation, load_organisation
 from kpi_engine.periods import month_of
 from kpi_engine.scopes import Scope
 from kpi_engine.scorecards import (
@@ -29,6 +29,7 @@ from kpi_engine.scorecards import (
 from kpi_engine.scoring import scorecard
 from kpi_engine.targets import Plans, Progress
 from tests.conftest import EXAMPLE_CONFIG
+from tests.fakechat import Dialog
 
 D = Decimal
 RULE = ScorecardRule(
@@ -204,3 +205,28 @@ def test_a_team_scorecard_scores_its_people(engine: Engine, tmp_path: Path) -> N
     # a watch-time and a refund-rate value).
     assert card is not None and [i.item.metric for i in card.items] == ["gmv"]
     assert card.score == 75
+
+
+def test_each_scorecard_item_drills_down_to_its_figure_by_day(
+    engine: Engine, organisation: Organisation
+) -> None:
+    now = int(datetime(2026, 11, 20, 4, tzinfo=UTC).timestamp())
+    dialog = Dialog(engine, organisation, now)
+    for asker, text, language in [
+        ("li.na", "我的绩效", "zh"),
+        ("wang.fang", "李娜本月绩效", "zh"),
+        ("li.na", "my score this month", "en"),
+        ("li.na", "今月の自分のスコア", "ja"),
+    ]:
+        reply = dialog.answer(asker, text)
+        rule = scorecard_for(organisation.scorecards, "streamer", "sz-live", "2026-h2")
+        assert rule is not None
+        metrics = [item.metric for item in rule.items]
+        assert len(reply.buttons) == len(metrics), reply
+        for button, metric in zip(reply.buttons, metrics, strict=True):
+            routed = dialog.routed(asker, button.value)
+            understood = routed.understood()
+            assert understood is not None, button
+            assert (understood["intent"], understood["metric"]) == ("breakdown", metric), button
+            assert understood["subject"] == "person:li.na" and understood["period"] == "2026-11"
+            assert understood["language"] == language

@@ -670,11 +670,26 @@ def handle_score(ctx: Context, request: Request) -> Result:
     ]
     lines += [f"{r[0]} ({r[1]}): {r[2]} · {r[3]} → {r[4]}" for r in rows]
     found = [i.progress.figure for i in card.items if i.progress is not None]
+    # Drill-down: each item's button asks for the figure behind it, day by day.
+    drill = tuple(
+        Button(
+            ctx.metric_name(item.item.metric),
+            ASK,
+            t(
+                "figures.ask.drill",
+                name=person.id,  # the id: a name may be in another script than the question
+                period=period.label(),
+                metric=item.item.metric.replace("_", " "),
+            ),
+        )
+        for item in card.items
+    )
     reply = Reply(
         "\n".join(lines),
         ctx.language,
         headline=headline,
         fields=tuple(fields),
+        buttons=drill,
         table=Table(
             (
                 t("figures.score.metric"),
