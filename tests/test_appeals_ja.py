@@ -171,7 +171,9 @@ def test_an_appeal_opened_in_japanese_is_reviewed_and_accepted_in_japanese(
         "理由": "2件漏れ",
         "根拠": "order 5791234, order 5791240",
     }
-    assert [b.label for b in card.buttons] == ["審査開始", "承認", "却下", "取り下げ"]
+    assert [b.label for b in card.buttons] == [
+        "審査開始", "承認", "却下", "取り下げ", "📊 ダッシュボード"
+    ]  # fmt: skip
     assert "「承認 1」または「却下 1 理由」と返信してください" in card.text
     assert card.context is not None and card.context.endswith(" 時点のデータ")
     assert [m.user for m in card.mentions] == [WANG]

@@ -16,24 +16,31 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
+from sqlalchemy import text as text_sql
 
 from bot.app import create_app
-from bot.chat.messages import Reply, Target
+from bot.chat.messages import Action, Reply, Target
 from bot.i18n import text
-from bot.i18n.format import money
+from bot.i18n.format import moment, money, number, percent
 from bot.runtime import build_runtime
 from bot.web import DashboardUnavailable, dashboard_link
 from bot.web.security import CSP
 from config.settings import Settings
 from kpi_engine.alerts import AlertStore, Observation
+from kpi_engine.annotations import add_note
 from kpi_engine.appeals import AppealStore
 from kpi_engine.audit import trail
+from kpi_engine.clock import fixed_clock
+from kpi_engine.compare import Delta, movers
 from kpi_engine.figures import Figures
 from kpi_engine.models import Correction, OutboxMessage
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
-from kpi_engine.periods import day_of, month_of
+from kpi_engine.periods import day_of, earlier_period, month_of, week_of
 from kpi_engine.scopes import Scope
+from kpi_engine.scoring import scorecard
+from kpi_engine.targets import Plans
 from tests.conftest import EXAMPLE_CONFIG
+from tests.fakechat import FakeChat, bot_for
 from tests.helpers import PINNED, PINNED_DAY, load_demo
 
 SECRET = "a long random test secret"
@@ -100,6 +107,13 @@ def _dash(db_url: str, engine: Engine, **extra: object) -> Iterator[Dash]:
 @pytest.fixture
 def dash(db_url: str, loaded: Engine) -> Iterator[Dash]:
     yield from _dash(db_url, loaded)
+
+
+def section(page: str, ident: str) -> str:
+    """The text of a page's `<section id=…>`."""
+    found = re.search(rf'<section id="{ident}">(.*?)</section>', page, re.S)
+    assert found, ident
+    return found.group(1)
 
 
 def _payload(path: str) -> dict[str, object]:
@@ -208,6 +222,15 @@ def test_a_member_sees_her_own_figures_and_nothing_she_may_not(
     )
     assert money(month.value, "CNY", "zh") in page.text
     assert money(today.value, "CNY", "zh") in page.text
+    # Her scorecard: each item's points, the score and the bonus preview with its reason.
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    card = scorecard(figures, plans, "li.na", month_of(PINNED_DAY, "Asia/Shanghai"), now=PINNED)
+    assert card is not None and card.items
+    shown = section(page.text, "scorecard")
+    for item in card.items:
+        assert f"<td>{number(item.points, 'zh', places=1)}</td>" in shown
+    assert number(card.score, "zh", places=1) in shown
+    assert money(card.bonus, "CNY", "zh") in shown and '<ul class="reasons"><li>' in shown
     # Her team's page: places and names of colleagues, but not their values.
     team = dash.client.get("/dashboard/teams/sz-live")
     assert team.status_code == 200 and "张伟" in team.text
@@ -242,6 +265,47 @@ def test_a_manager_sees_her_people_with_values_and_chart_data(
     team = dash.client.get("/dashboard/teams/sz-live?p=week&d=2026-11-24")
     assert team.status_code == 200 and "¥" in team.text
     assert text("zh", "web.team.names_only") not in team.text
+    # The explanation, the breakdowns and each source's state are the engine's figures.
+    figures = Figures(dash.engine, organisation)
+    week = week_of(PINNED_DAY, "Asia/Shanghai", "monday")
+    scope = Scope("team", "sz-live")
+    explained = figures.explain(
+        scope, week, now=PINNED, previous=earlier_period(week, "previous", PINNED)
+    )
+    assert explained is not None
+    why = section(team.text, "why")
+    assert f"{money(explained.before, 'CNY', 'zh')} → {money(explained.after, 'CNY', 'zh')}" in why
+    assert explained.drivers
+    for driver in explained.drivers:  # traffic × conversion × order value, or orders × value
+        assert f"<td>{text('zh', f'web.why.{driver.name}')}</td>" in why
+    # The biggest risers and fallers among the streamers, against as many days of the week before.
+    streamers = [
+        Scope("person", p.id)
+        for p in organisation.people.values()
+        if p.team == "sz-live" and p.role == "streamer"
+    ]
+    before = earlier_period(week, "previous", PINNED)
+    was = {r.entity: r.value for r in figures.ranking("gmv", streamers, before, now=PINNED)}
+    now_ = {r.entity: r.value for r in figures.ranking("gmv", streamers, week, now=PINNED)}
+    risers, fallers = movers({e: Delta(was.get(e), v) for e, v in now_.items()})
+    assert risers or fallers
+    moved = re.search(r'<div class="movers">(.*?)</div>\s*</section>', team.text, re.S)
+    assert moved
+    for entity, delta in [*risers, *fallers]:
+        sign = "+" if (delta.change or 0) > 0 else ""
+        shown = f"{organisation.people[entity].name} {sign}{money(delta.change, 'CNY', 'zh')}"
+        assert f"<li>{shown}</li>" in moved.group(1)
+    breakdowns = section(team.text, "breakdowns")
+    for shop in (s for s in organisation.shops.values() if s.team == "sz-live"):
+        gmv = figures.figure("gmv", Scope("shop", shop.id), week, now=PINNED)
+        assert shop.name in breakdowns and money(gmv.value, shop.currency, "zh") in breakdowns
+    live = figures.figure("live_gmv", scope, week, now=PINNED)
+    assert text("zh", "web.channel.live") in breakdowns
+    assert money(live.value, "CNY", "zh") in breakdowns
+    assert "US" not in breakdowns  # another team's shop
+    freshness = section(team.text, "freshness")
+    for source in ("orders", "refunds", "live_sessions", "ad_spend"):
+        assert text("zh", f"web.source.{source}") in freshness
     assert dash.client.get("/dashboard/people/zhang.wei").status_code == 200
     assert dash.client.get("/dashboard/teams/la-ops").status_code == 404
     series = dash.client.get(
@@ -414,6 +478,10 @@ def test_admins_retry_and_drop_dead_letters_and_add_notes(dash: Dash, loaded: En
     assert logged == [(str(ids[0]), "retried", "chen.hao"), (str(ids[1]), "dropped", "chen.hao")]
     audit = dash.client.get("/dashboard/audit?kind=outbox&person=chen.hao")
     assert audit.status_code == 200 and audit.text.count("retried") == 1
+    # The kinds are named in the reader's language, in the filter and on each row.
+    rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td>", audit.text)
+    assert rows and set(rows) == {text("zh", "web.audit.kinds.outbox")}
+    assert f'<option value="appeal">{text("zh", "web.audit.kinds.appeal")}</option>' in audit.text
     # A note on the team's numbers, shown on its page.
     note = dash.client.post(
         "/dashboard/teams/sz-live/notes",
@@ -426,3 +494,113 @@ def test_admins_retry_and_drop_dead_letters_and_add_notes(dash: Dash, loaded: En
     )
     assert text("zh", "web.notice.note.done") in note.text
     assert "&lt;b&gt;TikTok算法调整&lt;/b&gt;" in note.text and "<b>TikTok" not in note.text
+
+
+# -- 📊 on the chat's cards -------------------------------------------------------------------
+
+
+def test_the_dashboard_button_on_digest_alert_and_appeal_cards_signs_in_the_clicker_alone(
+    dash: Dash, loaded: Engine, organisation: Organisation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KPIBOT_SECRET_KEY", SECRET)  # the chat side signs with the server's key
+    chat = FakeChat("slack", private_in_place=True)
+    bot = bot_for(loaded, organisation, {"slack": chat}, fixed_clock(PINNED))
+    alert = AlertStore(loaded).get(_alert(loaded))
+    appeal = AppealStore(loaded).get(_appeal(loaded, organisation))
+    assert alert is not None and appeal is not None
+    digests = bot.service("digests")
+    morning = digests.posts(bot.scheduler.jobs["morning:sz-live"], PINNED)
+    [evening] = digests.posts(bot.scheduler.jobs["evening:sz-live"], PINNED)
+    personal = next(p.reply for p in morning if p.person == "li.na")
+    cards = {
+        "alert": bot.service("alerts").card(alert, "zh"),
+        "appeal": bot.service("appeals").card(appeal, "zh"),
+        "morning digest": morning[0].reply,
+        "personal digest": personal,
+        "evening recap": evening.reply,
+    }
+    people = {"li.na": "U07LINA0001", "zhang.wei": "U07ZHANGWEI", "wang.fang": "U07WANGFANG"}
+    clicks = 0
+    for card_name, card in cards.items():
+        [button] = [b for b in card.buttons if b.action == "dashboard.open"]
+        assert button.label == text("zh", "digest.button.dashboard"), card_name
+        for person, user in people.items():
+            # Clicked in the team's group: the link goes to the clicker alone, for the clicker.
+            clicks += 1
+            before = len(chat.sent)
+            bot.pipeline.accept_action(
+                Action(
+                    "slack", "T0001", button.action, button.value, user, "C07SZLIVE01", "1",
+                    f"dash-click-{clicks}", PINNED,
+                )
+            )  # fmt: skip
+            bot.sender.drain()
+            [(reply, target)] = chat.sent[before:]
+            assert reply.private and target.user == user, card_name
+            found = re.search(r"/dashboard/login/(\S+)", reply.text)
+            assert found, (card_name, reply.text)
+            assert _payload(found.group(0))["p"] == person
+    # The last link (from the recap, clicked by the manager) opens her own dashboard.
+    dash.client.cookies.clear()
+    opened = dash.client.post("/dashboard/login", data={"token": found.group(1)})
+    assert opened.status_code == 200 and opened.url.path == "/dashboard/me"
+    assert "王芳" in opened.text
+
+
+def test_the_company_page_shows_shops_their_sync_the_false_alarm_rate_and_my_page_my_cases(
+    dash: Dash, loaded: Engine, organisation: Organisation
+) -> None:
+    alert_id, appeal_id = _alert(loaded), _appeal(loaded, organisation)
+    synced = PINNED - 3600
+    with loaded.begin() as conn:
+        conn.execute(
+            text_sql(
+                "INSERT INTO sync_cursors (shop_id, source, high_water, pages, rows, errors, "
+                "due_at, last_success, last_error) "
+                "VALUES ('tts-gb-01', 'orders', :at, 3, 120, 2, 0, :at, 'RateLimited: 429')"
+            ),
+            {"at": synced},
+        )
+    # Her own page lists her alert (with its buttons) and her appeal (she may withdraw it).
+    dash.sign_in("li.na")
+    mine = dash.client.get("/dashboard/me")
+    assert f'id="alert-{alert_id}"' in mine.text and f'id="appeal-{appeal_id}"' in mine.text
+    assert f'action="/dashboard/appeals/{appeal_id}/withdraw"' in mine.text
+    assert f'action="/dashboard/appeals/{appeal_id}/accept"' not in mine.text
+    # She marks the alert not a problem: the admins see the rule's false-alarm rate.
+    csrf = dash.csrf()
+    marked = dash.client.post(
+        f"/dashboard/alerts/{alert_id}/false_alarm", data={"csrf": csrf, "version": "1"}
+    )
+    assert text("zh", "web.notice.alert.done") in marked.text
+    dash.sign_in("chen.hao")
+    company = dash.client.get("/dashboard/company")
+    assert company.status_code == 200
+    rate = text("zh", "web.company.false_alarm_rate", marked=1, total=1)
+    assert "<code>dash-test</code> " + rate in company.text
+    # Teams side by side over one period (the company's month, in its zone) in its CNY, each
+    # against its own target in its own currency.
+    figures = Figures(loaded, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    teams = section(company.text, "teams")
+    month = month_of(PINNED_DAY, "Asia/Shanghai")
+    for team in organisation.teams.values():
+        scope = Scope("team", team.id)
+        own = plans.progress(figures.figure("gmv", scope, month, now=PINNED), PINNED)
+        assert own.achievement is not None and own.figure.currency == team.currency
+        in_cny = figures.figure("gmv", scope, month, now=PINNED, currency="CNY")
+        row = re.search(rf">{re.escape(team.name)}</a></td>(.*?)</tr>", teams)
+        assert row, team.id
+        cells = re.findall(r"<td>([^<]*)</td>", row.group(1))
+        assert cells[0] == money(in_cny.value, "CNY", "zh")
+        assert cells[-2:] == [percent(own.achievement, "zh"), percent(own.pace, "zh")]
+    for shop in organisation.shops.values():  # every shop, with its team
+        assert shop.name in company.text
+    sync = re.search(r'<table class="sync">.*?</table>', company.text, re.S)
+    assert sync and "TikTok Shop UK — Glow Beauty" in sync.group(0)
+    assert "RateLimited: 429" in sync.group(0)
+    assert moment(synced, "Asia/Shanghai", "zh") in sync.group(0)
+    # A note on the team's numbers is on the chart's day.
+    add_note(loaded, "team:sz-live", PINNED_DAY, "直播间改版", "wang.fang", now=PINNED)
+    series = dash.client.get("/dashboard/teams/sz-live/series.json?p=week").json()
+    assert {"day": PINNED_DAY.strftime("%m-%d"), "text": "直播间改版"} in series["notes"]

@@ -484,9 +484,7 @@ class Pages:
             before = self.figures.ranking("gmv", people, earlier, now=now)
             explanation = self.figures.explain(scope, period, now=now, previous=earlier)
             shops = [Scope("shop", s.id) for s in org.shops.values() if s.team == team_id]
-            shop_figures = {
-                s: self.figures.figures(["gmv", "orders"], s, period, now=now) for s in shops
-            }
+            shop_figures = self.figures.figures_of(["gmv", "orders"], shops, period, now=now)
         currency = self.figures.reporting_currency(scope)
         values_before = {r.entity: r.value for r in before}
         deltas = {r.entity: Delta(values_before.get(r.entity), r.value) for r in ranked}
@@ -677,11 +675,14 @@ class Pages:
         currency = self.figures.reporting_currency(company)
         teams = [Scope("team", team_id) for team_id in org.teams]
         shops = [Scope("shop", shop_id) for shop_id in org.shops]
+        # A team's own-currency GMV (for its target) is read again only where its currency is
+        # not the company's: otherwise it is the figure already read.
+        foreign = [t for t in teams if self.figures.reporting_currency(t) != currency]
         with self.figures.held():
             same = self.figures.figures_of(
                 TEAM_METRICS, [company, *teams], period, now=now, currency=currency
             )
-            own = self.figures.figures_of(["gmv"], teams, period, now=now)
+            own = self.figures.figures_of(["gmv"], foreign, period, now=now) if foreign else {}
             shop_figures = self.figures.figures_of(
                 ["gmv", "orders", "refund_rate"], shops, period, now=now
             )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -109,7 +110,8 @@ class AlertService:
 
     def owners(self, alert: AlertRow) -> list[PersonConfig]:
         """Who an alert is about and answers for it: the person; for a shop, the operators
-        assigned to it on the day it opened; else the team's manager (then the admins)."""
+        assigned to it on the day it opened; else the team's owner of the rule's metric
+        (`owners` in the team's config), else the team's manager (then the admins)."""
         org = self.organisation
         scope = alert.subject
         if scope.kind == "person" and scope.id in org.people:
@@ -131,9 +133,26 @@ class AlertService:
             if operators:
                 return list({p.id: p for p in operators}.values())
             team = org.teams.get(org.shops[scope.id].team or "")
+        if team is not None:
+            owner = self._metric_owner(team.owners, alert.rule)
+            if owner is not None:
+                return [owner]
         if team is not None and team.manager and team.manager in org.people:
             return [org.people[team.manager]]
         return [p for p in org.people.values() if p.role == "admin"]
+
+    def _metric_owner(self, owners: Mapping[str, str], rule_id: str) -> PersonConfig | None:
+        """The person a team's config names as owner of the rule's metric (by key or alias)."""
+        rule = self.rules.get(rule_id)
+        catalogue = self.organisation.catalogue
+        metric = catalogue.get(rule.metric) if rule is not None else None
+        if metric is None:
+            return None
+        for name, person in owners.items():
+            found = catalogue.get(name)
+            if found is not None and found.key == metric.key and person in self.organisation.people:
+                return self.organisation.people[person]
+        return None
 
     def chain(self, person: PersonConfig) -> list[PersonConfig]:
         """The person's management chain, ending at the first admin (the access policy's)."""
@@ -255,6 +274,8 @@ class AlertService:
                         f"{alert.metric}|{alert.period_key}",
                     ),
                 )
+            # 📊 opens the clicker's own dashboard (a private link under their permissions).
+            buttons += (Button(t("alerts.button.dashboard"), "dashboard.open", ""),)
             lines.append(t("alerts.card.reply_hint", id=alert.id))
         settled = t("alerts.card.provisional" if alert.provisional else "alerts.card.settled")
         context = t(

@@ -14,6 +14,7 @@ is in its reader's language (message ids `appeals.*`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -33,6 +34,9 @@ from kpi_engine.instants import zone
 from kpi_engine.organisation import Organisation, PersonConfig
 from kpi_engine.periods import Period
 from kpi_engine.scopes import Scope
+from kpi_engine.units import unit_of_work
+
+log = logging.getLogger(__name__)
 
 REVIEW, ACCEPT, REJECT, WITHDRAW, START = (
     "appeal.review",
@@ -167,6 +171,8 @@ class AppealService:
                 Button(t("appeals.button.accept"), ACCEPT, ref, "primary"),
                 Button(t("appeals.button.reject"), REJECT, ref, "danger"),
                 Button(t("appeals.button.withdraw"), WITHDRAW, ref),
+                # 📊 opens the clicker's own dashboard (a private link under their permissions).
+                Button(t("appeals.button.dashboard"), "dashboard.open", ""),
             )
         as_of = "—"
         if appeal.reported_as_of and language == "ja":
@@ -428,31 +434,35 @@ class AppealService:
                 boss = reviewer.manager or self.organisation.teams[reviewer.team].manager
                 if boss == reviewer.id:
                     boss = None
-            if not self.store.remind(appeal, now, boss):
+            try:
+                # Marked reminded only with its reminders made: an appeal whose card cannot
+                # be made stays due (and logged), and the next ones are still reminded.
+                with unit_of_work(self.engine):
+                    if not self.store.remind(appeal, now, boss):
+                        continue
+                    posts = self._reminders(self.store.get(appeal.id) or appeal, boss)
+            except Exception:
+                log.exception("reminding of appeal %s failed: it stays overdue", appeal.id)
                 continue
             reminded += 1
-            for person_id in (appeal.reviewer, boss):
-                if person_id is None or person_id not in self.organisation.people:
-                    continue
-                language = self.organisation.language_of(self.organisation.people[person_id])
-                text = texts(language)(
-                    "appeals.remind", id=appeal.id, who=self._name(appeal.appellant)
-                )
-                reply = replace(
-                    self.card(appeal, language),
-                    text=text + "\n" + self.card(appeal, language).text,
-                    headline=text,
-                )
-                self.notifier.apply(
-                    self._tell(
-                        person_id,
-                        appeal.platform,
-                        reply,
-                        key=f"appeal:{appeal.id}:remind:{person_id}",
-                    )
-                )
+            self.notifier.apply(posts)
         told = f", {diverged} diverged corrections shown" if diverged else ""
         return f"{reminded} appeals reminded{told}"
+
+    def _reminders(self, appeal: AppealRow, boss: str | None) -> list[Post]:
+        """The reviewer's and their manager's reminder of an overdue appeal: its card (with
+        buttons for its current version) under a line saying it is overdue."""
+        posts: list[Post] = []
+        for person_id in (appeal.reviewer, boss):
+            if person_id is None or person_id not in self.organisation.people:
+                continue
+            language = self.organisation.language_of(self.organisation.people[person_id])
+            text = texts(language)("appeals.remind", id=appeal.id, who=self._name(appeal.appellant))
+            card = self.card(appeal, language)
+            reply = replace(card, text=text + "\n" + card.text, headline=text)
+            key = f"appeal:{appeal.id}:remind:{person_id}"
+            posts += self._tell(person_id, appeal.platform, reply, key=key)
+        return posts
 
     def _divergences(self, now: int) -> int:
         """Accepted appeals (of the last 60 days) whose raw data has passed the claimed value:

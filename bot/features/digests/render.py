@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from sqlalchemy import Engine
@@ -25,6 +25,7 @@ from bot.i18n import has_text, text, texts
 from bot.i18n.format import DASH, moment, number, percent
 from bot.i18n.names import metric_name
 from kpi_engine.annotations import notes
+from kpi_engine.calendar import events_between
 from kpi_engine.compare import Delta, Ranked
 from kpi_engine.digest import Recap, TeamDigest, month_series
 from kpi_engine.figures import Figure, Figures
@@ -133,6 +134,41 @@ class Digests:
             return []
         heading = t("digest.notes.heading")
         items = [t("digest.notes.item", day=LocalDay(n.day, language), note=n.text) for n in found]
+        fields.append(KeyValue(heading, t("digest.notes.separator").join(items)))
+        return [t("digest.notes.title", heading=heading)] + [f"· {item}" for item in items]
+
+    def _calendar(
+        self, language: Language, team: str, first: date, last: date, fields: list[KeyValue]
+    ) -> list[str]:
+        """The calendar's events for the team or its shops on those days (11.11, Black Friday,
+        a holiday): name, days, target weight and what they do to alerts; text lines and a
+        field."""
+        t = texts(language)
+        shops = [Scope("shop", s.id) for s in self.organisation.shops.values() if s.team == team]
+        found = events_between(
+            self.organisation.calendar, first, last, [Scope("team", team), *shops]
+        )
+        if not found:
+            return []
+        items = []
+        for occurrence in found:
+            event = occurrence.event
+            days = (
+                t("digest.calendar.day", day=LocalDay(occurrence.first, language))
+                if occurrence.first == occurrence.last
+                else t(
+                    "digest.calendar.days",
+                    first=LocalDay(occurrence.first, language),
+                    last=LocalDay(occurrence.last, language),
+                )
+            )
+            places = -min(0, event.weight.normalize().as_tuple().exponent)  # type: ignore[operator]
+            weight = number(event.weight, language, places=places)  # ×3, ×2.5, ×0.3
+            mode = "" if event.alerts == "normal" else t(f"digest.calendar.{event.alerts}")
+            items.append(
+                t("digest.calendar.item", days=days, name=event.name, weight=weight, alerts=mode)
+            )
+        heading = t("digest.calendar.heading")
         fields.append(KeyValue(heading, t("digest.notes.separator").join(items)))
         return [t("digest.notes.title", heading=heading)] + [f"· {item}" for item in items]
 
@@ -280,6 +316,10 @@ class Digests:
             lines.append(t("digest.morning.ranking"))
             lines += ["  " + "  ".join(row) for row in table.rows]
         lines += self._notes(language, digest.team, day.first.replace(day=1), day.last, fields)
+        # The reported day and the week ahead: what weighed yesterday, what is coming.
+        lines += self._calendar(
+            language, digest.team, day.first, day.last + timedelta(days=7), fields
+        )
         stated = [p.figure for p in digest.yesterday.values()] + [mtd.figure]
         context = self._freshness(language, stated + shown_people, team.timezone)
         lines.append(context)
@@ -301,6 +341,8 @@ class Digests:
             Button(t("digest.button.why"), ASK, t("digest.ask.why")),
             Button(t("digest.button.ranking"), ASK, t("digest.ask.ranking")),
             Button(t("digest.button.mine"), ASK, t("digest.ask.mine")),
+            # 📊 opens the clicker's own dashboard (a private link under their permissions).
+            Button(t("digest.button.dashboard"), "dashboard.open", ""),
         )
         posts = [
             Post(
@@ -405,6 +447,7 @@ class Digests:
                                 "appeal.start",
                                 f"gmv|{digest.day.first.isoformat()}",
                             ),
+                            Button(t("digest.button.dashboard"), "dashboard.open", ""),
                         ),
                         context=context,
                         private=True,
@@ -488,6 +531,9 @@ class Digests:
             lines += [f"  {line}" for line in best]
             fields.append(KeyValue(t("digest.field.top_shops"), " · ".join(best)))
         lines += self._notes(language, recap.team, recap.period.first, recap.period.last, fields)
+        lines += self._calendar(
+            language, recap.team, recap.period.first, recap.period.last + timedelta(days=7), fields
+        )
         shown_people = (
             [recap.people_figures[r.entity] for r in recap.top_people[:5] if r.rank is not None]
             if people is not None
@@ -505,6 +551,7 @@ class Digests:
                 fields=tuple(fields),
                 table=people,
                 progress=self._bars(language, ((t("digest.field.gmv"), gmv),), currency),
+                buttons=(Button(t("digest.button.dashboard"), "dashboard.open", ""),),
                 context=context,
             ),
             None,
