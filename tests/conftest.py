@@ -75,7 +75,13 @@ def _backends(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "db_url" in metafunc.fixturenames:
-        metafunc.parametrize("backend", _backends(metafunc.config), indirect=True)
+        backends = _backends(metafunc.config)
+        # `@pytest.mark.backends("sqlite")`: a test about something other than storage (the
+        # message fuzz) runs on the one backend it names, when that one is selected.
+        only = metafunc.definition.get_closest_marker("backends")
+        if only is not None:
+            backends = [b for b in backends if b in only.args]
+        metafunc.parametrize("backend", backends, indirect=True)
 
 
 # The tests that take longest on a loaded two-core machine, longest first (measured with
@@ -83,6 +89,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 # different worker's share (below).
 SLOW = (
     "tests/test_rollups.py::test_rollups_follow_every_kind_of_change",
+    "tests/test_message_fuzz.py::test_five_thousand_generated_messages",
     "tests/test_render_fuzz.py::test_five_thousand_generated_replies",
     "tests/test_bench_smoke.py::test_the_dashboard_benchmark",
     "tests/test_bench_smoke.py::test_the_fanout_benchmark",
@@ -98,6 +105,7 @@ SLOW = (
     "tests/test_cli_and_schema.py::test_db_upgrade_and_current",
     "tests/test_demo_and_serve.py::test_generate_only_writes_large_config_and_data",
     "tests/test_connectors_amazon.py::test_the_usage_plan_is_kept",
+    "tests/test_corpus.py::test_every_utterance_is_understood_as_meant",
 )
 
 

@@ -6,7 +6,11 @@ on Slack, Feishu and DingTalk, through the real pipeline, router, features and e
 the adapters and the console use) on one workspace at a pinned time. Appeals, decisions, notes and alert actions among them
 change the workspace as they go. Every message must be answered without an exception or the
 generic apology, and everything the bot sends — answers, appeal cards, edits, thread notes —
-must render on every platform within its limits with no member's text as live markup."""
+must render on every platform within its limits with no member's text as live markup.
+
+It runs on SQLite alone: it is about reading and rendering what people type, and on
+PostgreSQL it took three minutes of a loaded CI machine; every store it writes to is tested on
+both databases by its feature's own tests."""
 
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ from tests.fakechat import Dialog, FakeChat, bot_for
 from tests.helpers import load_demo
 from tests.platform_limits import check_everywhere, dingtalk_adapters
 from tests.test_render_fuzz import INJECTIONS, UNICODE
+
+pytestmark = pytest.mark.backends("sqlite")
 
 COUNT = 5_000
 SEED = 20261202
