@@ -20,7 +20,6 @@ import hypothesis  # noqa: F401  # loaded now, not by its plugin at the end of a
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from kpi_engine.db import make_engine, upgrade
 from kpi_engine.organisation import Organisation, load_organisation
@@ -144,78 +143,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """One migrated template database per backend, built lazily; and this process's
-    PostgreSQL databases emptied after their test, for the next one (`_PG_SPARE`)."""
+    """One migrated template database per backend, built lazily."""
     made: dict[str, str] = {}
     yield made
     if "postgresql" in made:
         admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            for name in (*_PG_SPARE, made["postgresql"]):
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        _PG_SPARE.clear()
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{made["postgresql"]}" WITH (FORCE)'))
         admin.dispose()
-
-
-# A PostgreSQL test's database, once the test is over, is emptied and kept for the next test in
-# this process: CREATE DATABASE … TEMPLATE costs the server about 0.4 s of CPU (it copies every
-# page of the catalogue), four hundred times a run, where emptying it costs a few milliseconds.
-# It is kept only when its schema is still exactly the template's; sequences start again at 1.
-_PG_SPARE: list[str] = []
-_SCHEMA = text(
-    "SELECT md5(coalesce(string_agg(c.relname || '.' || c.relkind::text || '.' || coalesce(a.attname, '')"
-    " || ':' || coalesce(a.atttypid::text, ''), ',' ORDER BY c.relname, a.attnum), '')"
-    " || (SELECT coalesce(string_agg(version_num, ','), '') FROM alembic_version))"
-    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-    " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')"
-    " AND n.nspname NOT LIKE 'pg_temp%' AND n.nspname NOT LIKE 'pg_toast_temp%'"
-)
-_PG_SCHEMA: dict[str, str] = {}
-
-
-def _pg_url(database: str) -> str:
-    return make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
-
-
-def _pg_empty(admin: Engine, database: str, template: str) -> bool:
-    """Empty `database` for the next test: True when done, False when it must go instead
-    (its schema changed, or emptying it failed)."""
-    with admin.connect() as conn:  # nothing the test started may still hold it
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": database},
-        )
-    engine = create_engine(_pg_url(database), poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            if template not in _PG_SCHEMA:
-                return False  # filled in by `db_url` before the first test
-            if conn.execute(_SCHEMA).scalar_one() != _PG_SCHEMA[template]:
-                return False
-            conn.execute(text("SET LOCAL session_replication_role = replica"))  # no FK order
-            tables = conn.execute(
-                text(
-                    "SELECT quote_ident(schemaname) || '.' || quote_ident(tablename)"
-                    " FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-                )
-            ).scalars()
-            for table in list(tables):
-                conn.execute(text(f"DELETE FROM {table}"))
-            conn.execute(
-                text(
-                    "SELECT setval(c.oid::regclass, s.seqstart, false) FROM pg_class c"
-                    " JOIN pg_sequence s ON s.seqrelid = c.oid WHERE c.relkind = 'S'"
-                )
-            )
-        return True
-    except Exception:
-        return False
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -259,26 +194,15 @@ def db_url(
         if "postgresql" not in _templates:
             name = f"kpibot_tmpl_{uuid.uuid4().hex[:10]}"
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-            upgrade(_pg_url(name))
-            template = create_engine(_pg_url(name), poolclass=NullPool)
-            with template.connect() as tconn:
-                _PG_SCHEMA[name] = tconn.execute(_SCHEMA).scalar_one()
-            template.dispose()
+            upgrade(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
             _templates["postgresql"] = name
-        template_name = _templates["postgresql"]
-        if _PG_SPARE:
-            database = _PG_SPARE.pop()
-        else:
-            database = f"kpibot_t_{uuid.uuid4().hex[:12]}"
-            conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{template_name}"'))
+        database = f"kpibot_t_{uuid.uuid4().hex[:12]}"
+        conn.execute(text(f'CREATE DATABASE "{database}" TEMPLATE "{_templates["postgresql"]}"'))
     try:
-        yield _pg_url(database)
+        yield make_url(PG_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
     finally:
-        if _pg_empty(admin, database, template_name):
-            _PG_SPARE.append(database)
-        else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
 
 
