@@ -229,21 +229,41 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
     ]
     # Values go to the group only when every member may see everyone's.
     public = org.settings.ranking_for_members == "values"
-    reply = Reply(
-        "\n".join(lines),
-        ctx.language,
-        headline=headline,
-        table=Table(
-            (t("figures.column.place"), t("figures.column.name"), ctx.metric_name(metric)),
-            tuple(rows),
-        ),
-        context=ctx.context_line(figures) or None,
-        # 📊 opens the clicker's own dashboard (a private link under their permissions).
-        buttons=(Button(t("figures.button.dashboard"), "dashboard.open", ""),),
+    reply = _ranking_reply(
+        ctx,
+        lines,
+        (t("figures.column.name"), ctx.metric_name(metric)),
+        rows,
+        figures,
         private=not ctx.where.is_direct and not (public and access.group_may_see(team, team_scope)),
         watch=tuple(Watched.of(f) for f in stated),
     )
     return _done(Result(reply), team_scope, period)
+
+
+def _ranking_reply(
+    ctx: Context,
+    lines: list[str],
+    columns: tuple[str, str],
+    rows: list[tuple[str, str, str]],
+    shown: list[Figure],
+    *,
+    private: bool,
+    watch: tuple[Watched, ...],
+) -> Reply:
+    """A ranking's reply: its lines (the first is the headline), a table of place, name and
+    value, the figures' context line and 📊, which opens the clicker's own dashboard (a
+    private link under their permissions)."""
+    return Reply(
+        "\n".join(lines),
+        ctx.language,
+        headline=lines[0],
+        table=Table((ctx.t("figures.column.place"), *columns), tuple(rows)),
+        context=ctx.context_line(shown) or None,
+        buttons=(Button(ctx.t("figures.button.dashboard"), "dashboard.open", ""),),
+        private=private,
+        watch=watch,
+    )
 
 
 def _rank_teams(ctx: Context, request: Request) -> Result:
@@ -271,16 +291,12 @@ def _rank_teams(ctx: Context, request: Request) -> Result:
     headline = f"{ctx.name_of(company)} · {when} · {ctx.metric_name(metric)}"
     lines = [headline] + [f"{r[0]}. {r[1]}  {r[2]}" for r in rows]
     shown = [f[metric] for f in found.values()]
-    reply = Reply(
-        "\n".join(lines),
-        ctx.language,
-        headline=headline,
-        table=Table(
-            (t("figures.column.place"), t("figures.column.team"), ctx.metric_name(metric)),
-            tuple(rows),
-        ),
-        context=ctx.context_line(shown) or None,
-        buttons=(Button(t("figures.button.dashboard"), "dashboard.open", ""),),
+    reply = _ranking_reply(
+        ctx,
+        lines,
+        (t("figures.column.team"), ctx.metric_name(metric)),
+        rows,
+        shown,
         private=ctx.private_for(company),
         watch=tuple(
             Watched.of(f, converted=f.currency != figures.reporting_currency(f.scope))
