@@ -7,6 +7,7 @@ never skip: if the server cannot be reached the run fails, so CI cannot pass wit
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import shutil
 import tempfile
@@ -107,6 +108,21 @@ SLOW = (
     "tests/test_connectors_amazon.py::test_the_usage_plan_is_kept",
     "tests/test_corpus.py::test_every_utterance_is_understood_as_meant",
 )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Collect once and freeze what is left, after the session's fixtures are torn down.
+
+    A worker's heap is large (the platforms' SDKs alone hold ~170 MiB of objects). After this
+    hook xdist reports the worker finished and the controller gives it 5 seconds to exit before
+    interrupting it (execnet); pytest meanwhile runs full collections for unraisable exceptions.
+    On a busy 2-core machine those collections over the whole heap outlasted the 5 seconds now
+    and then, and the KeyboardInterrupt landed in a GC callback (hypothesis's) and was reported as
+    an unraisable exception. Frozen objects are skipped by every later collection, so the
+    collections after this one take milliseconds."""
+    gc.collect()
+    gc.freeze()
 
 
 def _slowness(item: pytest.Item) -> int | None:
