@@ -1,5 +1,11 @@
 # kpibot server image: `docker build -t kpibot .` then
 # docker run -p 8000:8000 -v $PWD/config/example:/config -e KPIBOT_DATABASE_URL=... kpibot
+# Either role on PostgreSQL (README "Scale-out"), from this one image (tagged kpibot): the web
+# side with the default command,
+#   docker run -p 8000:8000 -e KPIBOT_CHAT_QUEUE=1 -e KPIBOT_DATABASE_URL=postgresql+psycopg://… kpibot
+# and workers with the same settings and the command `kpibot worker` (a worker serves no HTTP,
+# so it runs without the web health check):
+#   docker run --no-healthcheck -e KPIBOT_CHAT_QUEUE=1 -e KPIBOT_DATABASE_URL=… kpibot kpibot worker
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

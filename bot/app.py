@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -11,11 +11,12 @@ from fastapi import FastAPI
 
 from adapters import connect_platforms
 from bot import api, metrics_api, oauth_routes, web
-from bot.compose import compose
+from bot.compose import Bot, compose
 from bot.runtime import Runtime, build_runtime
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from adapters import Connection
     from connectors.sync import SyncService
 
 
@@ -30,25 +31,17 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     owned = runtime is None
     runtime = runtime or build_runtime(settings or Settings())
     connections = connect_platforms(runtime.settings)
-    # Chat work runs after the platform's acknowledgement, in these threads.
+    # Chat work runs after the platform's acknowledgement, in these threads (or, with
+    # KPIBOT_CHAT_QUEUE, in `kpibot worker` processes).
     workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="chat")
-    shop_sync = _shop_sync(runtime)
-    chat = compose(
-        runtime,
-        {name: c.adapter for name, c in connections.items()},
-        workers=workers,
-        services={"shop_sync": shop_sync} if shop_sync else None,
-    )
-    if shop_sync is not None:
-        from bot.shop_sync import revoked_notice
-
-        shop_sync.on_revoked = revoked_notice(runtime.organisation, chat.notifier)
+    chat, shop_sync = build_chat(runtime, connections, workers=workers)
     # Digests and checks fire when a chat platform is connected (and the settings allow).
     firing = bool(connections) and runtime.settings.scheduler
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         chat.start(scheduler=firing)
+        chat.pipeline.start()  # deliveries a crashed process left unanswered
         for connection in connections.values():
             connection.start(chat.pipeline)
         try:
@@ -57,6 +50,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             for connection in connections.values():
                 connection.stop()
             workers.shutdown(wait=True)
+            chat.pipeline.stop()
             chat.stop()
             if owned:
                 runtime.engine.dispose()
@@ -88,6 +82,25 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         return {"status": "ok"}
 
     return app
+
+
+def build_chat(
+    runtime: Runtime, connections: Mapping[str, Connection], *, workers: Executor | None = None
+) -> tuple[Bot, SyncService | None]:
+    """The chat side on the connected platforms, with the shop sync as a service (the web
+    process and `kpibot worker` answer alike)."""
+    shop_sync = _shop_sync(runtime)
+    chat = compose(
+        runtime,
+        {name: c.adapter for name, c in connections.items()},
+        workers=workers,
+        services={"shop_sync": shop_sync} if shop_sync else None,
+    )
+    if shop_sync is not None:
+        from bot.shop_sync import revoked_notice
+
+        shop_sync.on_revoked = revoked_notice(runtime.organisation, chat.notifier)
+    return chat, shop_sync
 
 
 def _shop_sync(runtime: Runtime) -> SyncService | None:

@@ -927,15 +927,108 @@ def apikey_revoke(name: Annotated[str, typer.Argument(help="The key's name")]) -
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Start N `kpibot worker` processes to answer chat messages; this process "
+            "then only verifies, records and acknowledges them (PostgreSQL)",
+        ),
+    ] = 0,
 ) -> None:
     """Run the HTTP server (import API, health, and chat webhooks as they are enabled)."""
+    import os
+
     import uvicorn
 
     from bot.app import create_app
 
+    if workers:
+        os.environ["KPIBOT_CHAT_QUEUE"] = "1"  # this process and its workers
     settings = _settings()
     _organisation(settings)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    if settings.chat_queue and not settings.database_url.startswith("postgresql"):
+        typer.echo(
+            "Worker processes (--workers, KPIBOT_CHAT_QUEUE) need PostgreSQL "
+            "(KPIBOT_DATABASE_URL=postgresql+psycopg://…); on SQLite `kpibot serve` alone "
+            "answers every message.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    with _worker_processes(workers):
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
+        )
+
+
+@contextmanager
+def _worker_processes(count: int) -> Iterator[None]:
+    """`count` `kpibot worker` processes for as long as the block runs, each restarted if it
+    dies (its claimed deliveries go to the others when their lease runs out)."""
+    import subprocess
+    import threading
+
+    if not count:
+        yield
+        return
+    command = [sys.executable, "-c", "from bot.cli import main; main()", "worker"]
+    processes = [subprocess.Popen(command) for _ in range(count)]
+    stopping = threading.Event()
+
+    def watch() -> None:
+        while not stopping.wait(1.0):
+            for n, process in enumerate(processes):
+                if process.poll() is not None and not stopping.is_set():
+                    typer.echo(f"worker {process.pid} exited ({process.returncode}); restarted")
+                    processes[n] = subprocess.Popen(command)
+
+    watcher = threading.Thread(target=watch, name="worker-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        watcher.join()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@app.command("worker")
+def worker(
+    poll: Annotated[
+        float, typer.Option(help="Seconds between looks for deliveries whose lease ran out")
+    ] = 5.0,
+) -> None:
+    """Answer recorded chat messages and button clicks (beside `kpibot serve` with
+    KPIBOT_CHAT_QUEUE=1, or started by `kpibot serve --workers N`): woken by PostgreSQL
+    notifications, several workers never answer the same delivery, and one killed mid-answer
+    leaves it to another. Stops on SIGTERM or Ctrl-C after the answer in hand."""
+    import signal
+    import threading
+
+    from adapters import connect_platforms
+    from bot.app import build_chat
+    from bot.runtime import build_runtime
+
+    settings = _settings()
+    _organisation(settings)
+    runtime = build_runtime(settings)
+    chat, _ = build_chat(runtime, connect_platforms(settings))
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    chat.start(scheduler=False)  # its sender retries what it stored and could not send
+    try:
+        chat.pipeline.run_worker(stop, poll=poll)
+    finally:
+        chat.stop()
+        runtime.engine.dispose()
 
 
 def main() -> None:

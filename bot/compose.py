@@ -105,7 +105,15 @@ def compose(
     )
     install_all(features(), core.registry, core)
     router = Router(core)
-    pipeline = Pipeline(engine, router, notifier, workers=workers, clock=clock)
+    pipeline = Pipeline(
+        engine,
+        router,
+        notifier,
+        workers=workers,
+        clock=clock,
+        queue=runtime.settings.chat_queue,
+        lease=runtime.settings.inbound_lease_seconds,
+    )
     scheduler = Scheduler(organisation, engine, core.registry.jobs, clock=clock)
     notifier.run_soon = scheduler.run_soon
     return Bot(core, router, outbox, sender, notifier, pipeline, scheduler)

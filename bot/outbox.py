@@ -48,6 +48,7 @@ from kpi_engine.audit import record
 from kpi_engine.clock import Clock, system_clock
 from kpi_engine.languages import Language
 from kpi_engine.models import OutboxMessage
+from kpi_engine.units import reading, writing
 
 log = logging.getLogger(__name__)
 _OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
@@ -166,7 +167,8 @@ class Outbox:
             "thread_of": thread_of,
             "edits": edits,
         }
-        with self.engine.begin() as conn:
+        # Inside a unit of work (a chat command) the row commits with what the command wrote.
+        with writing(self.engine) as conn:
             dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
             statement = (
                 dialect_insert(_OUTBOX)
@@ -338,7 +340,7 @@ class Outbox:
         """Store an edit of the message stored under `original`, delivered like any message
         (after the original is sent); None when there is no such message, or the edit was
         stored before."""
-        with self.engine.connect() as conn:
+        with reading(self.engine) as conn:
             row = conn.execute(select(_OUTBOX).where(_OUTBOX.c.key == original)).mappings().first()
         if row is None:
             return None

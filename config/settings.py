@@ -49,6 +49,14 @@ class Settings(BaseSettings):
     # How long a sender may hold a claimed outbox message before another process (or this one,
     # restarted after a crash) may deliver it again.
     outbox_lease_seconds: float = Field(60.0, gt=0, validation_alias="KPIBOT_OUTBOX_LEASE_SECONDS")
+    # Chat deliveries: with `chat_queue` the web process only verifies, records and
+    # acknowledges them, and `kpibot worker` processes answer them (PostgreSQL; `kpibot serve
+    # --workers N` sets it). A process answering a delivery holds it for the lease; if it dies,
+    # another takes it over when the lease runs out.
+    chat_queue: bool = Field(False, validation_alias="KPIBOT_CHAT_QUEUE")
+    inbound_lease_seconds: float = Field(
+        60.0, gt=0, validation_alias="KPIBOT_INBOUND_LEASE_SECONDS"
+    )
 
     # The dashboard (bot/web): links are signed with a key derived from the secret (also the
     # shop tokens' key); they open at the public address, are valid for minutes and once.

@@ -294,7 +294,10 @@ class LiveHost(SQLModel, table=True):
 
 
 class InboundEvent(SQLModel, table=True):
-    """A chat delivery the bot has accepted: its unique key stops duplicate deliveries."""
+    """A chat delivery the bot has accepted: its unique key stops duplicate deliveries, and it
+    holds what was said (`payload`, a message or a click as JSON) until it is answered —
+    `state` "pending", then "done" (payload cleared). A worker answering it holds a lease
+    (`lease_until`, epoch seconds); when the lease runs out another worker takes it over."""
 
     __tablename__ = "inbound_events"
     __table_args__ = (UniqueConstraint("platform", "workspace", "event_id"),)
@@ -306,6 +309,12 @@ class InboundEvent(SQLModel, table=True):
     sender: str
     channel: str
     received_at: int = Field(sa_type=BigInteger)
+    kind: str = Field(default="message", sa_column_kwargs={"server_default": "message"})
+    payload: str | None = Field(default=None, sa_type=Text)
+    state: str = Field(default="done", index=True, sa_column_kwargs={"server_default": "done"})
+    lease_until: float | None = None
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    done_at: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class Annotation(SQLModel, table=True):

@@ -15,6 +15,7 @@ from kpi_engine.figures import Figure, Figures
 from kpi_engine.models import PostedFigure
 from kpi_engine.periods import Period
 from kpi_engine.scopes import Scope
+from kpi_engine.units import writing
 
 _POSTED = PostedFigure.__table__  # type: ignore[attr-defined]
 # Posts older than this are history: their numbers are settled and no longer re-checked.
@@ -62,7 +63,7 @@ def record_posted(engine: Engine, key: str, watched: Iterable[Watched], *, now: 
     ]
     if not rows:
         return
-    with engine.begin() as conn:
+    with writing(engine) as conn:
         exists = conn.execute(select(_POSTED.c.id).where(_POSTED.c.outbox_key == key).limit(1))
         if exists.first() is None:
             conn.execute(insert(_POSTED), rows)

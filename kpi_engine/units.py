@@ -9,7 +9,7 @@ and what it wrote is read back before it commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -23,6 +23,7 @@ class _Unit:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._connection: Connection | None = None
+        self.after: list[Callable[[], None]] = []  # run once the unit has committed
 
     def connection(self) -> Connection:
         if self._connection is None:
@@ -51,6 +52,17 @@ def _unit_of(engine: Engine) -> _Unit | None:
     return unit if unit is not None and unit.engine is engine else None
 
 
+def after_commit(engine: Engine, action: Callable[[], None]) -> None:
+    """Run `action` once what the open unit of work on `engine` wrote is committed (dropped if
+    it rolls back), or now when no unit is open: a reply is sent only after the answer and
+    its effects are stored, never about something that was then undone."""
+    unit = _unit_of(engine)
+    if unit is None:
+        action()
+    else:
+        unit.after.append(action)
+
+
 @contextmanager
 def unit_of_work(engine: Engine) -> Iterator[None]:
     """Run a block whose store writes on `engine` commit at its end, or roll back together
@@ -69,6 +81,8 @@ def unit_of_work(engine: Engine) -> Iterator[None]:
         unit.end(commit=True)
     finally:
         _CURRENT.reset(token)
+    for action in unit.after:
+        action()
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from bot.chat.adapter import ChatAdapter
 from bot.chat.effects import Edit, Effect, Post, RunSoon
 from bot.chat.messages import Reply, Sent, Target
+from kpi_engine.units import after_commit
 
 if TYPE_CHECKING:
     from bot.outbox import Outbox, Sender
@@ -46,13 +47,16 @@ class Notifier:
         self, reply: Reply, target: Target, *, key: str | None = None, kind: str = "reply"
     ) -> Sent | None:
         """Send `reply` to `target` now; None if it is left to the outbox (or was sent before
-        under `key`)."""
+        under `key`). Inside a unit of work it is stored with what the unit writes and sent
+        once the unit commits (None here)."""
         if self.outbox is None or self.sender is None:
             return self.adapters[target.platform].send(reply, target, key=key)
         stored = self.outbox.put(reply, target, key=key, kind=kind)
         if stored is None:
             return None  # this key was delivered (or is on its way) already
-        return self.sender.deliver_now(stored)
+        sender, sent = self.sender, list[Sent | None]()
+        after_commit(self.outbox.engine, lambda: sent.append(sender.deliver_now(stored)))
+        return sent[0] if sent else None
 
     def post(
         self, reply: Reply, target: Target, *, key: str, kind: str, thread_of: str | None = None
@@ -62,7 +66,7 @@ class Notifier:
             self.adapters[target.platform].send(reply, target, key=key)
             return True
         stored = self.outbox.put(reply, target, key=key, kind=kind, thread_of=thread_of)
-        self.sender.wake()
+        after_commit(self.outbox.engine, self.sender.wake)
         return stored is not None
 
     def edit(self, original: str, reply: Reply, *, key: str) -> bool:
@@ -71,7 +75,7 @@ class Notifier:
         if self.outbox is None or self.sender is None:
             return False
         stored = self.outbox.put_edit(original, reply, key=key)
-        self.sender.wake()
+        after_commit(self.outbox.engine, self.sender.wake)
         return stored is not None
 
     def apply(self, effects: Iterable[Effect]) -> int:

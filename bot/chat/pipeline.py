@@ -1,56 +1,48 @@
 """The inbound pipeline: record the delivery (duplicates stop here), acknowledge, then route
-and reply through the notifier — in a worker when one is given, so the platform's
-acknowledgement never waits for the engine."""
+and reply through the notifier.
+
+Who answers a recorded delivery (bot/chat/inbox.py):
+- by default this process, in a thread when `workers` is given, so the platform's
+  acknowledgement never waits for the engine; a background sweep (`start`) answers deliveries
+  a crashed process left behind once their lease runs out;
+- with `queue=True` (`kpibot serve --workers N`, PostgreSQL) worker processes (`kpibot worker`,
+  `run_worker`): the web process only verifies, records and acknowledges.
+
+Either way the answer, its effects and the delivery's "done" commit together (one unit of
+work), and the reply is sent once they have.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from concurrent.futures import Executor
 from dataclasses import replace
 
-from sqlalchemy import Engine, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
 from bot.chat.context import ASK, Where
 from bot.chat.effects import Result
+from bot.chat.inbox import AlreadyAnswered, Delivery, Inbox
 from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.notifier import Notifier
 from bot.chat.router import Routed, Router
 from bot.i18n import texts
 from kpi_engine.clock import Clock, system_clock
-from kpi_engine.models import InboundEvent
 from kpi_engine.restatements import record_posted
 from kpi_engine.units import unit_of_work
 
 log = logging.getLogger(__name__)
-_EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
 
 
-def record_delivery(
-    engine: Engine,
-    platform: str,
-    workspace: str,
-    event_id: str,
-    sender: str,
-    channel: str,
-    now: int,
-) -> bool:
-    """Record a platform delivery; False when it was recorded before (a duplicate)."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(_EVENTS).values(
-                    platform=platform,
-                    workspace=workspace,
-                    event_id=event_id,
-                    sender=sender,
-                    channel=channel,
-                    received_at=now,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
+class _Undone(Exception):
+    """A command failed after it may have written: its unit is rolled back, and the answer
+    (an apology, a refusal) is stored in a fresh one."""
+
+    def __init__(self, result: Result | None) -> None:
+        super().__init__("command undone")
+        self.result = result
 
 
 class Pipeline:
@@ -64,36 +56,28 @@ class Pipeline:
         *,
         workers: Executor | None = None,
         clock: Clock = system_clock,
+        queue: bool = False,
+        lease: float = 60.0,
     ) -> None:
         self.engine = engine
         self.router = router
         self.notifier = notifier
         self.workers = workers
         self.clock = clock
+        self.queue = queue
+        self.inbox = Inbox(engine, clock=clock, lease=lease)
+        self._stopping = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    # -- taking deliveries in ---------------------------------------------------------------
 
     def accept(self, message: InboundMessage) -> bool:
         """Take a message in; False (and nothing else happens) for a duplicate delivery."""
-        fresh = record_delivery(
-            self.engine,
-            message.platform,
-            message.workspace,
-            message.event_id,
-            message.sender,
-            message.channel,
-            int(self.clock()),
-        )
-        if not fresh:
-            log.info("duplicate %s delivery %s ignored", message.platform, message.event_id)
-            return False
-        if self.workers is None:
-            self.handle(message)
-        else:
-            self.workers.submit(self._handle_logged, message)
-        return True
+        return self._take(message, message.event_id)
 
     def accept_action(self, action: Action) -> bool:
         """Take a button click in, once: a question button asks its question; other buttons go
-        to their registered handler (in a worker), whose answer goes to whoever clicked."""
+        to their registered handler, whose answer goes to whoever clicked."""
         if action.action == ASK:
             return self.accept(
                 InboundMessage(
@@ -112,31 +96,109 @@ class Pipeline:
         if action.action not in self.router.core.registry.actions:
             log.info("no handler for %s action %r", action.platform, action.action)
             return False
-        fresh = record_delivery(
-            self.engine,
-            action.platform,
-            action.workspace,
-            f"action:{action.event_id}",
-            action.sender,
-            action.channel,
-            int(self.clock()),
-        )
-        if not fresh:
-            log.info("duplicate %s click %s ignored", action.platform, action.event_id)
+        return self._take(action, f"action:{action.event_id}")
+
+    def _take(self, item: InboundMessage | Action, event_id: str) -> bool:
+        id = self.inbox.record(item, event_id=event_id, claim=not self.queue)
+        if id is None:
+            log.info("duplicate %s delivery %s ignored", item.platform, item.event_id)
             return False
+        if self.queue:
+            return True  # a worker process answers it
+        delivery = Delivery(id, item, 1)
         if self.workers is None:
-            self.handle_action(action)
+            self.work(delivery)
         else:
-            self.workers.submit(self._action_logged, action)
+            self.workers.submit(self._work_logged, delivery)
         return True
 
-    def handle(self, message: InboundMessage) -> Routed:
-        """Route a message, deliver the answer (with a note in the group if it went privately)
-        and carry out its effects. The text is made displayable (and storable) first, whatever
-        the platform sent."""
+    # -- answering --------------------------------------------------------------------------
+
+    def work(self, delivery: Delivery) -> None:
+        """Answer one claimed delivery and mark it done."""
+        if isinstance(delivery.item, Action):
+            self.handle_action(delivery.item, delivery=delivery.id)
+        else:
+            self.handle(delivery.item, delivery=delivery.id)
+
+    def work_once(self, *, limit: int = 16) -> int:
+        """Claim the deliveries nobody is answering and answer them; how many were claimed."""
+        claimed = self.inbox.claim(limit=limit)
+        for delivery in claimed:
+            self._work_logged(delivery)
+        return len(claimed)
+
+    def run_worker(self, stop: threading.Event, *, poll: float = 5.0) -> None:
+        """A worker's loop until `stop` is set: answer what is waiting, then wait to be woken
+        by a recorded delivery — the table is looked at again only then, or after `poll`
+        seconds (for leases that ran out). `stop` is noticed within a second."""
+        listener = self.inbox.listener()
+        try:
+            while not stop.is_set():
+                try:
+                    if self.work_once():
+                        continue
+                except Exception:  # the database went away for a moment: keep the loop alive
+                    log.exception("the chat worker loop failed; trying again")
+                    stop.wait(poll)
+                    continue
+                for _ in range(max(1, round(poll))):
+                    if stop.is_set() or listener.wait(min(poll, 1.0)):
+                        break
+        finally:
+            listener.close()
+
+    def start(self) -> None:
+        """Answer, in the background, what crashed processes left unanswered: deliveries
+        whose lease ran out (looked for now and every lease thereafter). With `queue`, worker
+        processes do this instead."""
+        if self.queue or self._sweeper is not None:
+            return
+
+        def sweep() -> None:
+            while True:
+                try:
+                    while self.work_once():
+                        pass
+                except Exception:
+                    log.exception("answering left-over deliveries failed; trying again")
+                if self._stopping.wait(self.inbox.lease):
+                    return
+
+        self._sweeper = threading.Thread(target=sweep, name="inbox-sweeper", daemon=True)
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._sweeper is not None:
+            self._sweeper.join()
+            self._sweeper = None
+
+    def handle(self, message: InboundMessage, *, delivery: int | None = None) -> Routed:
+        """Route a message, store the answer (with a note in the group if it went privately)
+        and its effects, mark the `delivery` done — all in one unit of work — then send the
+        answer. The text is made displayable (and storable) first, whatever the platform
+        sent."""
         message = replace(message, text=displayable(message.text))
-        routed = self.router.route(message, now=int(self.clock()))
-        reply = routed.result.reply
+        now = int(self.clock())
+        try:
+            try:
+                with unit_of_work(self.engine):
+                    routed = self.router.route(message, now=now)
+                    if routed.undone:
+                        raise _Undone(routed.result)
+                    self._answer(message, routed.result, now, delivery)
+            except _Undone:  # what the failed command wrote is gone; its answer is stored alone
+                with unit_of_work(self.engine):
+                    self._answer(message, routed.result, now, delivery)
+        except AlreadyAnswered:
+            log.info("%s delivery %s was answered elsewhere", message.platform, message.event_id)
+        return routed
+
+    def _answer(
+        self, message: InboundMessage, result: Result, now: int, delivery: int | None
+    ) -> None:
+        reply = result.reply
         # One reply per delivery, even if this handling is repeated after a crash.
         key = f"reply:{message.platform}:{message.workspace}:{message.event_id}"
         if reply is not None:
@@ -152,7 +214,7 @@ class Pipeline:
             )
             self.notifier.deliver(reply, target, key=key)
             if reply.watch:  # the numbers stated, re-checked later for revisions
-                record_posted(self.engine, key, reply.watch, now=int(self.clock()))
+                record_posted(self.engine, key, reply.watch, now=now)
             adapter = self.notifier.adapter(message.platform)
             if target.private and not adapter.private_in_place:
                 note = Reply(
@@ -167,14 +229,19 @@ class Pipeline:
                     ),
                     key=f"{key}:note",
                 )
-        self.notifier.apply(routed.result.effects)
-        return routed
+        self.notifier.apply(result.effects)
+        if delivery is not None:
+            self.inbox.done(delivery)
 
-    def handle_action(self, action: Action) -> Result | None:
-        """Run a button's handler as the person who clicked, and answer them privately."""
+    def handle_action(self, action: Action, *, delivery: int | None = None) -> Result | None:
+        """Run a button's handler as the person who clicked, and answer them privately; the
+        answer, its effects and the `delivery`'s "done" commit together, as for a message."""
         router = self.router
         asker = router.asker_of(action.platform, action.sender)
         if asker is None:
+            if delivery is not None:
+                with contextlib.suppress(AlreadyAnswered):
+                    self.inbox.done(delivery)
             return None
         where = Where(
             action.platform,
@@ -187,15 +254,30 @@ class Pipeline:
         language = router.core.organisation.language_of(asker)
         now = int(self.clock())
         context = router.context(asker, where, language, now)
+        result: Result | None = None
         try:
-            with unit_of_work(self.engine):  # a click that fails has changed nothing
-                result = router.core.registry.actions[action.action](action, context)
-        except Exception:
-            log.exception("handling %s click %s failed", action.platform, action.event_id)
-            result = Result(Reply(context.t("error.generic"), language, private=True))
-        if result is None:
+            try:
+                with unit_of_work(self.engine):  # a click that fails has changed nothing
+                    try:
+                        result = router.core.registry.actions[action.action](action, context)
+                    except Exception as exc:
+                        log.exception(
+                            "handling %s click %s failed", action.platform, action.event_id
+                        )
+                        apology = Reply(context.t("error.generic"), language, private=True)
+                        raise _Undone(Result(apology)) from exc
+                    self._answer_click(action, result, delivery)
+            except _Undone as undone:
+                result = undone.result
+                with unit_of_work(self.engine):
+                    self._answer_click(action, result, delivery)
+        except AlreadyAnswered:
+            log.info("%s click %s was answered elsewhere", action.platform, action.event_id)
             return None
-        if result.reply is not None:
+        return result
+
+    def _answer_click(self, action: Action, result: Result | None, delivery: int | None) -> None:
+        if result is not None and result.reply is not None:
             adapter = self.notifier.adapter(action.platform)
             if adapter.private_in_place and action.channel and not action.is_direct:
                 target = Target(
@@ -210,19 +292,17 @@ class Pipeline:
                 target = Target.direct(action.platform, action.workspace, action.sender)
             key = f"action:{action.platform}:{action.workspace}:{action.event_id}"
             self.notifier.deliver(result.reply, target, key=key)
-        self.notifier.apply(result.effects)
-        return result
+        if result is not None:
+            self.notifier.apply(result.effects)
+        if delivery is not None:
+            self.inbox.done(delivery)
 
-    def _action_logged(self, action: Action) -> None:
+    def _work_logged(self, delivery: Delivery) -> None:
         try:
-            self.handle_action(action)
-        except Exception:
-            log.exception("handling %s click %s failed", action.platform, action.event_id)
-
-    def _handle_logged(self, message: InboundMessage) -> None:
-        try:
-            self.handle(message)
-        except Exception:  # the worker must survive a failed delivery; the outbox retries later
+            self.work(delivery)
+        except Exception:  # the worker must survive; the delivery is answered after its lease
             log.exception(
-                "delivering the reply to %s event %s failed", message.platform, message.event_id
+                "answering %s delivery %s failed; it is tried again after its lease",
+                delivery.item.platform,
+                delivery.item.event_id,
             )

@@ -42,6 +42,10 @@ class Routed:
     result: Result
     request: Request | None
     visibility: str  # "private" (the asker alone), "direct" (a one-to-one chat) or "group"
+    # The command failed (an apology, a period or scope it could not use): whatever it wrote
+    # must not stay. The router's own unit of work undoes it; a caller that opened an outer
+    # unit (the pipeline) undoes that one.
+    undone: bool = False
 
     def understood(self) -> dict[str, object] | None:
         """What the message was understood as — the contract of `kpibot ask --json` that
@@ -126,46 +130,49 @@ class Router:
                 texts(request.language)("message.too_long", max=MAX_MESSAGE), request.language
             )
             return Routed(Result(too_long), request, _visibility(too_long, where))
+        undone = False
         try:
             request = self.parse(message.text, asker, message.platform, now)
             ctx = self.context(asker, where, request.language, now)
-            result = self._answer(ctx, request)
+            result, undone = self._answer(ctx, request)
         except Exception:
             log.exception("handling %s event %s failed", message.platform, message.event_id)
             result = Result(
                 Reply(texts(request.language)("error.generic"), request.language, private=True)
             )
+            undone = True
         reply = result.reply
         if reply is not None and reply.thread is None and message.thread is not None:
             result = replace(result, reply=replace(reply, thread=message.thread))
         visibility = _visibility(result.reply, where) if result.reply else "private"
-        return Routed(result, request, visibility)
+        return Routed(result, request, visibility, undone)
 
-    def _answer(self, ctx: Context, request: Request) -> Result:
+    def _answer(self, ctx: Context, request: Request) -> tuple[Result, bool]:
+        """The command's result, and whether it failed (what it wrote is to be undone)."""
         t = ctx.t
         command = self.core.registry.commands.get(request.intent)
         if request.unknown is not None and (command is None or request.unknown.kind == "period"):
-            return Result(ask_back(ctx, request.unknown, request))
+            return Result(ask_back(ctx, request.unknown, request)), False
         if command is None:
             help_command = self.core.registry.commands.get("help")
             if help_command is None:
-                return Result(Reply(t("unknown.intent"), ctx.language))
-            return help_command.handler(ctx, request)
+                return Result(Reply(t("unknown.intent"), ctx.language)), False
+            return help_command.handler(ctx, request), False
         if request.unknown is not None:
-            return Result(ask_back(ctx, request.unknown, request))
+            return Result(ask_back(ctx, request.unknown, request)), False
         if not allowed(ctx.asker, command):
-            return Result(ctx.refuse())
+            return Result(ctx.refuse()), False
         if ctx.where.replayable and request.intent in MUTATING:
-            return Result(Reply(t("security.replayable"), ctx.language, private=True))
+            return Result(Reply(t("security.replayable"), ctx.language, private=True)), False
         try:
             # Everything the command writes commits when it answers, or not at all.
             with unit_of_work(self.core.engine):
-                return command.handler(ctx, request)
+                return command.handler(ctx, request), False
         except PeriodError:
             said = request.period_said or request.period or ""
-            return Result(Reply(t("period.impossible", said=said), ctx.language))
+            return Result(Reply(t("period.impossible", said=said), ctx.language)), True
         except ScopeError:  # a named person or shop the asker cannot see, or none at all
-            return Result(ctx.refuse())
+            return Result(ctx.refuse()), True
 
 
 def _visibility(reply: Reply | None, where: Where) -> str:

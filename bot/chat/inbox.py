@@ -1,0 +1,216 @@
+"""Recorded deliveries: what the platforms sent, kept until it is answered.
+
+A web process verifies a delivery, records it here and acknowledges — nothing else. The row
+holds the message (or button click) as JSON; whoever answers it claims it with a lease, and
+marks it done in the same transaction that stores the answer and its effects (outbox rows,
+appeals, notes), so a delivery is answered once:
+
+- a duplicate delivery finds its key taken and is dropped at `record`;
+- a process that dies before the answer is stored leaves the row claimed until its lease runs
+  out; then another worker (or the restarted process) claims and answers it;
+- a process that dies after the answer is stored has marked the row done with it; the reply
+  itself then leaves through the outbox, whose key (one per delivery) keeps it single.
+
+On PostgreSQL workers claim with `FOR UPDATE SKIP LOCKED` (several workers never take the same
+row) and are woken by `NOTIFY kpibot_inbound`, sent in the recording transaction, rather than
+polling. On SQLite one process records and answers (its write lock serialises claims).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.chat.messages import Action, InboundMessage
+from kpi_engine.clock import Clock, system_clock
+from kpi_engine.models import InboundEvent
+from kpi_engine.units import writing
+
+log = logging.getLogger(__name__)
+_EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
+CHANNEL = "kpibot_inbound"  # the PostgreSQL notification channel workers listen on
+
+
+class AlreadyAnswered(Exception):
+    """The delivery was answered by another process meanwhile."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A recorded delivery claimed for answering."""
+
+    id: int
+    item: InboundMessage | Action
+    attempts: int
+
+
+def to_payload(item: InboundMessage | Action) -> str:
+    """A message or click as the JSON stored with its delivery: ASCII, so that whatever the
+    platform sent (a lone surrogate, say) is stored and read back exactly; the pipeline makes
+    the text displayable when it answers."""
+    return json.dumps(asdict(item))
+
+
+def from_payload(kind: str, payload: str) -> InboundMessage | Action:
+    """The message or click `to_payload` stored."""
+    data: dict[str, Any] = json.loads(payload)
+    if kind == "action":
+        return Action(**data)
+    data["mentions"] = tuple(data.get("mentions", ()))
+    return InboundMessage(**data)
+
+
+class Inbox:
+    """The `inbound_events` table as a queue of deliveries to answer."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock = system_clock,
+        lease: float = 60.0,
+        max_attempts: int = 5,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self._recorded = threading.Event()  # wakes a waiting worker in this process
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def record(self, item: InboundMessage | Action, *, event_id: str, claim: bool) -> int | None:
+        """Record a delivery; its id, or None when it was recorded before (a duplicate).
+        `claim`: this process answers it at once (it is leased to it from the start);
+        otherwise it waits for a worker, woken by a notification."""
+        now = self.clock()
+        values = {
+            "platform": item.platform,
+            "workspace": item.workspace,
+            "event_id": event_id,
+            "sender": item.sender,
+            "channel": item.channel,
+            "received_at": int(now),
+            "kind": "action" if isinstance(item, Action) else "message",
+            "payload": to_payload(item),
+            "state": "pending",
+            "lease_until": now + self.lease if claim else None,
+            "attempts": 1 if claim else 0,
+        }
+        try:
+            with self.engine.begin() as conn:
+                id = conn.execute(insert(_EVENTS).values(**values).returning(_EVENTS.c.id))
+                recorded = int(id.scalar_one())
+                if not claim and self.postgres:
+                    conn.execute(text(f"NOTIFY {CHANNEL}"))  # delivered when this commits
+        except IntegrityError:
+            return None
+        if not claim:
+            self._recorded.set()
+        return recorded
+
+    def claim(self, *, limit: int = 16) -> list[Delivery]:
+        """Take deliveries nobody is answering (never claimed, or their lease ran out), each
+        for `lease` seconds. One that has failed `max_attempts` times is given up (logged)."""
+        now = self.clock()
+        waiting = (_EVENTS.c.state == "pending") & (
+            _EVENTS.c.lease_until.is_(None) | (_EVENTS.c.lease_until < now)
+        )
+        chosen = (
+            select(_EVENTS.c.id)
+            .where(waiting)
+            .order_by(_EVENTS.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # SQLite: its write lock serialises
+        )
+        statement = (
+            update(_EVENTS)
+            .where(_EVENTS.c.id.in_(chosen.scalar_subquery()))
+            .values(lease_until=now + self.lease, attempts=_EVENTS.c.attempts + 1)
+            .returning(_EVENTS.c.id, _EVENTS.c.kind, _EVENTS.c.payload, _EVENTS.c.attempts)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(statement).all()
+        claimed: list[Delivery] = []
+        for row in sorted(rows, key=lambda r: r.id):
+            if row.attempts > self.max_attempts or row.payload is None:
+                log.error("inbound delivery %s given up after %s attempts", row.id, row.attempts)
+                self.done(row.id, state="failed")
+                continue
+            claimed.append(Delivery(row.id, from_payload(row.kind, row.payload), row.attempts))
+        return claimed
+
+    def done(self, id: int, *, state: str = "done") -> None:
+        """Mark a delivery answered (inside the unit of work that stored the answer, when one
+        is open); what was said is not kept past its answer. `AlreadyAnswered` when another
+        process answered it first (this one stalled past its lease): the unit rolls back."""
+        with writing(self.engine) as conn:
+            result = conn.execute(
+                update(_EVENTS)
+                .where(_EVENTS.c.id == id, _EVENTS.c.state == "pending")
+                .values(state=state, payload=None, lease_until=None, done_at=int(self.clock()))
+            )
+        if result.rowcount != 1:
+            raise AlreadyAnswered(id)
+
+    def counts(self) -> dict[str, int]:
+        """Deliveries per state."""
+        query = select(_EVENTS.c.state, func.count()).group_by(_EVENTS.c.state)
+        with self.engine.connect() as conn:
+            return {state: int(n) for state, n in conn.execute(query)}
+
+    def listener(self) -> Listener:
+        """Something to wait on for newly recorded deliveries (see `Listener`)."""
+        return Listener(self)
+
+
+class Listener:
+    """Waits until a delivery is recorded: on PostgreSQL a connection that LISTENs for the
+    recording transactions' notifications (from any process); on SQLite this process's own
+    recordings. A wait that times out is the poll that catches lapsed leases."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self._connection: Any = None
+        if inbox.postgres:
+            import psycopg
+
+            url = inbox.engine.url.set(drivername="postgresql")
+            self._connection = psycopg.connect(
+                url.render_as_string(hide_password=False), autocommit=True
+            )
+            self._connection.execute(f"LISTEN {CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        """True when woken by a recorded delivery, False after `timeout` seconds."""
+        if self._connection is None:
+            woken = self.inbox._recorded.wait(timeout)
+            self.inbox._recorded.clear()
+            return woken
+        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+            return True
+        return False
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+__all__ = [
+    "CHANNEL",
+    "AlreadyAnswered",
+    "Delivery",
+    "Inbox",
+    "Listener",
+    "from_payload",
+    "to_payload",
+]

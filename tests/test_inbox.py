@@ -1,0 +1,220 @@
+"""Recorded deliveries answered once: by this process or by workers, after a crash, by several
+workers at a time, woken by PostgreSQL notifications (bot/chat/inbox.py, bot/chat/pipeline.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine, func, select
+
+from bot.compose import Bot, compose
+from bot.runtime import Runtime
+from config.settings import Settings
+from kpi_engine.models import Annotation, InboundEvent
+from kpi_engine.organisation import Organisation
+from tests.fakechat import Dialog, FakeChat
+from tests.helpers import PINNED_AT, wait_for
+
+_EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
+LEASE = 30.0
+
+
+class Clock:
+    """A clock the test moves (a lease running out)."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+
+@pytest.fixture
+def clock() -> Clock:
+    from kpi_engine.instants import parse_instant
+
+    return Clock(float(parse_instant(PINNED_AT, "Asia/Shanghai")))
+
+
+def process(
+    engine: Engine, organisation: Organisation, clock: Clock, *, queue: bool
+) -> tuple[Bot, FakeChat]:
+    """One process's chat side on a fake Slack: a web process with `queue` (it only records),
+    otherwise one that answers (a worker, or the web process on its own)."""
+    chat = FakeChat("slack")
+    settings = Settings(  # type: ignore[call-arg]
+        KPIBOT_CHAT_QUEUE=queue, KPIBOT_INBOUND_LEASE_SECONDS=LEASE
+    )
+    runtime = Runtime(settings, engine, organisation, clock)
+    return compose(runtime, {"slack": chat}, limits={}), chat
+
+
+def states(engine: Engine) -> Counter[str]:
+    with engine.connect() as conn:
+        return Counter(conn.execute(select(_EVENTS.c.state)).scalars())
+
+
+def notes(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(Annotation)).scalar_one())
+
+
+@pytest.fixture
+def people(engine: Engine, organisation: Organisation, clock: Clock) -> Dialog:
+    """Builds the messages people send (its own bot is not used)."""
+    return Dialog(engine, organisation, int(clock()))
+
+
+def test_a_web_process_with_workers_only_records_and_a_worker_answers_once(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    web, web_chat = process(engine, organisation, clock, queue=True)
+    message = people.message("li.na", "加备注 TikTok算法调整 昨天")
+    assert web.pipeline.accept(message)
+    assert not web.pipeline.accept(message)  # the platform's retry is a duplicate
+    web.sender.drain()
+    assert web_chat.sent == [] and notes(engine) == 0
+    assert states(engine) == Counter({"pending": 1})
+    with engine.connect() as conn:
+        payload = conn.execute(select(_EVENTS.c.payload)).scalar_one()
+    assert "TikTok算法调整" in payload  # what was said is kept until it is answered
+
+    worker, worker_chat = process(engine, organisation, clock, queue=False)
+    assert worker.pipeline.work_once() == 1
+    worker.sender.drain()
+    assert len(worker_chat.sent) == 1 and notes(engine) == 1
+    assert states(engine) == Counter({"done": 1})
+    with engine.connect() as conn:
+        assert conn.execute(select(_EVENTS.c.payload)).scalar_one() is None
+    assert worker.pipeline.work_once() == 0
+
+
+def test_a_process_that_died_before_answering_is_made_good_once_its_lease_runs_out(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    # The web process records (and leases to itself) a note, acknowledges, and dies before
+    # the answer is stored: nothing was written but the delivery.
+    dead, dead_chat = process(engine, organisation, clock, queue=False)
+    message = people.message("li.na", "加备注 TikTok算法调整 昨天")
+    assert dead.pipeline.inbox.record(message, event_id=message.event_id, claim=True)
+    restarted, chat = process(engine, organisation, clock, queue=False)
+    assert restarted.pipeline.work_once() == 0  # still leased to the process that died
+    clock.at += LEASE + 1
+    assert restarted.pipeline.work_once() == 1
+    restarted.sender.drain()
+    assert len(chat.sent) == 1 and notes(engine) == 1 and dead_chat.sent == []
+
+
+def test_a_worker_that_stalled_past_its_lease_and_finishes_late_changes_nothing(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    web, _ = process(engine, organisation, clock, queue=True)
+    assert web.pipeline.accept(people.message("li.na", "加备注 TikTok算法调整 昨天"))
+    stalled, stalled_chat = process(engine, organisation, clock, queue=False)
+    (claimed,) = stalled.pipeline.inbox.claim()
+    clock.at += LEASE + 1  # it stalls past its lease; another worker takes over
+    other, chat = process(engine, organisation, clock, queue=False)
+    assert other.pipeline.work_once() == 1
+    stalled.pipeline.work(claimed)  # …and then finishes: its whole answer is rolled back
+    for bot in (stalled, other):
+        bot.sender.drain()
+    assert len(chat.sent) == 1 and stalled_chat.sent == [] and notes(engine) == 1
+    assert states(engine) == Counter({"done": 1})
+
+
+def test_the_answer_and_the_delivery_commit_together_and_the_reply_leaves_once(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    worker, chat = process(engine, organisation, clock, queue=False)
+    failing = threading.Event()
+    send = chat.send
+
+    def send_or_fail(*args: object, **kwargs: object) -> object:
+        if failing.is_set():
+            raise ConnectionError("the platform is down")
+        return send(*args, **kwargs)  # type: ignore[arg-type]
+
+    chat.send = send_or_fail  # type: ignore[method-assign]
+    failing.set()
+    assert worker.pipeline.accept(people.message("li.na", "加备注 直播设备故障 今天"))
+    # The send failed, but the answer was stored with the delivery's "done": nobody answers
+    # the delivery again; the outbox delivers the stored reply once the platform is back.
+    assert states(engine) == Counter({"done": 1}) and notes(engine) == 1
+    assert chat.sent == []
+    failing.clear()
+    clock.at += 3600
+    worker.sender.drain()
+    assert len(chat.sent) == 1
+    assert worker.pipeline.work_once() == 0
+
+
+@pytest.mark.parametrize("workers", [4])
+def test_several_workers_answer_each_delivery_once(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog, workers: int
+) -> None:
+    web, _ = process(engine, organisation, clock, queue=True)
+    messages = [people.message("li.na", "帮助") for _ in range(40)]
+    for message in messages:
+        assert web.pipeline.accept(message)
+    processes = [process(engine, organisation, clock, queue=False) for _ in range(workers)]
+    start = threading.Barrier(workers)
+
+    def run(bot: Bot) -> None:
+        start.wait()
+        while bot.pipeline.work_once(limit=3):
+            pass
+        bot.sender.drain()
+
+    threads = [threading.Thread(target=run, args=(bot,)) for bot, _ in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    answered = Counter(target.channel for _, chat in processes for _, target in chat.sent)
+    assert sum(answered.values()) == len(messages)
+    assert states(engine) == Counter({"done": len(messages)})
+    with engine.connect() as conn:  # every delivery was claimed exactly once
+        assert set(conn.execute(select(_EVENTS.c.attempts)).scalars()) == {1}
+
+
+@pytest.fixture
+def recording_engine(db_url: str) -> Iterator[Engine]:
+    """A second engine on the same database: another process's connections."""
+    other = create_engine(db_url)
+    yield other
+    other.dispose()
+
+
+def test_a_waiting_worker_is_woken_by_a_recorded_delivery_not_by_polling(
+    engine: Engine,
+    recording_engine: Engine,
+    organisation: Organisation,
+    clock: Clock,
+    people: Dialog,
+    backend: str,
+) -> None:
+    worker, chat = process(engine, organisation, clock, queue=False)
+    if backend == "postgresql":  # any process's recording wakes it (NOTIFY)
+        web, _ = process(recording_engine, organisation, clock, queue=True)
+    else:  # SQLite: one process records and answers
+        web = worker
+        web.pipeline.queue = True
+    stop = threading.Event()
+    # It looks at the table once at start, then only when woken: a poll of an hour would
+    # leave the message unanswered for the whole test.
+    loop = threading.Thread(target=worker.pipeline.run_worker, args=(stop,), kwargs={"poll": 3600})
+    loop.start()
+    try:
+        wait_for(lambda: loop.is_alive(), "the worker")
+        for n in range(3):
+            assert web.pipeline.accept(people.message("li.na", "帮助"))
+            wait_for(lambda n=n: len(chat.sent) == n + 1, f"answer {n + 1}", 60)  # type: ignore[misc]
+    finally:
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive()
+    assert states(engine) == Counter({"done": 3})
