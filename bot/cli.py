@@ -933,7 +933,7 @@ def serve(
             "--workers",
             min=0,
             help="Start N `kpibot worker` processes to answer chat messages; this process "
-            "then only verifies, records and acknowledges them (PostgreSQL)",
+            "then only verifies, records and acknowledges them",
         ),
     ] = 0,
 ) -> None:
@@ -948,14 +948,6 @@ def serve(
         os.environ["KPIBOT_CHAT_QUEUE"] = "1"  # this process and its workers
     settings = _settings()
     _organisation(settings)
-    if settings.chat_queue and not settings.database_url.startswith("postgresql"):
-        typer.echo(
-            "Worker processes (--workers, KPIBOT_CHAT_QUEUE) need PostgreSQL "
-            "(KPIBOT_DATABASE_URL=postgresql+psycopg://…); on SQLite `kpibot serve` alone "
-            "answers every message.",
-            err=True,
-        )
-        raise typer.Exit(2)
     with _worker_processes(workers):
         uvicorn.run(
             create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
@@ -1007,8 +999,9 @@ def worker(
 ) -> None:
     """Answer recorded chat messages and button clicks (beside `kpibot serve` with
     KPIBOT_CHAT_QUEUE=1, or started by `kpibot serve --workers N`): woken by PostgreSQL
-    notifications, several workers never answer the same delivery, and one killed mid-answer
-    leaves it to another. Stops on SIGTERM or Ctrl-C after the answer in hand."""
+    notifications (on SQLite within a tenth of a second), several workers never answer the
+    same delivery, and one killed mid-answer leaves it to another. Stops on SIGTERM or Ctrl-C
+    after the answer in hand."""
     import signal
     import threading
 

@@ -13,7 +13,8 @@ appeals, notes), so a delivery is answered once:
 
 On PostgreSQL workers claim with `FOR UPDATE SKIP LOCKED` (several workers never take the same
 row) and are woken by `NOTIFY kpibot_inbound`, sent in the recording transaction, rather than
-polling. On SQLite one process records and answers (its write lock serialises claims).
+polling. On SQLite the write lock serialises claims, and workers in other processes notice a
+recording by a cheap read every tenth of a second (`Listener`).
 """
 
 from __future__ import annotations
@@ -161,6 +162,14 @@ class Inbox:
         if result.rowcount != 1:
             raise AlreadyAnswered(id)
 
+    def waiting(self) -> bool:
+        """Whether some delivery waits for a worker (a read; nothing is claimed)."""
+        waiting = (_EVENTS.c.state == "pending") & (
+            _EVENTS.c.lease_until.is_(None) | (_EVENTS.c.lease_until < self.clock())
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(select(_EVENTS.c.id).where(waiting).limit(1)).first() is not None
+
     def counts(self) -> dict[str, int]:
         """Deliveries per state."""
         query = select(_EVENTS.c.state, func.count()).group_by(_EVENTS.c.state)
@@ -173,9 +182,14 @@ class Inbox:
 
 
 class Listener:
-    """Waits until a delivery is recorded: on PostgreSQL a connection that LISTENs for the
-    recording transactions' notifications (from any process); on SQLite this process's own
-    recordings. A wait that times out is the poll that catches lapsed leases."""
+    """Waits until a delivery is recorded. On PostgreSQL a connection LISTENs for the recording
+    transactions' notifications (from any process). On SQLite, which has no notifications, a
+    recording in this process wakes it at once, and one in another process (a `kpibot serve`
+    beside its workers) within `SQLITE_LOOK` seconds: a read of the state index, never a
+    claim, so the web process's recordings do not wait behind it. A wait that times out is
+    the timed look that catches lapsed leases."""
+
+    SQLITE_LOOK = 0.1
 
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
@@ -191,12 +205,17 @@ class Listener:
 
     def wait(self, timeout: float) -> bool:
         """True when woken by a recorded delivery, False after `timeout` seconds."""
-        if self._connection is None:
-            woken = self.inbox._recorded.wait(timeout)
-            self.inbox._recorded.clear()
-            return woken
-        for _ in self._connection.notifies(timeout=timeout, stop_after=1):
-            return True
+        if self._connection is not None:
+            for _ in self._connection.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        looks = max(1, round(timeout / self.SQLITE_LOOK))
+        for _ in range(looks):
+            if self.inbox._recorded.wait(min(timeout, self.SQLITE_LOOK)):
+                self.inbox._recorded.clear()
+                return True
+            if self.inbox.waiting():
+                return True
         return False
 
     def close(self) -> None:
