@@ -56,6 +56,8 @@ def progress_json(progress: Progress, before: Figure | None = None) -> dict[str,
         "achievement": unit_text(progress.achievement, "ratio", None),
         "expected": unit_text(progress.expected, unit, currency),
         "pace": unit_text(progress.pace, "ratio", None),
+        # true while too little of the period has passed for a pace (pace and projection null)
+        "pace_too_early": progress.early,
         "projection": unit_text(progress.projection, unit, currency),
         "plan": progress.plan,
         "pilot": progress.pilot,
@@ -140,6 +142,8 @@ def render_table(rows: list[Progress], before: Mapping[str, Figure] | None = Non
                 goal += f" · {row.achievement * 100:.0f}%"
             if row.pace is not None:
                 goal += f" · pace {row.pace * 100:.0f}%"
+            elif row.early:
+                goal += " · pace: too early to tell"
         earlier = (before or {}).get(figure.metric)
         if earlier is not None:
             change = _change(Delta(earlier.value, figure.value), figure)

@@ -40,6 +40,14 @@ class Progress:
     # 0 on a lower-is-better metric whose target is above 0 (no returns, no complaints): better
     # than any ratio can say, so `achievement` is None and a scorecard gives the item its cap
     beyond: bool = False
+    # Too early in the period for a pace: less than EARLY_SHARE of the target is expected yet
+    # (just after midnight, the first day of a month), so a few orders would read as 800 %;
+    # `pace` and `projection` are None and the surfaces say it is too early.
+    early: bool = False
+
+
+# The share of the period's target that must be expected by now before a pace is stated.
+EARLY_SHARE = Decimal("0.03")
 
 
 @dataclass(frozen=True)
@@ -184,7 +192,8 @@ class Plans:
             plan = self.plan_on(day) or Plan("flat", date.min)
             share = plan.elapsed_of_day(now, day, period.timezone)
             expected += value * Decimal(share.numerator) / Decimal(share.denominator)
-        pace = None if actual is None or expected == 0 else actual / expected
+        early = expected < target * EARLY_SHARE
+        pace = None if actual is None or expected == 0 or early else actual / expected
         projection = None if pace is None else target * pace
         return Progress(
             figure,
@@ -196,6 +205,7 @@ class Plans:
             pilot,
             plan_id,
             _beyond(actual, target, metric.direction),
+            early,
         )
 
     def _weight(self, day: date, scope: Scope, plan_id: str) -> Decimal:

@@ -62,6 +62,22 @@ def test_progress_in_chinese_and_english(
     assert dialog.answer("li.na", "/kpi gmv today").text == en.text
 
 
+def test_just_after_midnight_the_pace_is_too_early_to_tell(
+    dialog: Dialog, engine: Engine, organisation: Organisation
+) -> None:
+    midnight = int(datetime(2026, 11, 12, 0, 20, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp())
+    early = Dialog(engine, organisation, midnight)
+    zh = early.answer("li.na", "今天GMV多少")
+    assert "目标" in zh.text and "进度" in zh.text and "时间尚早" in zh.text
+    assert "预计" not in zh.text  # no projection from twenty minutes of sales
+    en = early.answer("li.na", "my GMV today")
+    assert "pace" in en.text and "too early to tell" in en.text
+    behind = early.answer("wang.fang", "今天谁落后进度").text
+    assert "时间尚早" in behind and "没有目标" not in behind
+    # By mid-afternoon the pace is stated.
+    assert "时间尚早" not in dialog.answer("li.na", "今天GMV多少").text
+
+
 def test_personal_numbers_asked_in_a_group_are_answered_privately(
     engine: Engine, organisation: Organisation, dialog: Dialog
 ) -> None:

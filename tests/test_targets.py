@@ -82,6 +82,24 @@ def test_pace_and_projection_with_an_hourly_profile() -> None:
     assert week.target == 700 and week.pace == 1 and week.achievement == 1
 
 
+def test_no_pace_while_less_than_three_percent_of_the_target_is_expected() -> None:
+    flat = Plan("h2", date(2026, 7, 1))  # every hour sells alike: 1/24 of a day per hour
+    board = Plans([flat], [Target("h2", "gmv", TEAM, NOVEMBER, Decimal(3000))], build_catalogue())
+    today = day_of(date(2026, 11, 20), TZ)  # its target: 100
+    # 00:30 in Shanghai: 100 × 0.5/24 ≈ 2.08 expected (2.1 % of the target), 17 sold — a pace
+    # of 816 %, from a handful of orders. Not stated.
+    early = board.progress(figure("gmv", "17", today), now=at(2026, 11, 19, 16, 30))
+    assert early.expected is not None and early.expected < 3
+    assert early.early and early.pace is None and early.projection is None
+    assert early.achievement == Decimal("0.17")  # what was sold is still stated
+    # 01:00: 100/24 ≈ 4.17 expected (4.2 %): now it is.
+    later = board.progress(figure("gmv", "17", today), now=at(2026, 11, 19, 17, 0))
+    assert not later.early and later.pace == Decimal(17) / (Decimal(100) / 24)
+    # A month on its first morning: 3000 × (9/24)/30 = 37.5 expected (1.25 %).
+    month = board.progress(figure("gmv", "900", NOVEMBER), now=at(2026, 11, 1, 1, 0))
+    assert month.early and month.pace is None
+
+
 def test_level_targets_and_lower_is_better() -> None:
     board = Plans(
         [PLAN], [Target("h2", "refund_rate", TEAM, NOVEMBER, Decimal("0.04"))], build_catalogue()

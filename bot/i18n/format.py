@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
+from typing import TYPE_CHECKING
 
 from babel import Locale
 from babel.dates import format_skeleton, format_time
@@ -25,6 +26,9 @@ from babel.numbers import (
 from bot.i18n import LOCALES, text
 from kpi_engine.instants import zone
 from kpi_engine.languages import Language
+
+if TYPE_CHECKING:
+    from kpi_engine.targets import Progress
 
 DASH = "—"
 
@@ -68,6 +72,13 @@ def percent(ratio: Decimal | None, language: Language, *, places: int = 0) -> st
     if ratio is None:
         return DASH
     return number(ratio * 100, language, places=places) + "%"
+
+
+def pace(progress: Progress, language: Language) -> str:
+    """A figure's pace as a percentage, or "too early" while its period has barely begun."""
+    if progress.early:
+        return text(language, "format.pace_early")
+    return percent(progress.pace, language)
 
 
 def points(delta: Decimal | None, language: Language) -> str:

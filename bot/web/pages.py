@@ -19,6 +19,7 @@ from bot.chat.access import Access
 from bot.i18n import MissingText, Texts, texts
 from bot.i18n.format import day as day_text
 from bot.i18n.format import moment, money, number, percent
+from bot.i18n.format import pace as pace_text
 from kpi_engine.alerts import AlertRow
 from kpi_engine.annotations import notes
 from kpi_engine.appeals import OPEN as APPEAL_OPEN
@@ -204,7 +205,7 @@ def stat(
         else None,
         "achievement": percent(progress.achievement, reader.language),
         "achievement_ratio": _ratio_value(progress.achievement),
-        "pace": percent(progress.pace, reader.language),
+        "pace": pace_text(progress, reader.language),
         "expected": value_text(progress.expected, unit, currency, reader)
         if progress.expected is not None
         else None,
@@ -218,7 +219,11 @@ def stat(
 
 
 def _status(progress: Progress) -> str:
-    """ "ahead", "close", "behind" or "none": how the figure stands against its plan."""
+    """ "ahead", "close", "behind" or "none": how the figure stands against its plan (none
+    while it is too early for a pace: a few hours into the day everyone is "behind" the whole
+    day's target)."""
+    if progress.early:
+        return "none"
     ratio = progress.pace if progress.pace is not None else progress.achievement
     if ratio is None:
         return "none"
@@ -700,7 +705,7 @@ class Pages:
                     "aov": value_text(found["aov"].value, "money", currency, reader),
                     "refund_rate": percent(found["refund_rate"].value, language, places=1),
                     "achievement": percent(progress.achievement, language),
-                    "pace": percent(progress.pace, language),
+                    "pace": pace_text(progress, language),
                     "own_currency": progress.figure.currency,
                     "trust": trust_line(found["gmv"], reader),
                 }

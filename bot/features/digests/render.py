@@ -23,6 +23,7 @@ from bot.chat.messages import Button, KeyValue, Language, ProgressBar, Reply, Ta
 from bot.features.digests.dates import LocalDay, LocalSpan
 from bot.i18n import has_text, text, texts
 from bot.i18n.format import DASH, moment, number, percent
+from bot.i18n.format import pace as pace_text
 from bot.i18n.names import metric_name
 from kpi_engine.annotations import notes
 from kpi_engine.calendar import events_between
@@ -259,7 +260,7 @@ class Digests:
                 )
             )
         flag = incomplete_mark(language, [mtd.figure])
-        month, pace = self._value(language, mtd.figure), percent(mtd.pace, language)
+        month, pace = self._value(language, mtd.figure), pace_text(mtd, language)
         projection = self._money(language, mtd.projection, currency)
         fields += [
             KeyValue(t("digest.field.month_to_date"), month + flag),

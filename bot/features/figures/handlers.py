@@ -13,6 +13,7 @@ from bot.chat.effects import Result
 from bot.chat.messages import Button, KeyValue, ProgressBar, Reply, Table
 from bot.chat.request import Request
 from bot.i18n.format import DASH, number, percent, points
+from bot.i18n.format import pace as pace_text
 from kpi_engine.compare import Delta, Ranked, rank
 from kpi_engine.figures import Figure
 from kpi_engine.periods import Period, day_of, earlier_period
@@ -76,7 +77,7 @@ def handle_progress(ctx: Context, request: Request) -> Result:
     value = ctx.figure_text(figure.value, figure.unit, figure.currency)
     target = ctx.figure_text(progress.target, figure.unit, figure.currency)
     flag = incomplete_mark(language, [figure])
-    achieved, pace = percent(progress.achievement, language), percent(progress.pace, language)
+    achieved, pace = percent(progress.achievement, language), pace_text(progress, language)
     fields = [
         KeyValue(t("figures.actual"), value),
         KeyValue(t("figures.target"), target),
@@ -326,7 +327,8 @@ def handle_behind(ctx: Context, request: Request) -> Result:
         key=lambda item: (item[0], item[1].id),
     )
     t, language = ctx.t, ctx.language
-    without = sum(1 for p in progress.values() if p.pace is None)
+    early = sum(1 for p in progress.values() if p.early)
+    without = sum(1 for p in progress.values() if p.pace is None and not p.early)
     rows = []
     for pace, scope in behind:
         p = progress[scope]
@@ -346,8 +348,10 @@ def handle_behind(ctx: Context, request: Request) -> Result:
     lines += [
         t("figures.behind.line", name=r[0], pace=r[1], value=r[2], expected=r[3]) for r in rows
     ]
-    if not rows:
-        lines.append(t("figures.behind.nobody", count=len(progress) - without))
+    if not rows and len(progress) - without - early:
+        lines.append(t("figures.behind.nobody", count=len(progress) - without - early))
+    if early:
+        lines.append(t("figures.behind.too_early", count=early))
     if without:
         lines.append(t("figures.behind.no_target", count=without))
     stated = [found[scope][metric] for _, scope in behind]
