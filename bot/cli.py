@@ -509,6 +509,13 @@ def demo(
         bool, typer.Option(help="End in the console chat (when run in a terminal)")
     ] = True,
     now: NowOption = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            help="Build the workspace from a template (tiktok-live-team, amazon-jp-team, "
+            "shopee-sea-team) instead of the example organisation"
+        ),
+    ] = None,
 ) -> None:
     """Create a demo workspace (config, SQLite, 90 days of data), then chat with it."""
     from bot.demo import create_workspace, generate_files
@@ -527,9 +534,19 @@ def demo(
     if scale != "small":
         typer.echo("--scale applies to --generate-only; the demo workspace is small", err=True)
         raise typer.Exit(2)
-    workspace = create_workspace(
-        directory, reset=reset, days=days, seed=seed, now=moment, echo=typer.echo
-    )
+    try:
+        workspace = create_workspace(
+            directory,
+            reset=reset,
+            days=days,
+            seed=seed,
+            now=moment,
+            echo=typer.echo,
+            template=template,
+        )
+    except ValueError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
     if chat and sys.stdin.isatty():
         # The demo ends in the console chat, as the first streamer, on the workspace just made.
         from bot.console import ConsoleChat

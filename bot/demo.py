@@ -26,10 +26,20 @@ Echo = Callable[[str], object]
 
 
 def create_workspace(
-    directory: Path, *, reset: bool, days: int, seed: int, now: MomentOf, echo: Echo
+    directory: Path,
+    *,
+    reset: bool,
+    days: int,
+    seed: int,
+    now: MomentOf,
+    echo: Echo,
+    template: str | None = None,
 ) -> Path:
     """Create (or reuse) a demo workspace in `directory` and print how to use it: data for
-    `days` days up to the moment `now` gives (today partial, nothing later)."""
+    `days` days up to the moment `now` gives (today partial, nothing later). The organisation
+    is the example's, or a template's (`kpibot init --template`) with its plan starting this
+    month; the data includes what the organisation declares as imported metrics (customer
+    service's first response time, shops' on-time dispatch…)."""
     directory = directory.resolve()
     config_dir, data_dir, db_file = (
         directory / "config",
@@ -44,12 +54,17 @@ def create_workspace(
     else:
         started = time.perf_counter()
         config_dir.mkdir(parents=True, exist_ok=True)
-        zone_name = company_zone(load_organisation(EXAMPLE_CONFIG_DIR))
-        moment = now(zone_name)
-        months = _months_since_example(datetime.fromtimestamp(moment, zone(zone_name)).date())
-        for example in sorted(EXAMPLE_CONFIG_DIR.glob("*.yaml")):
-            text = example.read_text(encoding="utf-8")
-            (config_dir / example.name).write_text(redate(text, months), encoding="utf-8")
+        if template is None:
+            zone_name = company_zone(load_organisation(EXAMPLE_CONFIG_DIR))
+            moment = now(zone_name)
+            months = _months_since_example(datetime.fromtimestamp(moment, zone(zone_name)).date())
+            for example in sorted(EXAMPLE_CONFIG_DIR.glob("*.yaml")):
+                text = example.read_text(encoding="utf-8")
+                (config_dir / example.name).write_text(redate(text, months), encoding="utf-8")
+        else:
+            write_template(template, config_dir, now)
+            zone_name = company_zone(load_organisation(config_dir))
+            moment = now(zone_name)
         organisation = load_organisation(config_dir)
         generated = generate(
             organisation, config_dir, data_dir, scale="small", days=days, now=moment, seed=seed
@@ -78,6 +93,16 @@ def create_workspace(
     echo("To work with it:")
     echo(f"  export KPIBOT_CONFIG_DIR={config_dir}")
     echo(f"  export KPIBOT_DATABASE_URL={database_url}")
+    if template is not None:
+        organisation = load_organisation(config_dir)
+        team = next(iter(organisation.teams))
+        echo(f"  kpibot report --entity team:{team} --period this_month --why")
+        for role, question in (("streamer", "今天GMV多少"), ("cs", "我的首次回复时间")):
+            person = next((p.id for p in organisation.people.values() if p.role == role), None)
+            if person is not None:
+                echo(f'  kpibot ask --as {person} "{question}"')
+                echo(f"  kpibot scorecard {person}")
+        return directory
     echo("  kpibot report --entity team:sz-live --period this_month --why")
     echo("  kpibot report gmv --entity person:li.na --period today")
     echo("  kpibot scorecard li.na")
@@ -92,6 +117,24 @@ def create_workspace(
 _EXAMPLE_MONTH = (2026, 11)
 _DAY_TEXT = re.compile(r"(?<![\d-])(\d{4})-(\d{2})-(\d{2})(?![\d-])")
 _MONTH_TEXT = re.compile(r"(?<![\d-])(\d{4})-(\d{2})(?![\d-])")
+
+
+def write_template(template: str, directory: Path, now: MomentOf) -> date:
+    """Write a template's organisation into `directory` with its plan (and its new hire and
+    assignments) starting on the first of this month; return that day. Raises ValueError for
+    an unknown template."""
+    from config.settings import TEMPLATES_DIR
+
+    source = TEMPLATES_DIR / template
+    if not source.is_dir():
+        names = ", ".join(sorted(p.name for p in TEMPLATES_DIR.iterdir() if p.is_dir()))
+        raise ValueError(f"unknown template {template!r}; templates: {names}")
+    first = datetime.fromtimestamp(now("UTC"), UTC).date().replace(day=1)
+    directory.mkdir(parents=True, exist_ok=True)
+    for file in sorted(source.glob("*.yaml")):
+        text = file.read_text(encoding="utf-8").replace("__START__", first.isoformat())
+        (directory / file.name).write_text(text, encoding="utf-8")
+    return first
 
 
 def _months_since_example(day: date) -> int:

@@ -51,10 +51,35 @@ class AuditEntry:
     action: str
     person: str | None  # the person it concerns (an alert's owner, an appellant…)
     detail: str | None
+    # The detail's parts as codes and values (a rule, a scope, a metric, an amount…), for
+    # surfaces that write it in the reader's language (the dashboard); `detail` is the log line.
+    facts: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as JSON-ready data."""
-        return asdict(self)
+        found = asdict(self)
+        found["facts"] = dict(self.facts)
+        return found
+
+
+def _facts(*pairs: tuple[str, Any], extra: str | None = None) -> tuple[tuple[str, str], ...]:
+    """Named parts of a detail (None left out), then those of a JSON object stored with the
+    event (else the stored text as a note)."""
+    found = [(k, str(v)) for k, v in pairs if v is not None and v != ""]
+    if extra:
+        try:
+            data = json.loads(extra)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, dict):
+                    found += [(k, str(v)) for k, v in value.items() if v is not None]
+                elif value is not None and value != "":
+                    found.append((key, str(value)))
+        else:
+            found.append(("note", extra))
+    return tuple(found)
 
 
 def record(
@@ -135,7 +160,16 @@ def trail(
             if id is not None:
                 query = query.where(_LOG.c.subject == id)
             found += [
-                AuditEntry(r.at, r.kind, r.subject, r.actor, r.action, r.person, r.detail)
+                AuditEntry(
+                    r.at,
+                    r.kind,
+                    r.subject,
+                    r.actor,
+                    r.action,
+                    r.person,
+                    r.detail,
+                    _facts(extra=r.detail),
+                )
                 for r in conn.execute(query.order_by(_LOG.c.id))
             ]
     if person is not None:
@@ -162,6 +196,7 @@ def _alerts(
         _ALERT_EVENTS.c.detail,
         _ALERTS.c.scope,
         _ALERTS.c.rule,
+        _ALERTS.c.currency,
     ).join(_ALERTS, _ALERTS.c.id == _ALERT_EVENTS.c.alert_id)
     query = _window(query, _ALERT_EVENTS.c.at, since, until)
     if (number := _subject_id(id)) is not None:
@@ -175,6 +210,7 @@ def _alerts(
             r.kind,
             _person_of(r.scope),
             f"{r.rule} {r.scope}" + (f": {r.detail}" if r.detail else ""),
+            _facts(("rule", r.rule), ("scope", r.scope), ("currency", r.currency), extra=r.detail),
         )
         for r in conn.execute(query.order_by(_ALERT_EVENTS.c.id))
     ]
@@ -194,6 +230,7 @@ def _appeals(
         _APPEALS.c.scope,
         _APPEALS.c.first_day,
         _APPEALS.c.last_day,
+        _APPEALS.c.currency,
     ).join(_APPEALS, _APPEALS.c.id == _APPEAL_EVENTS.c.appeal_id)
     query = _window(query, _APPEAL_EVENTS.c.at, since, until)
     if (number := _subject_id(id)) is not None:
@@ -213,6 +250,14 @@ def _appeals(
                 r.kind,
                 r.appellant,
                 what + (f": {r.detail}" if r.detail else ""),
+                _facts(
+                    ("metric", r.metric),
+                    ("scope", r.scope),
+                    ("first_day", r.first_day.isoformat()),
+                    ("last_day", r.last_day.isoformat()),
+                    ("currency", r.currency),
+                    extra=r.detail,
+                ),
             )
         )
     return entries
@@ -236,6 +281,18 @@ def _corrections(
             + (f" {r.currency}" if r.currency else "")
             + (f" (appeal #{r.appeal_id})" if r.appeal_id is not None else "")
             + (f": {r.reason}" if r.reason else ""),
+            _facts(
+                ("metric", r.metric),
+                ("scope", r.scope),
+                ("first_day", (r.first_day or r.day).isoformat()),
+                ("last_day", r.day.isoformat()),
+                ("amount", r.delta if r.claimed is None else None),
+                ("claimed", r.claimed),
+                ("reported", r.reported),
+                ("currency", r.currency),
+                ("appeal", r.appeal_id),
+                ("reason", r.reason),
+            ),
         )
         for r in conn.execute(query.order_by(_CORRECTIONS.c.id))
     ]
@@ -263,13 +320,26 @@ def _outbox(
     entries = []
     for r in conn.execute(query.order_by(_OUTBOX.c.id)):
         where = f"{r.kind} to {r.platform}:{r.user or r.channel}"
+        parts = (("message", r.kind), ("platform", r.platform), ("to", r.user or r.channel))
         entries.append(
-            AuditEntry(r.created_at, "outbox", str(r.id), "kpibot", "queued", None, where)
+            AuditEntry(
+                r.created_at, "outbox", str(r.id), "kpibot", "queued", None, where, _facts(*parts)
+            )
         )
         if r.state == "sent" and r.sent_at is not None:
             tries = f" after {r.attempts} attempts" if r.attempts > 1 else ""
+            attempts = ("attempts", r.attempts if r.attempts > 1 else None)
             entries.append(
-                AuditEntry(r.sent_at, "outbox", str(r.id), "kpibot", "sent", None, where + tries)
+                AuditEntry(
+                    r.sent_at,
+                    "outbox",
+                    str(r.id),
+                    "kpibot",
+                    "sent",
+                    None,
+                    where + tries,
+                    _facts(*parts, attempts),
+                )
             )
     return [
         e for e in entries if (since is None or e.at >= since) and (until is None or e.at < until)
@@ -286,12 +356,14 @@ def _config(
     entries = []
     for r in conn.execute(query.order_by(_CONFIG.c.id)):
         detail = r.reason or None
+        version = None
         if r.after:
             after = json.loads(r.after)
             version = after.get("version") if isinstance(after, dict) else None
             if version is not None:
                 detail = f"version {version}" + (f": {r.reason}" if r.reason else "")
-        entries.append(AuditEntry(r.at, "config", r.subject, r.actor, r.kind, None, detail))
+        facts = _facts(("version", version), ("reason", r.reason))
+        entries.append(AuditEntry(r.at, "config", r.subject, r.actor, r.kind, None, detail, facts))
     return entries
 
 

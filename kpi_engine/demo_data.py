@@ -54,6 +54,7 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "comments",
         "likes",
         "new_followers",
+        "shares",
     ),
     "orders": (
         "platform",
@@ -364,6 +365,17 @@ def _staff_by_shop(organisation: Organisation) -> dict[str, _Staff]:
     for a in organisation.assignments:
         if a.shop in staff and a.person in organisation.people:
             staff[a.shop].append((a.person, organisation.people[a.person].role, a))
+    if not any(role == "streamer" for found in staff.values() for _, role, _ in found):
+        # Nobody is assigned to host anywhere (the templates assign operators only): the
+        # team's streamers host its shops, from their hire date.
+        for shop in organisation.shops.values():
+            for person in organisation.people.values():
+                if person.role == "streamer" and person.team == shop.team:
+                    since = person.hired or date(2000, 1, 1)
+                    hosting = AssignmentConfig.model_validate(
+                        {"person": person.id, "shop": shop.id, "from": since}
+                    )
+                    staff[shop.id].append((person.id, person.role, hosting))
     return staff
 
 
@@ -479,6 +491,8 @@ def _write_lives(
     sink = context.sinks["live_sessions"]
     tz = zone(shop.timezone)
     base_id = 7_300_000_000_000_000_000 + index * 10**9
+    # Shares draw from their own sequence: the other figures stay what they were before them.
+    sharing = Random(f"{context.seed}/{shop.id}/shares")
     windows: list[tuple[int, int, str]] = []
     for day, count in zip(days, counts, strict=True):
         streamers = _on(staff, day.day, ("streamer",))
@@ -523,6 +537,7 @@ def _write_lives(
                     round(viewers * rng.uniform(0.01, 0.08)),
                     round(views * rng.uniform(0.5, 3.0)),
                     round(viewers * rng.uniform(0.003, 0.02)),
+                    round(viewers * sharing.uniform(0.002, 0.015)),
                 )
             )
     return windows
@@ -762,6 +777,55 @@ def _write_person_metrics(context: _Context) -> None:
                 continue  # the day is not over in the agent's team: no rate yet
             value = min(10_000, max(8000, levels[person] + rng.randint(-600, 500)))
             sink.add(("response_rate_12h", "person", person, text, _ratio(value)))
+    _write_declared_metrics(context)
+
+
+# Imported metrics the demo simulates when the configuration declares them (the templates do):
+# per person of a role, or per shop ("shop"), a day's value from a random level and spread.
+# (key, role, level range, spread, decimals)
+_DECLARED: tuple[tuple[str, str, tuple[float, float], float, int], ...] = (
+    ("conversations", "cs", (60, 160), 0.3, 0),
+    ("first_response_seconds", "cs", (25, 75), 0.25, 0),
+    ("dispute_days", "cs", (1.5, 4.0), 0.3, 1),
+    ("videos_published", "editor", (1, 4), 0.5, 0),
+    ("video_views", "editor", (5_000, 30_000), 0.4, 0),
+    ("video_completion_rate", "editor", (0.18, 0.4), 0.15, 4),
+    ("on_time_dispatch_rate", "shop", (0.93, 0.99), 0.02, 4),
+)
+
+
+def _write_declared_metrics(context: _Context) -> None:
+    """Customer service's, editors' and shops' daily numbers for the imported metrics the
+    configuration declares (first response time, on-time dispatch…), each day once it is
+    over in its zone; from a sequence of their own, so the other data stays as it was."""
+    org = context.organisation
+    sink = context.sinks["metric_values"]
+    declared = {
+        k for k, m in org.catalogue.metrics.items() if m.imported is not None and not m.builtin
+    }
+    for key, role, (low, high), spread, places in _DECLARED:
+        if key not in declared:
+            continue
+        rng = Random(f"{context.seed}/{key}")
+        if role == "shop":
+            entities = [("shop", s.id, zone(s.timezone)) for s in org.shops.values()]
+        else:
+            entities = [
+                ("person", p.id, zone(org.teams[p.team].timezone))
+                for p in org.people.values()
+                if p.role == role
+            ]
+        for n, (kind, entity, tz) in enumerate(entities):
+            level = rng.uniform(low, high)
+            if kind == "shop" and n == 0:
+                level = rng.uniform(0.92, 0.935)  # the first shop ships late: an alert to show
+            for day in _local_days(context.dates_in(tz), tz):
+                if not context.complete(day):
+                    continue  # the day is not over there: no figure yet
+                value = level * (1 + rng.uniform(-spread, spread))
+                if places == 4:  # a rate
+                    value = min(value, 1.0)
+                sink.add((key, kind, entity, day.text, f"{value:.{places}f}"))
 
 
 # (id prefix, name, time zone, currency, language, home regions, number of teams)

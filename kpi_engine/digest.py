@@ -8,7 +8,8 @@ people.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -23,12 +24,40 @@ from kpi_engine.compare import (
 )
 from kpi_engine.figures import Figure, Figures
 from kpi_engine.instants import day_bounds, zone
+from kpi_engine.metrics import Catalogue
+from kpi_engine.organisation import Organisation, PersonConfig
 from kpi_engine.periods import Period, day_of, earlier_period, month_of, today, week_of
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans, Progress
 
 # What the digest shows for the team, yesterday and the day before.
 TEAM_METRICS = ("gmv", "orders", "aov", "refund_rate", "views")
+
+
+@dataclass(frozen=True)
+class DayAndMonth:
+    """An imported metric in a digest: yesterday against its daily target, and the month to
+    date against the month's."""
+
+    yesterday: Progress
+    month: Progress
+
+
+def imported_keys(catalogue: Catalogue) -> tuple[str, ...]:
+    """The metrics declared as imported `metric_values` (first response time, on-time
+    dispatch…), in the order the configuration declares them."""
+    return tuple(key for key, metric in catalogue.metrics.items() if metric.imported is not None)
+
+
+def measured_on(organisation: Organisation, person: PersonConfig, metric: str) -> bool:
+    """True when `metric` is an item of a scorecard of the person's role (their team's or the
+    company's, under any plan)."""
+    return any(
+        rule.role == person.role
+        and rule.team in (None, person.team)
+        and any(item.metric == metric for item in rule.items)
+        for rule in organisation.scorecards
+    )
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,10 @@ class TeamDigest:
     explanation: Explanation | None  # why the team's GMV moved from the day before
     people_yesterday: dict[str, Progress]  # each person's GMV yesterday against their target
     people_month: dict[str, Progress]  # and month to date
+    # Imported metrics (docs/metrics.md, "Imported metrics"): the team's, where it has a value
+    # or a target; each person's, where they have a target or a scorecard item on it.
+    imported: dict[str, DayAndMonth] = field(default_factory=dict)
+    people_imported: dict[str, dict[str, DayAndMonth]] = field(default_factory=dict)
 
 
 def team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> TeamDigest:
@@ -94,6 +127,9 @@ def _team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> T
         progress = plans.progress(replace(figure, period=whole_month), midnight)
         return replace(progress, figure=figure)
 
+    imported, people_imported = _imported(
+        figures, plans, team, people, yesterday, month, whole_month, now, month_progress
+    )
     return TeamDigest(
         team=team_id,
         day=yesterday,
@@ -109,7 +145,52 @@ def _team_digest(figures: Figures, plans: Plans, team_id: str, *, now: int) -> T
         else replace(explanation, period=yesterday, previous=day_before),
         people_yesterday={p.id: plans.progress(after_people[p]["gmv"], now) for p in people},
         people_month={p.id: month_progress(month_people[p]["gmv"]) for p in people},
+        imported=imported,
+        people_imported=people_imported,
     )
+
+
+def _imported(
+    figures: Figures,
+    plans: Plans,
+    team: Scope,
+    people: list[Scope],
+    yesterday: Period,
+    month: Period,
+    whole_month: Period,
+    now: int,
+    month_progress: Callable[[Figure], Progress],
+) -> tuple[dict[str, DayAndMonth], dict[str, dict[str, DayAndMonth]]]:
+    """The team's and each person's imported metrics, yesterday and month to date."""
+    org = figures.organisation
+    keys = list(imported_keys(org.catalogue))
+    if not keys:
+        return {}, {}
+    scopes = [team, *people]
+    day = figures.figures_of(keys, scopes, yesterday, now=now)
+    so_far = figures.figures_of(keys, scopes, month, now=now)
+
+    def both(scope: Scope, key: str) -> DayAndMonth:
+        return DayAndMonth(plans.progress(day[scope][key], now), month_progress(so_far[scope][key]))
+
+    shown = {
+        key: both(team, key)
+        for key in keys
+        if day[team][key].value is not None
+        or so_far[team][key].value is not None
+        or plans.target_of(key, team, whole_month) is not None
+    }
+    personal: dict[str, dict[str, DayAndMonth]] = {}
+    for scope in people:
+        person = org.people[scope.id]
+        mine = {
+            key: both(scope, key)
+            for key in keys
+            if measured_on(org, person, key) or plans.target_of(key, scope, whole_month) is not None
+        }
+        if mine:
+            personal[scope.id] = mine
+    return shown, personal
 
 
 def digest_round(figures: Figures, plans: Plans, *, now: int) -> list[TeamDigest]:
@@ -137,6 +218,9 @@ class Recap:
     top_shops: list[Ranked]  # by GMV converted to the team's currency, best first
     people_figures: dict[str, Figure]  # the people's GMV the ranking ranks
     shop_figures: dict[str, Figure]  # each shop's GMV in the team's currency
+    # The team's imported metrics over the period against their targets, where it has a
+    # value or a target (first response time, on-time dispatch).
+    imported: dict[str, Progress] = field(default_factory=dict)
 
 
 def recap(figures: Figures, plans: Plans, team_id: str, period: Period, *, now: int) -> Recap:
@@ -160,6 +244,13 @@ def recap(figures: Figures, plans: Plans, team_id: str, period: Period, *, now: 
     # Shops sell in their own currencies: ranked (and shown) converted to the team's, each
     # order at its own date's rate, never as raw amounts in mixed currencies.
     shop_gmv = figures.figures_of(["gmv"], shops, period, now=now, currency=currency)
+    keys = list(imported_keys(org.catalogue))
+    found = figures.figures_of(keys, [team], period, now=now)[team] if keys else {}
+    imported = {
+        key: plans.progress(figure, now)
+        for key, figure in found.items()
+        if figure.value is not None or plans.target_of(key, team, period) is not None
+    }
     return Recap(
         team=team_id,
         period=period,
@@ -174,6 +265,7 @@ def recap(figures: Figures, plans: Plans, team_id: str, period: Period, *, now: 
         top_shops=rank({s.id: shop_gmv[s]["gmv"].value for s in shops}),
         people_figures={p.id: people_gmv[p]["gmv"] for p in people},
         shop_figures={s.id: shop_gmv[s]["gmv"] for s in shops},
+        imported=imported,
     )
 
 
@@ -197,10 +289,8 @@ def month_series(
 ) -> list[DayPoint]:
     """Each day's GMV and daily target from the first of `last`'s month to `last`."""
     timezone = figures.timezone(scope)
-    points = []
-    day = last.replace(day=1)
-    while day <= last:
-        progress = plans.progress(figures.figure("gmv", scope, day_of(day, timezone), now=now), now)
-        points.append(DayPoint(day, progress.figure.value, progress.target))
-        day += timedelta(days=1)
-    return points
+    month = Period("custom", last.replace(day=1), last, timezone)
+    return [
+        DayPoint(figure.period.first, figure.value, plans.progress(figure, now).target)
+        for figure in figures.series("gmv", scope, month, now=now)
+    ]

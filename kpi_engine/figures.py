@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -45,11 +45,12 @@ from kpi_engine.metrics import Imported, Measure, Metric, Source, Unit, aggregat
 from kpi_engine.models import Correction, FxRate, ImportBatch, MetricValue
 from kpi_engine.money import MAX_WHOLE_DIGITS, minor_exponent
 from kpi_engine.organisation import Organisation, PersonConfig, ShopConfig
-from kpi_engine.periods import Period, earlier_period
-from kpi_engine.rollups import AXIS_OF, Rollups, Sums, company_zone, from_epoch_day
+from kpi_engine.periods import Period, day_of, earlier_period
+from kpi_engine.rollups import AXIS_OF, Rollups, Sums, company_zone, from_epoch_day, read_days
 from kpi_engine.rollups import read as read_rollups
 from kpi_engine.scopes import Scope, ScopeError, parse_scope
 
+_KEPT_READS = 8  # rollup reads remembered inside `Figures.held()`, the most recent first
 _FX = FxRate.__table__  # type: ignore[attr-defined]
 _BATCHES = ImportBatch.__table__  # type: ignore[attr-defined]
 _VALUES = MetricValue.__table__  # type: ignore[attr-defined]
@@ -141,7 +142,8 @@ class Figure:
 class _Money:
     """Exact amounts in minor units, by (currency, local date) for conversion."""
 
-    parts: dict[tuple[str, date], Fraction] = field(default_factory=lambda: defaultdict(Fraction))
+    # Whole minor units stay ints (most parts); a split credit makes a part a Fraction.
+    parts: dict[tuple[str, date], Fraction | int] = field(default_factory=lambda: defaultdict(int))
 
 
 _BaseValue = _Money | Decimal | None
@@ -180,7 +182,8 @@ class Figures:
     def held(self) -> Iterator[None]:
         """Figures computed inside (in this thread) read one state of the rollups: they are
         brought up to date at the first figure, not checked again at every one (a digest round
-        computes over a hundred)."""
+        computes over a hundred), and a rollup read asked twice (a page's teams and then its
+        shops) is answered from the first."""
         depth = getattr(self._held, "depth", 0)
         self._held.depth = depth + 1
         try:
@@ -189,6 +192,7 @@ class Figures:
             self._held.depth = depth
             if depth == 0:
                 self._held.checked = False
+                self._held.reads = None
 
     @property
     def split_credit(self) -> bool:
@@ -313,11 +317,7 @@ class Figures:
         bases = sorted(
             {b for m in resolved.values() for b in self.catalogue.base_dependencies(m.key)}
         )
-        if self.rollups is not None and any(b in AXIS_OF for b in bases):
-            inside = getattr(self._held, "depth", 0) > 0
-            if not (inside and getattr(self._held, "checked", False)):
-                self.rollups.ensure_current(now=now)
-                self._held.checked = inside
+        self._current(bases, now)
         wanted_keys = {m.key for m in resolved.values()} | set(generic)
         with self.engine.connect() as conn:
             corrections = (
@@ -336,13 +336,7 @@ class Figures:
                 )
                 for code in set(currencies.values())
             }
-            freshness: dict[str, int] = dict(
-                conn.execute(
-                    select(_BATCHES.c.kind, func.max(_BATCHES.c.imported_at)).group_by(
-                        _BATCHES.c.kind
-                    )
-                ).all()
-            )
+            freshness = self._freshness(conn)
             found = {
                 scope: self._scope_figures(
                     conn,
@@ -361,6 +355,74 @@ class Figures:
                 for scope in scopes
             }
         return {scope: {name: found[scope][name] for name in wanted} for scope in scopes}
+
+    def series(
+        self, metric: str, scope: Scope, period: Period, *, now: int, currency: str | None = None
+    ) -> list[Figure]:
+        """One metric's figure for each day of the period, each equal to `figure(metric, scope,
+        day_of(day))`, with the rollups read once for the whole period (by day) instead of once
+        per day: a chart's daily series. A metric or scope the rollups do not keep is computed
+        day by day."""
+        days = [day_of(day, period.timezone) for day in period.dates()]
+        definition = self.catalogue.get(metric)
+        bases = [] if definition is None else self.catalogue.base_dependencies(definition.key)
+        if (
+            definition is None
+            or not bases
+            or self.rollups is None
+            or any(b not in AXIS_OF for b in bases)
+            or not self._kept(scope, period)
+        ):
+            with self.held():
+                return [self.figure(metric, scope, day, now=now, currency=currency) for day in days]
+        code = currency or self.reporting_currency(scope)
+        with self.held():
+            self._current(sorted(bases), now)
+            with self.engine.connect() as conn:
+                rows = self._corrections(conn, {definition.key, *bases}, [scope], period)
+                effects = self._effects(rows, now)
+                raws, shared = self._bases_by_day(conn, sorted(bases), scope, period)
+                rates = self._rates(conn, [v for raw in raws.values() for v in raw.values()], code)
+                freshness = self._freshness(conn)
+                found = []
+                for day in days:
+                    # A correction counts for a day when it is of that day alone (`_corrections`).
+                    own = [e for e in effects if e.last == day.first and e.first >= day.first]
+                    applied = self._apply(own, scope, raws[day.first])
+                    figures = self._scope_figures(
+                        conn,
+                        {metric: definition},
+                        [],
+                        scope,
+                        day,
+                        raws[day.first],
+                        shared[day.first],
+                        applied,
+                        code,
+                        rates,
+                        freshness,
+                        now,
+                    )
+                    found.append(figures[metric])
+        return found
+
+    def _current(self, bases: Iterable[str], now: int) -> None:
+        """Bring the rollups up to date for figures over these base measures (once inside
+        `held()`)."""
+        if self.rollups is not None and any(b in AXIS_OF for b in bases):
+            inside = getattr(self._held, "depth", 0) > 0
+            if not (inside and getattr(self._held, "checked", False)):
+                self.rollups.ensure_current(now=now)
+                self._held.checked = inside
+
+    @staticmethod
+    def _freshness(conn: Any) -> dict[str, int]:
+        """When each kind of data was last imported."""
+        return dict(
+            conn.execute(
+                select(_BATCHES.c.kind, func.max(_BATCHES.c.imported_at)).group_by(_BATCHES.c.kind)
+            ).all()
+        )
 
     # -- corrections ---------------------------------------------------------------------
 
@@ -687,8 +749,8 @@ class Figures:
         for axis in {AXIS_OF[key]: None for key in rolled}:
             keys_of = [key for key in rolled if AXIS_OF[key] is axis]
             where = (axis, period.timezone, period.first, period.last)
-            by_person = read_rollups(conn, *where, people=kept_people) if kept_people else {}
-            by_shop = read_rollups(conn, *where, shops=kept_shops) if kept_shops else {}
+            by_person = self._read(conn, *where, people=kept_people) if kept_people else {}
+            by_shop = self._read(conn, *where, shops=kept_shops) if kept_shops else {}
             if raw_people:
                 by_person.update(self._raw_people(conn, axis, period, raw_people))
             if raw_shops:
@@ -712,6 +774,67 @@ class Figures:
                         shared[scope].add(key)
         return found, shared
 
+    def _bases_by_day(
+        self, conn: Any, keys: list[str], scope: Scope, period: Period
+    ) -> tuple[dict[date, dict[str, _BaseValue]], dict[date, set[str]]]:
+        """`_bases` for one scope kept in the rollups, for each day of the period apart: one
+        rollup read per axis."""
+        dates = period.dates()
+        found: dict[date, dict[str, _BaseValue]] = {day: {} for day in dates}
+        shared: dict[date, set[str]] = {day: set() for day in dates}
+        measures = self.catalogue.measures()
+        owners = [scope.id] if scope.kind == "person" else [s.id for s in self._shops(scope)]
+        for axis in {AXIS_OF[key]: None for key in keys}:
+            where = (axis, period.timezone, period.first, period.last)
+            sums = (
+                read_days(conn, *where, people=owners)
+                if scope.kind == "person"
+                else read_days(conn, *where, shops=owners)
+            )
+            for day in dates:
+                parts = [sums.get((owner, day), {}) for owner in owners]
+                for key in (key for key in keys if AXIS_OF[key] is axis):
+                    value, is_shared = _from_sums(
+                        axis.value(key),
+                        self.catalogue.metrics[key].unit == "money",
+                        measures[key].per,
+                        parts,
+                        split=self.split_credit,
+                    )
+                    found[day][key] = value
+                    if is_shared:
+                        shared[day].add(key)
+        return found, shared
+
+    def _read(
+        self,
+        conn: Any,
+        axis: Axis,
+        zone_name: str,
+        first: date,
+        last: date,
+        *,
+        people: Sequence[str] = (),
+        shops: Sequence[str] = (),
+    ) -> dict[str, Sums]:
+        """`rollups.read`, remembered inside `held()` (one state of the rollups) for the
+        figures that ask the same again; the caller may add to the dict it gets."""
+        if getattr(self._held, "depth", 0) == 0:
+            return read_rollups(conn, axis, zone_name, first, last, people=people, shops=shops)
+        reads = getattr(self._held, "reads", None)
+        if reads is None:
+            reads = self._held.reads = OrderedDict()
+        key = (axis.name, zone_name, first, last, tuple(people), tuple(shops))
+        if key in reads:
+            reads.move_to_end(key)
+        else:
+            reads[key] = read_rollups(
+                conn, axis, zone_name, first, last, people=people, shops=shops
+            )
+            if len(reads) > _KEPT_READS:  # a digest round reads hundreds: keep memory flat
+                reads.popitem(last=False)
+        return dict(reads[key])
+
     def _kept(self, scope: Scope, period: Period) -> bool:
         """True when the scope's rollups are kept in the period's zone."""
         if scope.kind == "person":
@@ -728,6 +851,10 @@ class Figures:
             grouped[self.organisation.shops[shop].timezone].append(shop)
         return grouped
 
+    @property
+    def _effective_live_seconds(self) -> int:
+        return self.organisation.settings.effective_live_minutes * 60
+
     def _raw_shops(
         self, conn: Any, axis: Axis, period: Period, shops: list[str]
     ) -> dict[str, Sums]:
@@ -736,7 +863,15 @@ class Figures:
         found: dict[str, Sums] = defaultdict(dict)
         for shop_zone, members in self._by_zone(shops).items():
             for a, b, offsets in segments([zone_name, shop_zone], start, end):
-                segment = Segment(axis, a, b, {zone_name: (start, end)}, offsets, shop_zone)
+                segment = Segment(
+                    axis,
+                    a,
+                    b,
+                    {zone_name: (start, end)},
+                    offsets,
+                    shop_zone,
+                    effective_live_seconds=self._effective_live_seconds,
+                )
                 query = text(segment.shop_rows()).bindparams(bindparam("shops", expanding=True))
                 for row in conn.execute(query, {"zone": zone_name, "shops": members}).mappings():
                     _add_row(found[row["shop_id"]], row)
@@ -766,7 +901,16 @@ class Figures:
         found: dict[str, Sums] = defaultdict(dict)
         for shop_zone, members in self._by_zone(self.organisation.shops).items():
             for a, b, offsets in segments([zone_name, shop_zone], start, end):
-                segment = Segment(axis, a, b, {zone_name: (start, end)}, offsets, shop_zone, CTES)
+                segment = Segment(
+                    axis,
+                    a,
+                    b,
+                    {zone_name: (start, end)},
+                    offsets,
+                    shop_zone,
+                    CTES,
+                    self._effective_live_seconds,
+                )
                 if axis.credit == "hosts":
                     lives = f"shop_id IN :shops AND start_time >= {a} AND start_time < {b}"
                     ctes = hosts_ctes(dialect, lives)
@@ -985,26 +1129,33 @@ def _from_sums(
 ) -> tuple[_BaseValue, bool]:
     """A base measure from rollup sums (or generated rows), and whether part of it is shared
     credit; with `split`, rows credited to n people count 1/n."""
+    # Whole amounts are added as integers, and each divisor's sum divided once: the same
+    # exact result as a Fraction per row, without tens of thousands of Fractions on a page.
     shared = False
+    by_divisor: dict[tuple[str, date, int], int] = defaultdict(int)
+    for sums in parts:
+        for (currency, day, shares), values in sums.items():
+            value = values[index]
+            if value:
+                shared = shared or shares > 1
+                divisor = shares if split else 1
+                by_divisor[(currency, day, divisor) if money else ("", date.min, divisor)] += value
     if money:
         total = _Money()
-        for sums in parts:
-            for (currency, day, shares), values in sums.items():
-                if values[index]:
-                    total.parts[(currency, day)] += Fraction(values[index], shares if split else 1)
-                    shared = shared or shares > 1
+        for (currency, day, divisor), value in by_divisor.items():
+            total.parts[(currency, day)] += value if divisor == 1 else Fraction(value, divisor)
         return total, shared
-    count = Fraction(0)
-    for sums in parts:
-        for (_, _, shares), values in sums.items():
-            if values[index]:
-                count += Fraction(values[index], shares if split else 1)
-                shared = shared or shares > 1
+    whole = sum(value for (_, _, divisor), value in by_divisor.items() if divisor == 1)
+    count = sum(
+        (Fraction(value, d) for (_, _, d), value in by_divisor.items() if d != 1), Fraction(whole)
+    )
     return _decimal(count / per), shared
 
 
 def _decimal(value: Fraction | int) -> Decimal:
     """An exact fraction as a Decimal (34 significant digits where it does not terminate)."""
+    if isinstance(value, int):
+        return Decimal(value)
     value = Fraction(value)
     if value.denominator == 1:
         return Decimal(value.numerator)

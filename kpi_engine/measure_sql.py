@@ -29,7 +29,7 @@ from itertools import pairwise
 from typing import Any
 
 from kpi_engine.instants import day_bounds, zone
-from kpi_engine.metrics import Catalogue, Credit, Measure
+from kpi_engine.metrics import EFFECTIVE_LIVE_SECONDS, Catalogue, Credit, Measure
 from kpi_engine.organisation import Organisation
 
 DAY = 86400
@@ -231,6 +231,8 @@ class Segment:
     `windows` are the zones rows are summed for, with the whole local days wanted in each: a
     row counts for a zone only inside that zone's window. One zone for shops' totals
     (`:zone`); for people's rows every people's zone, each person's read from `zones`.
+    `effective_live_seconds` is the configured shortest live that counts for effective live
+    duration, written into that measure's condition.
     """
 
     axis: Axis
@@ -240,6 +242,7 @@ class Segment:
     offsets: Mapping[str, int]
     shop_zone: str
     sources: Sources = TABLES
+    effective_live_seconds: int = 0  # organisation.effective_live_minutes × 60
 
     def _by_zone(self, values: Mapping[str, int]) -> str:
         if len(self.windows) == 1:
@@ -260,7 +263,7 @@ class Segment:
         values = list(axis.values) + ["0"] * (len(V) - len(axis.values))
         columns = ", ".join(f"{v} AS {name}" for v, name in zip(values, V, strict=True))
         grouped_shares = f", {shares}" if group else ""  # shops' rows: shares is always 1
-        return (
+        sql = (
             f"SELECT {zone_of_row} AS zone, '{axis.name}' AS axis, {owner} AS owner, "
             f"t.shop_id AS shop_id, {day} AS day, {fx_day} AS fx_day, {currency} AS currency, "
             f"{shares} AS shares, {columns} FROM {source} WHERE {where} "
@@ -269,6 +272,7 @@ class Segment:
             f"GROUP BY {group}t.shop_id, {day}, {fx_day}"
             f"{', t.currency' if axis.money else ''}{grouped_shares}"
         )
+        return sql.replace(EFFECTIVE_LIVE_SECONDS, str(self.effective_live_seconds))
 
     def shop_rows(self) -> str:
         """The shops' own totals (`:shops`, summed for `:zone`)."""

@@ -169,6 +169,9 @@ HAS_COMPLETED_REFUND = (
 )
 ORDER_NOT_SAMPLE = "(o.id IS NULL OR NOT o.is_sample)"  # unknown orders are no samples
 SHOP_VISITORS = "t.metric = 'shop_visitors' AND t.entity_type = 'shop'"
+# Replaced by `organisation.effective_live_minutes` × 60 where the SQL is generated
+# (measure_sql.Segment): a live counts for effective live duration from that length on.
+EFFECTIVE_LIVE_SECONDS = "{effective_live_seconds}"
 
 _CREATED = "t.create_time"
 _PAID = "t.paid_time"
@@ -338,7 +341,29 @@ _BASE = (
         Measure(_LIVES, "t.start_time", (), "t.end_time - t.start_time", "hosts"),
         "Σ end_time − start_time of live sessions that started in the period: the hours a host "
         "was on air.",
-        words=("直播时长", "有效直播时长", "开播时长", "live hours", "live duration", "hours live"),
+        words=("直播时长", "开播时长", "live hours", "live duration", "hours live"),
+    ),
+    _base(
+        "effective_live_seconds",
+        "Effective live duration",
+        "有效直播时长",
+        "seconds",
+        Measure(
+            _LIVES,
+            "t.start_time",
+            (f"t.end_time - t.start_time >= {EFFECTIVE_LIVE_SECONDS}",),
+            "t.end_time - t.start_time",
+            "hosts",
+        ),
+        "Σ end_time − start_time of the live sessions that started in the period and lasted at "
+        "least `organisation.effective_live_minutes` (default 30): the hours on air that count.",
+        words=(
+            "有效直播时长",
+            "有效开播时长",
+            "有效时长",
+            "effective live hours",
+            "effective live duration",
+        ),
     ),
     _base(
         "comments",
@@ -366,6 +391,16 @@ _BASE = (
         Measure(_LIVES, "t.start_time", (), "t.new_followers", "hosts"),
         "Σ followers gained in live sessions that started in the period.",
         words=("新增粉丝", "涨粉", "新粉", "new followers", "follower growth", "followers gained"),
+    ),
+    _base(
+        "live_shares",
+        "Live shares",
+        "分享数",
+        "count",
+        Measure(_LIVES, "t.start_time", (), "t.social_shares", "hosts"),
+        "Σ times viewers shared live sessions that started in the period (the import's "
+        "`shares` column).",
+        words=("分享数", "分享量", "转发数", "live shares"),
     ),
     _base(
         "ad_spend",
@@ -536,8 +571,8 @@ _DERIVED = (
         "Interaction rate",
         "互动率",
         "ratio",
-        "(comments + likes) / viewers",
-        "Comments and likes per live viewer (shares are not imported).",
+        "(comments + likes + live_shares) / viewers",
+        "Comments, likes and shares per live viewer.",
         words=("互动率", "直播互动率", "engagement rate", "interaction rate", "engagement"),
     ),
     _Derived(

@@ -123,6 +123,8 @@ class LiveSession(Imported, table=True):
     comments: int = Field(default=0, sa_type=BigInteger)
     likes: int = Field(default=0, sa_type=BigInteger)
     new_followers: int = Field(default=0, sa_type=BigInteger)
+    # Times viewers shared the live (the import's `shares`); not the hosts' `shares` of credit.
+    social_shares: int = Field(default=0, sa_type=BigInteger)
 
 
 class AdSpend(Imported, table=True):

@@ -178,6 +178,8 @@ class OrganisationSettings(ConfigModel):
     timezone: str | None = None  # company-wide figures' days; the first team's zone when unset
     settlement_lag_days: SettlementLags = SettlementLags()
     attribution: AttributionSettings = AttributionSettings()
+    # A live session counts for effective live duration (有效直播时长) from this length on.
+    effective_live_minutes: int = Field(30, ge=0, le=24 * 60)
     # What members see of other people in rankings: places and names, their values too, or
     # only their own line. Managers and admins always see values.
     ranking_for_members: Literal["names", "values", "own"] = "names"
@@ -187,6 +189,8 @@ class OrganisationSettings(ConfigModel):
     # A posted figure that later moves by more than this gets a "revised" notice.
     restatement_percent: Decimal = Field(Decimal(1), ge=0)
     appeals: AppealSettings = AppealSettings()
+    # Who answers for a metric company-wide: company alerts go to them, not to the admins.
+    owners: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("currency")
     @classmethod
@@ -716,6 +720,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
 
     items: list[_Item] = []
     org_settings: OrganisationSettings | None = None
+    org_doc: YamlDocument | None = None  # where the organisation section was found
     unreadable = False
     for file in files:
         try:
@@ -751,7 +756,7 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
                     continue
                 parsed = _validate(checker, doc, path, OrganisationSettings, value)
                 if isinstance(parsed, OrganisationSettings):
-                    org_settings = parsed
+                    org_settings, org_doc = parsed, doc
             elif section in _LIST_SECTIONS:
                 if not isinstance(value, list):
                     checker.add(
@@ -804,6 +809,8 @@ def check_organisation(config_dir: Path) -> tuple[Organisation | None, list[Prob
     by_chat = _check_chat_ids(checker, people)
     catalogue = _check_metrics(checker, parsed_items["metrics"])
     _check_owners(checker, teams, people, catalogue)
+    if org_settings is not None and org_doc is not None:
+        _check_company_owners(checker, org_doc, org_settings, people, catalogue)
     rule_ids = {c.id for _, c in parsed_items["alerts"]}
     calendar = _check_calendar(checker, parsed_items["calendar"], teams, shops, people, rule_ids)
     plans = _check_plans(checker, parsed_items["plans"], people, calendar)
@@ -1042,6 +1049,34 @@ def _check_owners(
                     f"{person!r} is not in team {team.id!r}",
                     "a metric's owner is one of the team's people",
                 )
+
+
+def _check_company_owners(
+    checker: _Checker,
+    doc: YamlDocument,
+    settings: OrganisationSettings,
+    people: dict[str, tuple[_Item, PersonConfig]],
+    catalogue: Catalogue,
+) -> None:
+    """The company's metric owners: known metrics and people (of any team)."""
+    for metric, person in settings.owners.items():
+        at = ("organisation", "owners", metric)
+        if catalogue.get(metric) is None:
+            checker.add(
+                "error",
+                doc,
+                at,
+                f"unknown metric {metric!r}",
+                _closest(metric, catalogue.metrics) or _UNKNOWN_METRIC_HINT,
+            )
+        elif person not in people:
+            checker.add(
+                "error",
+                doc,
+                at,
+                f"unknown person {person!r}",
+                _closest(person, people) or "define the person first",
+            )
 
 
 def _check_manager_cycles(checker: _Checker, people: dict[str, tuple[_Item, PersonConfig]]) -> None:

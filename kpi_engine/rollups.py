@@ -33,7 +33,18 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    text,
+)
 
 from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.measure_sql import (
@@ -131,6 +142,7 @@ def fingerprint(org: Organisation) -> str:
         "people": sorted(person_zones(org).items()),
         "windows": sorted(json.dumps(w, sort_keys=True) for w in credit_windows(org)),
         "tail": org.settings.attribution.live_tail_minutes,
+        "effective_live_minutes": org.settings.effective_live_minutes,
         "axes": layout(build_catalogue()),
     }
     blob = json.dumps(state, sort_keys=True, default=sorted)
@@ -442,6 +454,7 @@ def _recompute(
     all_zones = sorted(people_zones.union(*kept.values()))
     span_max = conn.execute(select(text("MAX(end_time - start_time)")).select_from(_LIVES)).scalar()
     tail = org.settings.attribution.live_tail_minutes * 60
+    effective = org.settings.effective_live_minutes * 60
     reach = int(span_max or 0) + tail  # no session covers an order created later than this
     for (lo, hi), shops in groups.items():
         _refresh_hosts(conn, shops, lo, hi)
@@ -473,7 +486,15 @@ def _recompute(
                     continue
                 for a, b, offsets in segments([z, shop_tz], *windows[z]):
                     for axis in AXES.values():
-                        segment = Segment(axis, a, b, {z: windows[z]}, offsets, shop_tz)
+                        segment = Segment(
+                            axis,
+                            a,
+                            b,
+                            {z: windows[z]},
+                            offsets,
+                            shop_tz,
+                            effective_live_seconds=effective,
+                        )
                         conn.execute(_insert(segment.shop_rows()), {"zone": z, "shops": totals})
             if not people_zones:
                 continue
@@ -494,7 +515,13 @@ def _recompute(
             for a, b, offsets in segments([*sorted(people_zones), shop_tz], start, end):
                 for axis in AXES.values():
                     segment = Segment(
-                        axis, a, b, {z: windows[z] for z in sorted(people_zones)}, offsets, shop_tz
+                        axis,
+                        a,
+                        b,
+                        {z: windows[z] for z in sorted(people_zones)},
+                        offsets,
+                        shop_tz,
+                        effective_live_seconds=effective,
                     )
                     conn.execute(_insert(segment.person_rows()), {"shops": members})
 
@@ -557,11 +584,44 @@ def read(
     shops: Sequence[str] = (),
 ) -> dict[str, Sums]:
     """Sums over the days first..last in `zone_name`: per person, or per shop (own totals)."""
+    found: dict[str, Sums] = defaultdict(dict)
+    for (key, _), sums in _read(conn, axis, zone_name, first, last, people, shops, False).items():
+        found[key] = sums
+    return found
+
+
+def read_days(
+    conn: Connection,
+    axis: Axis,
+    zone_name: str,
+    first: date,
+    last: date,
+    *,
+    people: Sequence[str] = (),
+    shops: Sequence[str] = (),
+) -> dict[tuple[str, date], Sums]:
+    """As `read`, but each day's sums apart: (person or shop, local date) → sums, in one
+    query (a chart's daily series)."""
+    return _read(conn, axis, zone_name, first, last, people, shops, True)
+
+
+def _read(
+    conn: Connection,
+    axis: Axis,
+    zone_name: str,
+    first: date,
+    last: date,
+    people: Sequence[str],
+    shops: Sequence[str],
+    by_day: bool,
+) -> dict[tuple[str, date], Sums]:
     r = _ROLLUPS
     by = r.c.owner if people else r.c.shop_id
+    day = r.c.day if by_day else literal_column("0")
     query = (
         select(
             by,
+            day,
             r.c.currency,
             r.c.fx_day,
             r.c.shares,
@@ -573,16 +633,27 @@ def read(
             r.c.day >= epoch_day(first),
             r.c.day <= epoch_day(last),
         )
-        .group_by(by, r.c.currency, r.c.fx_day, r.c.shares)
+        .group_by(by, *([r.c.day] if by_day else []), r.c.currency, r.c.fx_day, r.c.shares)
     )
     query = (
         query.where(r.c.owner.in_(list(people)))
         if people
         else query.where(r.c.owner == "", r.c.shop_id.in_(list(shops)))
     )
-    found: dict[str, Sums] = defaultdict(dict)
-    for key, currency, fx_day, shares, *values in conn.execute(query):
-        found[key][(currency, from_epoch_day(fx_day), int(shares))] = [int(v or 0) for v in values]
+    found: dict[tuple[str, date], Sums] = defaultdict(dict)
+    days: dict[int, date] = {}  # a month's read has thousands of rows over some thirty days
+
+    def as_date(number: int) -> date:
+        known = days.get(number)
+        if known is None:
+            known = days[number] = from_epoch_day(number)
+        return known
+
+    for key, epoch, currency, fx_day, shares, *values in conn.execute(query):
+        local = as_date(epoch) if by_day else first
+        found[(key, local)][(currency, as_date(fx_day), int(shares))] = [
+            int(v or 0) for v in values
+        ]
     return found
 
 

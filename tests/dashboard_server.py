@@ -36,6 +36,24 @@ FEISHU_USER_AGENT = (
     "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Mobile Safari/537.36 Lark/7.28.6 LarkLocale/zh_CN ChannelName/Feishu"
 )
+# DingTalk's in-app browser (Android): a system WebView ("; wv", "Version/4.0") whose user agent
+# names the app as AliApp(DingTalk/…) — what DingTalk's own docs tell H5 apps to look for.
+DINGTALK_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 13; V2217A Build/TP1A.220624.014; wv) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Version/4.0 Chrome/101.0.4951.61 Mobile Safari/537.36 "
+    "AliApp(DingTalk/7.6.25) com.alibaba.android.rimet/37889783 Channel/700159 language/zh-CN "
+    "abi/64 UT4Aplus/0.2.25 colorScheme/light"
+)
+# Slack has no browser of its own: on Android a link opens in a Chrome Custom Tab, on iOS in
+# Safari's view controller, so the page sees the system browser's own user agent.
+SLACK_ANDROID_USER_AGENT = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.6367.82 Mobile Safari/537.36"
+)
+SLACK_IOS_USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
 PHONE = {"width": 390, "height": 844}
 
 

@@ -348,6 +348,60 @@ def test_a_teams_alert_goes_to_the_owner_of_its_metric(
     }
 
 
+def test_a_company_alert_goes_to_the_companys_owner_of_its_metric(
+    loaded: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    # daniel.kim (an operator in la-ops) owns the company's refund rate; GMV has no owner.
+    settings = organisation.settings.model_copy(update={"owners": {"refund_rate": "daniel.kim"}})
+    owned = replace(organisation, settings=settings)
+    refunds = rule(
+        id="company-refunds",
+        metric="refund_rate",
+        scope="company",
+        period="this_month",
+        condition=AlertCondition(above=Decimal(-1)),
+    )
+    gmv = rule(id="company-gmv", scope="company")
+    bot = Bot(loaded, with_rules(owned, refunds, gmv))
+    bot.run()
+    found = {a.rule: a for a in bot.alerts.store.open_alerts()}
+    assert [p.id for p in bot.alerts.owners(found["company-refunds"])] == ["daniel.kim"]
+    admins = [p.id for p in organisation.people.values() if p.role == "admin"]
+    assert [p.id for p in bot.alerts.owners(found["company-gmv"])] == admins
+    told = {t.user for _, t in bot.posts() if t.user}
+    assert organisation.people["daniel.kim"].chat.slack in told
+    assert bot.alerts.may_act(organisation.people["daniel.kim"], found["company-refunds"])
+    # A team's alert is still its own owner's or its manager's, never the company's owner.
+    team_refunds = rule(
+        id="team-refunds",
+        metric="refund_rate",
+        scope="team:sz-live",
+        period="this_month",
+        condition=AlertCondition(above=Decimal(-1)),
+    )
+    team_bot = Bot(loaded, with_rules(owned, team_refunds))
+    team_bot.run()
+    [team_alert] = [a for a in team_bot.alerts.store.open_alerts() if a.rule == "team-refunds"]
+    assert [p.id for p in team_bot.alerts.owners(team_alert)] == ["wang.fang"]
+    # Config check: the metric and the person must exist (any team's person may own it).
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE_CONFIG, config)
+    path = config / "organisation.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "organisation:\n",
+        "organisation:\n  owners: {refund_rat: daniel.kim, gmv: nobody, aov: jessica.lee}\n",
+        1,
+    )
+    path.write_text(text, encoding="utf-8")
+    _, problems = check_organisation(config)
+    said = {p.path: p.message for p in problems if p.severity == "error"}
+    assert said == {
+        "organisation.owners.refund_rat": "unknown metric 'refund_rat'",
+        "organisation.owners.gmv": "unknown person 'nobody'",
+    }
+
+
 def test_unacknowledged_alerts_escalate_up_the_manager_chain(
     loaded: Engine, organisation: Organisation
 ) -> None:

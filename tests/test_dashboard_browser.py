@@ -1,10 +1,12 @@
 """The dashboard in a real browser: Debian's Chromium (headless, through Playwright) against
-`kpibot serve`'s app on 127.0.0.1, with Feishu faked at its Open API.
+`kpibot serve`'s app on 127.0.0.1, with Feishu, Slack and DingTalk faked at their Open APIs.
 
 A streamer opens her link from a Feishu message in Feishu's in-app browser and sees only her
-figures; a manager's team page draws its chart (in the DOM and in the pixels); an admin sends a
-dead letter again and accepts an appeal; a member's tampered id and a replayed link are
-refused. No page breaks its Content-Security-Policy."""
+figures; a colleague opens his from DingTalk (its in-app browser) and from Slack (Android's
+Custom Tab, iOS's Safari view); only Feishu's and DingTalk's workbenches may frame the pages; a
+manager's team page draws its chart (in the DOM and in the pixels); an admin sends a dead letter
+again and accepts an appeal; a member's tampered id and a replayed link are refused. No page
+breaks its Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -34,14 +37,19 @@ from kpi_engine.periods import day_of, month_of
 from kpi_engine.scopes import Scope
 from tests.conftest import EXAMPLE_CONFIG
 from tests.dashboard_server import (
+    DINGTALK_USER_AGENT,
     FEISHU_USER_AGENT,
     PHONE,
+    SLACK_ANDROID_USER_AGENT,
+    SLACK_IOS_USER_AGENT,
     Served,
     chromium,
     free_port,
     serving,
 )
+from tests.fakedingtalk import FakeDingTalk
 from tests.fakefeishu import FakeFeishu
+from tests.fakeslack import BOT_TOKEN, FakeSlack
 from tests.helpers import PINNED, PINNED_AT, PINNED_DAY, load_demo, wait_for
 
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/dashboard/login/[A-Za-z0-9._-]+")
@@ -51,20 +59,38 @@ OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]
 class Site:
     """The served app, its database, fake Feishu and the browser."""
 
-    def __init__(self, served: Served, engine: Engine, fake: FakeFeishu, browser: Browser):
+    def __init__(
+        self,
+        served: Served,
+        engine: Engine,
+        fake: FakeFeishu,
+        browser: Browser,
+        slack: FakeSlack,
+        dingtalk: FakeDingTalk,
+    ):
         self.served, self.engine, self.fake, self.browser = served, engine, fake, browser
+        self.slack, self.dingtalk = slack, dingtalk
+        self.devices = 0
 
     @property
     def runtime(self):  # type: ignore[no-untyped-def]
         return self.served.app.state.runtime
 
-    def page(self, *, phone: bool = False) -> tuple[Page, list[str]]:
-        """A fresh browser profile (no cookies) and the console errors it will log."""
-        options: dict[str, object] = {"locale": "zh-CN", "timezone_id": "Asia/Shanghai"}
+    def page(
+        self, *, phone: bool = False, user_agent: str = FEISHU_USER_AGENT
+    ) -> tuple[Page, list[str]]:
+        """A fresh browser profile (no cookies) and the console errors it will log; `phone`:
+        a phone's screen, in the in-app browser that `user_agent` names (Feishu's by default)."""
+        # Each profile is its own device behind the test's proxy (uvicorn trusts X-Forwarded-For
+        # from 127.0.0.1), so the per-address limit on link redemptions counts it apart.
+        self.devices += 1
+        options: dict[str, object] = {
+            "locale": "zh-CN",
+            "timezone_id": "Asia/Shanghai",
+            "extra_http_headers": {"X-Forwarded-For": f"10.23.0.{self.devices}"},
+        }
         if phone:
-            options.update(
-                viewport=PHONE, user_agent=FEISHU_USER_AGENT, is_mobile=True, has_touch=True
-            )
+            options.update(viewport=PHONE, user_agent=user_agent, is_mobile=True, has_touch=True)
         else:
             options["viewport"] = {"width": 1280, "height": 900}
         context = self.browser.new_context(**options)  # type: ignore[arg-type]
@@ -96,6 +122,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, organisation: Organisation) -
     port = free_port()
     with (
         FakeFeishu() as fake,
+        FakeSlack() as slack,
+        FakeDingTalk() as dingtalk,
         serving(
             port,
             KPIBOT_DATABASE_URL=url,
@@ -109,10 +137,19 @@ def site(tmp_path_factory: pytest.TempPathFactory, organisation: Organisation) -
             FEISHU_ENCRYPT_KEY="kpibot-test-encrypt-key",
             FEISHU_VERIFICATION_TOKEN="v-token",
             KPIBOT_FEISHU_DOMAIN=fake.url,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET="slack-signing-secret",
+            KPIBOT_SLACK_API_URL=slack.base_url,
+            DINGTALK_CLIENT_ID="dingappkey",
+            DINGTALK_CLIENT_SECRET="dingtalk-secret",
+            DINGTALK_ROBOT_CODE="dingrobot",
+            DINGTALK_CONNECTION="http",
+            KPIBOT_DINGTALK_API_URL=dingtalk.url,
+            KPIBOT_DINGTALK_OAPI_URL=dingtalk.url,
         ) as served,
         chromium() as browser,
     ):
-        yield Site(served, engine, fake, browser)
+        yield Site(served, engine, fake, browser, slack, dingtalk)
     engine.dispose()
 
 
@@ -158,6 +195,88 @@ def test_a_streamer_opens_her_link_from_feishu_and_sees_only_her_figures(
     # The phone does not scroll sideways: the page fits its width.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     assert csp_errors(errors) == []
+
+
+@pytest.mark.parametrize(
+    ("platform", "user_agent"),
+    [
+        ("dingtalk", DINGTALK_USER_AGENT),
+        ("slack", SLACK_ANDROID_USER_AGENT),
+        ("slack", SLACK_IOS_USER_AGENT),
+    ],
+    ids=["dingtalk", "slack-android", "slack-ios"],
+)
+def test_the_link_from_dingtalk_or_slack_opens_in_its_in_app_browser(
+    site: Site, organisation: Organisation, platform: str, user_agent: str
+) -> None:
+    # The private answer to "看板" through the platform's adapter, to its fake Open API.
+    person = organisation.people["zhang.wei"]
+    user = getattr(person.chat, platform)
+    assert user
+    link = dashboard_link(site.runtime, "zhang.wei", now=int(site.runtime.clock()))
+    site.served.app.state.chat.notifier.deliver(
+        Reply(f"你的数据看板（10 分钟内有效，仅限一次）：{link}", "zh", private=True),
+        Target.direct(platform, "", user),
+    )
+
+    def sent() -> str:
+        if platform == "slack":
+            return json.dumps(site.slack.calls_to("chat.postMessage"), ensure_ascii=False)
+        return json.dumps([m.params for m in site.dingtalk.to(user)], ensure_ascii=False)
+
+    wait_for(lambda: link in sent(), f"the {platform} message with the link")
+    page, errors = site.page(phone=True, user_agent=user_agent)
+    page.goto(link)
+    page.wait_for_url("**/dashboard/me")
+    assert page.evaluate("navigator.userAgent") == user_agent
+    assert "张伟" in page.inner_text("h1")
+    mine = Figures(site.engine, organisation).figure(
+        "gmv", Scope("person", "zhang.wei"), month_of(PINNED_DAY, "Asia/Shanghai"), now=PINNED
+    )
+    assert money(mine.value, "CNY", "zh") in page.inner_text("main")
+    page.wait_for_selector(".chart[data-drawn] canvas")  # the chart's script ran
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # Moving between pages works there too (htmx-boosted links, the same session).
+    page.click("nav.nav a[href='/dashboard/teams/sz-live']")
+    page.wait_for_selector("table.ranking")
+    assert csp_errors(errors) == []
+
+
+def _framed(site: Site, parent: str) -> tuple[bool, list[str]]:
+    """Whether a page at `parent` (an https origin, served by the browser's router: nothing
+    leaves the machine) shows the dashboard in an iframe, and the console's CSP refusals."""
+    page, errors = site.page()
+    origin = "https://kpibot.example"
+    inner = origin + "/dashboard/"
+
+    def dashboard(route: Any) -> None:  # the real server's answer, headers and all
+        answer = route.fetch(url=route.request.url.replace(origin, site.served.url, 1))
+        route.fulfill(response=answer)
+
+    page.route(origin + "/**", dashboard)
+    page.route(
+        parent + "/**",
+        lambda route: route.fulfill(
+            content_type="text/html",
+            body=f'<!doctype html><iframe id="f" src="{inner}"></iframe>',
+        ),
+    )
+    page.goto(parent + "/workbench")
+    page.wait_for_timeout(500)
+    frame = page.frame_locator("#f")
+    shown = frame.locator("[data-message='signin']").count() > 0
+    return shown, csp_errors(errors)
+
+
+def test_only_the_platforms_workbenches_may_frame_the_dashboard(site: Site) -> None:
+    # Feishu's and DingTalk's workbenches may show the dashboard inside them…
+    for parent in ("https://open.feishu.cn", "https://h5.dingtalk.com"):
+        shown, refused = _framed(site, parent)
+        assert shown and refused == [], parent
+    # …Slack never frames pages (links open in the browser), and no other site may.
+    for parent in ("https://app.slack.com", "https://evil.example"):
+        shown, refused = _framed(site, parent)
+        assert not shown and any("frame-ancestors" in e for e in refused), parent
 
 
 def test_a_tampered_id_and_a_replayed_link_are_refused(site: Site) -> None:
@@ -260,5 +379,5 @@ def test_an_admin_sends_a_dead_letter_again_and_accepts_an_appeal(
     )
     assert after.value == accepted.claimed_value  # the correction is in the figure
     page.goto(site.served.url + f"/dashboard/audit?kind=appeal&id={appeal.id}")
-    assert "accepted" in page.inner_text("table.audit")
+    assert text("zh", "web.audit.actions.accepted") in page.inner_text("table.audit")
     assert csp_errors(errors) == []

@@ -62,6 +62,49 @@ def test_demo_creates_a_workspace_and_reuses_it(tmp_path: Path) -> None:
     assert "Using the existing demo workspace" in again.stdout
 
 
+def test_a_demo_from_a_template_answers_customer_service(tmp_path: Path) -> None:
+    """`kpibot demo --template`: the template's organisation with demo data, imported
+    metrics included: the agent's first response time has a value, a target and a score."""
+    now = "2026-11-20T10:30"
+    workspace = tmp_path / "live"
+    run = [KPIBOT, "demo", "--dir", str(workspace), "--days", "20", "--now", now]
+    result = subprocess.run(
+        [*run, "--template", "tiktok-live-team"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert 'kpibot ask --as cs.a "我的首次回复时间"' in result.stdout
+    env = {
+        **os.environ,
+        "KPIBOT_CONFIG_DIR": str(workspace / "config"),
+        "KPIBOT_DATABASE_URL": f"sqlite:///{workspace / 'kpibot.db'}",
+    }
+
+    def kpibot(*args: str) -> str:
+        done = subprocess.run(
+            [KPIBOT, *args, "--now", now], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    answer = kpibot("ask", "--as", "cs.a", "我的首次回复时间")
+    assert "本月 (2026-11) · 首次回复时间" in answer, answer
+    assert "目标    60 秒" in answer and "完成率  —" not in answer, answer
+    card = kpibot("scorecard", "cs.a")
+    assert "first_response_seconds" in card and "target 60 s" in card, card
+    unknown = subprocess.run(
+        [*run[:2], "--dir", str(tmp_path / "other"), "--template", "tiktok"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert unknown.returncode == 2 and "unknown template 'tiktok'" in unknown.stderr
+
+
 def test_the_demo_ends_in_the_console_chat(tmp_path: Path) -> None:
     # A terminal on stdin, as when a person runs it: the demo then chats as the first streamer.
     master, slave = pty.openpty()

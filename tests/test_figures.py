@@ -269,12 +269,16 @@ class Reference:
             "new_followers",
         ):
             return sum((int(lv[key] or 0) * hosts_share(lv) for lv in lives), Fraction(0))
-        if key == "live_seconds":
+        if key == "live_shares":  # the file's `shares`: viewers sharing the live
+            return sum((int(lv.get("shares") or 0) * hosts_share(lv) for lv in lives), Fraction(0))
+        if key in ("live_seconds", "effective_live_seconds"):
+            # Effective: only lives of at least organisation.effective_live_minutes.
+            shortest = 0
+            if key == "effective_live_seconds":
+                shortest = self.organisation.settings.effective_live_minutes * 60
+            lengths = [(instant(lv["end_time"]) - instant(lv["start_time"]), lv) for lv in lives]
             return sum(
-                (
-                    (instant(lv["end_time"]) - instant(lv["start_time"])) * hosts_share(lv)
-                    for lv in lives
-                ),
+                (n * hosts_share(lv) for n, lv in lengths if n >= shortest),
                 Fraction(0),
             )
         if key == "shop_visitors":  # shops' daily traffic, imported as metric_values

@@ -15,13 +15,16 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.features.alerts.service import AlertService
+from bot.features.digests.render import Digests
 from kpi_engine.clock import fixed_clock
+from kpi_engine.demo_data import FILE_KINDS, generate
+from kpi_engine.digest import last_week, recap, team_digest
 from kpi_engine.figures import Figures
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.metrics import Imported, aggregate_imported
 from kpi_engine.organisation import Organisation, check_organisation, load_organisation
-from kpi_engine.periods import month_of
+from kpi_engine.periods import day_of, month_of
 from kpi_engine.scopes import Scope
 from kpi_engine.scoring import scorecard
 from kpi_engine.targets import Plans
@@ -254,3 +257,108 @@ def test_a_formula_over_imported_metrics(engine: Engine, tmp_path: Path) -> None
     )
     assert rate[Scope("person", "cs.a")]["dispute_resolution_rate"].value == Decimal("0.75")
     assert rate[Scope("team", "live")]["dispute_resolution_rate"].value == Decimal("0.5")
+
+
+def test_the_morning_digests_show_imported_metrics_with_their_targets(
+    engine: Engine, tmp_path: Path
+) -> None:
+    organisation = load_organisation(_template(tmp_path))
+    _service_data(engine, organisation, tmp_path)
+    figures = Figures(engine, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    digests = Digests(organisation, engine, figures, plans)
+    # 09:00 on 20 November in Shenzhen: yesterday the 19th (cs.a: 300 chats in 30 s).
+    morning = int(datetime(2026, 11, 20, 9, tzinfo=SHANGHAI).timestamp())
+    [team_post, *personal] = digests.morning(
+        team_digest(figures, plans, "live", now=morning), now=morning
+    )
+    # The team: its agents' chats weighted together, yesterday and month to date (no team
+    # target), and its shops' dispatch.
+    fields = {f.label: f.value for f in team_post.reply.fields}
+    # (300 × 30 s + 100 × 90 s) ÷ 400 = 45 s; the month: 270,000 s ÷ 4,000 chats = 67.5 s.
+    assert fields["首次回复时间"] == "昨日 45 秒 · 本月 68 秒", fields
+    assert fields["发货及时率"] == "昨日 94.5% · 本月 94.5%", fields
+    assert "首次回复时间: 昨日 45 秒 · 本月 68 秒" in team_post.reply.text
+    assert "视频播放量" not in fields  # nothing imported, no target: not shown
+    watched = {(w.metric, w.scope.id) for w in team_post.watched}
+    assert ("first_response_seconds", "live") in watched
+    # The agent, privately: what her scorecard holds, against her targets; no GMV lines.
+    posts = {post.person: post.reply for post in personal}
+    agent = {f.label: f.value for f in posts["cs.a"].fields}
+    assert agent["首次回复时间"] == (
+        "昨日 30 秒（目标 60 秒，完成 200%） · 本月 47 秒（目标 60 秒，完成 127%）"
+    ), agent
+    assert agent["12小时回复率"].startswith("昨日 97.0%（目标 95.0%，完成 102%）")
+    assert "昨日 GMV" not in agent and posts["cs.a"].private
+    # The operator: GMV as before, and the shops' on-time dispatch against the role's 97 %.
+    operator = {f.label: f.value for f in posts["ops.a"].fields}
+    assert "昨日 GMV" in operator
+    assert operator["发货及时率"].startswith("昨日 94.5%（目标 97.0%，完成 97%）"), operator
+    # A streamer is measured on none of them: no imported lines.
+    assert not {"首次回复时间", "发货及时率"} & {f.label for f in posts["host.a"].fields}
+
+
+def test_the_template_with_demo_data_measures_every_role(engine: Engine, tmp_path: Path) -> None:
+    """The issue's "done when" on demo-style data: `kpibot init --template tiktok-live-team`,
+    the demo generator's data for it (customer service's and the shops' metric_values
+    included), then the agent's first response time with target and score, the operator's
+    dispatch alert and the new hire's ramp."""
+    organisation = load_organisation(_template(tmp_path))
+    data = generate(organisation, tmp_path / "org", tmp_path / "data", days=20, now=NOW, seed=42)
+    for label, path in data.files.items():
+        kind = KINDS[FILE_KINDS.get(label, label)]
+        assert import_file(engine, organisation, kind, path, now=NOW).ok, label
+    figures = Figures(engine, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    # The agent asks without a period: imported daily figures answer for the month so far.
+    dialog = Dialog(engine, organisation, NOW)
+    reply = dialog.answer("cs.a", "我的首次回复时间")
+    mine = figures.figure("first_response_seconds", Scope("person", "cs.a"), NOVEMBER, now=NOW)
+    assert mine.value is not None and 20 < mine.value < 100
+    assert "本月" in reply.text and "目标 60 秒" in reply.text, reply.text
+    card = scorecard(figures, plans, "cs.a", NOVEMBER, now=NOW)
+    assert card is not None and card.score is not None
+    first = next(i for i in card.items if i.item.metric == "first_response_seconds")
+    assert first.points is not None and first.points > 0
+    # Streamers hosted the shops' lives, so their process KPIs have values and targets.
+    host = figures.figure("effective_live_seconds", Scope("person", "host.a"), NOVEMBER, now=NOW)
+    assert host.value and plans.progress(host, NOW).target == 432000
+    # A shop dispatching late this week alerts its operator, nobody else.
+    chat = FakeChat("slack", private_in_place=True)
+    bot = bot_for(engine, organisation, {"slack": chat}, fixed_clock(NOW))
+    alerts: AlertService = bot.service("alerts")
+    alerts.run(NOW)
+    bot.sender.drain()
+    late = [a for a in alerts.store.open_alerts() if a.rule.startswith("dispatch-late")]
+    assert late, "the demo data has a shop dispatching late"
+    assert all([p.id for p in alerts.owners(a)] == ["ops.a"] for a in late)
+    told = {target.user for _, target in chat.sent if target.user}
+    assert CHAT_IDS["ops.a"] in told
+    # host.c was hired on 1 November: on the 15th (a Sunday, weight 1.1 of November's 31.9
+    # with 11.11 at ×3) her GMV target is at the first ramp step, 60 %.
+    fifteenth = int(datetime(2026, 11, 15, 14, tzinfo=SHANGHAI).timestamp())
+    today = figures.figure(
+        "gmv", Scope("person", "host.c"), day_of(date(2026, 11, 15), "Asia/Shanghai"), now=NOW
+    )
+    target = plans.progress(today, fifteenth).target
+    expected = Decimal(800000) * Decimal("1.1") / Decimal("31.9") * Decimal("0.6")
+    assert target is not None and abs(target - expected) < Decimal("1e-18")
+
+
+def test_the_weekly_report_shows_imported_metrics(engine: Engine, tmp_path: Path) -> None:
+    organisation = load_organisation(_template(tmp_path))
+    _service_data(engine, organisation, tmp_path)
+    figures = Figures(engine, organisation)
+    plans = Plans(organisation.plans, organisation.targets, organisation.catalogue)
+    # The week of 9–15 November, reported on Monday the 16th.
+    monday = int(datetime(2026, 11, 16, 9, 30, tzinfo=SHANGHAI).timestamp())
+    week = last_week(monday, "Asia/Shanghai")
+    post = Digests(organisation, engine, figures, plans).recap(
+        recap(figures, plans, "live", week, now=monday), "weekly"
+    )
+    fields = {f.label: f.value for f in post.reply.fields}
+    # Both agents' seven days: (700 × 50 s + 700 × 90 s) ÷ 1,400 chats.
+    assert fields["首次回复时间"] == "70 秒" and fields["接待量"] == "1,400", fields
+    assert fields["发货及时率"] == "94.5%"
+    assert "首次回复时间: 70 秒" in post.reply.text
+    assert ("first_response_seconds", "live") in {(w.metric, w.scope.id) for w in post.watched}

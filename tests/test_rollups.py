@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures, Scope
@@ -290,3 +291,70 @@ def test_figures_held_together_read_one_state_of_the_rollups(
     after = figures.figure("gmv", company, period, now=NOW).value
     raw = Figures(engine, organisation, rollups=False).figure("gmv", company, period, now=NOW).value
     assert after == raw and after != before
+
+
+def test_a_daily_series_equals_each_days_figure(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    """`Figures.series` reads the rollups once by day; each day must be that day's figure, with
+    a correction of one day counted on that day alone and one of two days on none."""
+    from sqlalchemy import insert
+
+    from kpi_engine.models import Correction
+
+    data = generate(organisation, EXAMPLE_CONFIG, tmp_path / "data", days=DAYS, end=END, seed=5)
+    for label, path in data.files.items():
+        _import(engine, organisation, FILE_KINDS.get(label, label), path)
+    with engine.begin() as conn:
+        for first, claimed in (
+            (END - timedelta(days=1), "99999.99"),
+            (END - timedelta(days=3), "1"),
+        ):
+            conn.execute(
+                insert(Correction).values(  # type: ignore[arg-type]
+                    metric="gmv",
+                    scope="person:li.na",
+                    day=END - timedelta(days=1),
+                    first_day=first,
+                    timezone="Asia/Shanghai",
+                    delta="0",
+                    claimed=claimed,
+                    reported="100",
+                    currency="CNY",
+                    created_by="wang.fang",
+                    created_at=NOW,
+                )
+            )
+    figures = Figures(engine, organisation)
+    reads = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "GROUP BY" in statement and "rollups.day" in statement.split("GROUP BY")[1]:
+            reads.append(statement)  # a rollup read by day (others: corrections' own periods)
+
+    checked = 0
+    for scope in SCOPES:
+        tz = figures.timezone(scope)
+        period = Period("custom", END - timedelta(days=DAYS - 1), END, tz)
+        for metric in ("gmv", "aov", "refund_rate", "live_gpm"):
+            each = [figures.figure(metric, scope, day_of(d, tz), now=NOW) for d in period.dates()]
+            event.listen(engine, "before_cursor_execute", count)
+            try:
+                series = figures.series(metric, scope, period, now=NOW)
+            finally:
+                event.remove(engine, "before_cursor_execute", count)
+            assert series == each, (scope, metric)
+            checked += sum(bool(f.value) for f in series)
+            if figures._kept(scope, period):
+                bases = figures.catalogue.base_dependencies(metric)
+                assert len(reads) == len({AXIS_OF[b] for b in bases}), (scope, metric, reads)
+            reads.clear()
+    corrected = figures.series(
+        "gmv",
+        Scope("person", "li.na"),
+        Period("custom", END - timedelta(days=DAYS - 1), END, "Asia/Shanghai"),
+        now=NOW,
+    )
+    assert [bool(f.corrections) for f in corrected] == [False] * (DAYS - 2) + [True, False]
+    assert corrected[-2].value == Decimal("99999.99")
+    assert checked > 100

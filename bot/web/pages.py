@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from kpi_engine.alerts import AlertRow
 from kpi_engine.annotations import notes
 from kpi_engine.appeals import OPEN as APPEAL_OPEN
 from kpi_engine.appeals import AppealRow
+from kpi_engine.audit import AuditEntry
 from kpi_engine.compare import Delta, movers
 from kpi_engine.figures import Figure, Figures
 from kpi_engine.freshness import last_imports, shop_freshness
@@ -309,16 +310,14 @@ class Pages:
         notes of those days: the chart's data."""
         last = min(period.last, today(now, period.timezone))
         labels, actual, target = [], [], []
-        day = period.first
-        with self.figures.held():
-            while day <= last:
-                progress = self.plans.progress(
-                    self.figures.figure("gmv", scope, day_of(day, period.timezone), now=now), now
-                )
-                labels.append(day.strftime("%m-%d"))
-                actual.append(_number(progress.figure.value))
+        if last >= period.first:
+            # One rollup read for the whole series, not one figure per day.
+            shown = Period("custom", period.first, last, period.timezone)
+            for figure in self.figures.series("gmv", scope, shown, now=now):
+                progress = self.plans.progress(figure, now)
+                labels.append(figure.period.first.strftime("%m-%d"))
+                actual.append(_number(figure.value))
                 target.append(_number(progress.target))
-                day += timedelta(days=1)
         entities = ["company"] + ([f"{scope.kind}:{scope.id}"] if scope.kind != "company" else [])
         if scope.kind == "person":
             entities.append(f"team:{self.organisation.people[scope.id].team}")
@@ -736,6 +735,86 @@ class Pages:
             "shop_sync": self.shop_sync(list(org.shops), reader, timezone=period.timezone),
         }
 
+    # -- the audit trail -------------------------------------------------------------------
+
+    def audit_row(self, entry: AuditEntry, reader: Reader, *, timezone: str) -> dict[str, str]:
+        """An audit entry in the reader's language: its action, and its detail as labelled
+        parts (names for ids, metrics, message kinds and amounts as the reader writes them;
+        people's own words as they wrote them)."""
+        t = reader.t
+        facts = dict(entry.facts)
+        parts: list[tuple[str, str]] = []
+        days = [facts.pop(k) for k in ("first_day", "last_day") if k in facts]
+        currency = facts.pop("currency", None)
+        for key, value in facts.items():
+            if key == "provisional":  # says itself: no label
+                parts.append(
+                    ("", t(f"web.trust.{'provisional' if value == 'True' else 'settled'}"))
+                )
+                continue
+            parts.append((key, self._audit_value(key, value, currency, reader, timezone)))
+            if key == "scope" and days:  # the appealed or corrected days follow whose they are
+                first, last = (
+                    day_text(date.fromisoformat(d), reader.language) for d in (days[0], days[-1])
+                )
+                shown = first if first == last else t("web.period.range", first=first, last=last)
+                parts.append(("days", shown))
+        if not parts and entry.detail:
+            parts.append(("note", entry.detail))
+        return {
+            "at": moment(entry.at, timezone, reader.language),
+            "kind": entry.kind,
+            "id": entry.id,
+            "actor": self._person_name(entry.actor),
+            "action": _text_or(t, f"web.audit.actions.{entry.action}", entry.action),
+            "person": self._person_name(entry.person),
+            "detail": " · ".join(
+                t("web.audit.pair", label=_text_or(t, f"web.audit.field.{k}", k), value=v)
+                if k
+                else v
+                for k, v in parts
+            ),
+        }
+
+    def _person_name(self, person_id: str | None) -> str:
+        if not person_id:
+            return ""
+        people = self.organisation.people
+        return people[person_id].name if person_id in people else person_id
+
+    def _audit_value(
+        self, key: str, value: str, currency: str | None, reader: Reader, timezone: str
+    ) -> str:
+        """One part of an audit detail, written for the reader."""
+        t = reader.t
+        if key in ("as_of", "until", "snoozed_until") and value.isdigit():
+            return moment(int(value), timezone, reader.language)
+        if key == "scope":
+            kind, _, ident = value.partition(":")
+            try:
+                return self.name_of(Scope(kind, ident))  # type: ignore[arg-type]
+            except KeyError:
+                return value
+        if key == "metric":
+            return metric_name(self.organisation, value, reader)
+        if key == "message":
+            return _text_or(t, f"web.audit.message.{value}", value)
+        if key == "action":
+            return _text_or(t, f"web.audit.actions.{value}", value)
+        if key == "source":
+            return _text_or(t, f"web.source.{value}", value)
+        if key in ("escalated_to", "actor"):
+            return self._person_name(value)
+        if key in ("amount", "claimed", "reported", "value", "threshold", "expected"):
+            try:
+                amount = Decimal(value)
+            except ArithmeticError:
+                return value
+            if currency:
+                return money(amount, currency, reader.language)
+            return number(amount, reader.language, places=2)
+        return value
+
     # -- alerts and appeals (rows; the routes hold the services that decide who may act) ---
 
     def alert_row(self, alert: AlertRow, reader: Reader, *, may_act: bool) -> dict[str, Any]:
@@ -833,6 +912,15 @@ class Pages:
             "can_decide": may_decide and open_,
             "can_withdraw": appellant and open_,
         }
+
+
+def _text_or(t: Texts, message_id: str, fallback: str) -> str:
+    """The catalogue's text for a code, else the code itself (an action recorded by a newer
+    version, a kind this one does not know)."""
+    try:
+        return t(message_id)
+    except MissingText:
+        return fallback
 
 
 def _number(value: Decimal | None) -> str | None:

@@ -39,7 +39,15 @@ from kpi_engine.audit import trail
 from kpi_engine.instants import day_bounds, zone
 from kpi_engine.periods import PeriodError, today
 from kpi_engine.scopes import Scope
-from kpi_engine.sessions import Session, end_session, redeem, session_of
+from kpi_engine.sessions import (
+    Session,
+    end_session,
+    end_sessions,
+    redeem,
+    refused,
+    session_of,
+    use_of,
+)
 
 if TYPE_CHECKING:
     from bot.chat.notifier import Notifier
@@ -342,7 +350,9 @@ def build_router() -> APIRouter:
         )
         if opened is None:
             log.warning("dashboard link used again (%s) from %s", claim.person, client_of(request))
-            return render(request, "message.html", {"key": "used"}, status=410)
+            engine = dashboard.runtime.engine
+            refused(engine, claim.nonce, claim.person, now=now, client=client_of(request))
+            return _used(request, claim, form.get("token", ""))
         response = RedirectResponse(PREFIX + "/me", status_code=303)
         response.set_cookie(
             COOKIE,
@@ -353,6 +363,51 @@ def build_router() -> APIRouter:
             httponly=True,
             samesite="lax",
         )
+        return response
+
+    def _used(request: Request, claim: Any, token: str) -> Response:
+        """A used link again: when and from where it was opened, and, since it may have been
+        forwarded and opened first by someone else, a button that ends the person's sessions."""
+        dashboard = _dashboard(request)
+        org = dashboard.pages.organisation
+        reader = reader_of(org, org.people[claim.person])  # in the link's person's language
+        use = use_of(dashboard.runtime.engine, claim.nonce)
+        detail = None
+        if use is not None:
+            timezone = dashboard.pages.figures.timezone(Scope("person", claim.person))
+            detail = reader.t(
+                "web.message.used.when",
+                moment=moment(use.used_at, timezone, reader.language),
+                client=use.client or "—",
+            )
+        context = {"key": "used", "detail": detail, "revoke": token}
+        return render(request, "message.html", context, reader=reader, status=410)
+
+    @router.post(PREFIX + "/login/revoke", include_in_schema=False)
+    async def revoke(request: Request) -> Response:
+        """With a link that was used: end every open session of its person (someone else may
+        have opened it first)."""
+        limited = _limited(request)
+        if limited is not None:
+            return limited
+        dashboard = _dashboard(request)
+        form = await read_form(request)
+        if not same_origin(request, dashboard.runtime.settings.public_url):
+            return render(request, "message.html", {"key": "invalid"}, status=403)
+        claim = _claim(request, form.get("token", ""))
+        if isinstance(claim, Response):
+            return claim
+        engine = dashboard.runtime.engine
+        if use_of(engine, claim.nonce) is None:  # an unused link opens, it does not revoke
+            return render(request, "message.html", {"key": "invalid"}, status=400)
+        ended = end_sessions(
+            engine, claim.person, now=dashboard.now(), nonce=claim.nonce, client=client_of(request)
+        )
+        log.warning("dashboard sessions of %s ended with a used link (%d)", claim.person, ended)
+        org = dashboard.pages.organisation
+        reader = reader_of(org, org.people[claim.person])
+        response = render(request, "message.html", {"key": "signed_out_everywhere"}, reader=reader)
+        response.delete_cookie(COOKIE, path=PREFIX)
         return response
 
     @router.post(PREFIX + "/logout", include_in_schema=False)
@@ -569,22 +624,8 @@ def build_router() -> APIRouter:
             limit=200,
         )
         org = dashboard.pages.organisation
-
-        def name(pid: str | None) -> str:
-            if not pid:
-                return ""
-            return org.people[pid].name if pid in org.people else pid
-
         rows = [
-            {
-                "at": moment(e.at, timezone, viewer.reader.language),
-                "kind": e.kind,
-                "id": e.id,
-                "actor": name(e.actor),
-                "action": e.action,
-                "person": name(e.person),
-                "detail": e.detail or "",
-            }
+            dashboard.pages.audit_row(e, viewer.reader, timezone=timezone)
             for e in reversed(entries)
         ]
         context = {

@@ -20,8 +20,10 @@ from fastapi import Request, Response
 from kpi_engine.clock import Clock
 
 PREFIX = "/dashboard"
-# The platforms whose clients may frame the dashboard (Feishu/Lark workbench, DingTalk's
-# workbench, Slack's client); everyone else is refused by the browser.
+# The platforms whose clients may frame the dashboard: Feishu/Lark's workbench (web apps,
+# 网页应用) and DingTalk's (H5 micro-apps); everyone else is refused by the browser. Slack is
+# not listed: it never frames a page — its links open in the browser (a Custom Tab on Android,
+# Safari's view controller on iOS), where frame-ancestors does not apply.
 FRAME_ANCESTORS = (
     "'self'",
     "https://*.feishu.cn",
@@ -29,7 +31,6 @@ FRAME_ANCESTORS = (
     "https://*.larksuite.com",
     "https://*.larkoffice.com",
     "https://*.dingtalk.com",
-    "https://app.slack.com",
 )
 CSP = "; ".join(
     (

@@ -111,7 +111,9 @@ class AlertService:
     def owners(self, alert: AlertRow) -> list[PersonConfig]:
         """Who an alert is about and answers for it: the person; for a shop, the operators
         assigned to it on the day it opened; else the team's owner of the rule's metric
-        (`owners` in the team's config), else the team's manager (then the admins)."""
+        (`owners` in the team's config), else the team's manager; for the company (or a shop
+        of no team), the company's owner of the metric (`organisation.owners`), else the
+        admins."""
         org = self.organisation
         scope = alert.subject
         if scope.kind == "person" and scope.id in org.people:
@@ -139,6 +141,10 @@ class AlertService:
                 return [owner]
         if team is not None and team.manager and team.manager in org.people:
             return [org.people[team.manager]]
+        if team is None:
+            owner = self._metric_owner(org.settings.owners, alert.rule)
+            if owner is not None:
+                return [owner]
         return [p for p in org.people.values() if p.role == "admin"]
 
     def _metric_owner(self, owners: Mapping[str, str], rule_id: str) -> PersonConfig | None:

@@ -28,7 +28,7 @@ from bot.i18n.names import metric_name
 from kpi_engine.annotations import notes
 from kpi_engine.calendar import events_between
 from kpi_engine.compare import Delta, Ranked
-from kpi_engine.digest import Recap, TeamDigest, month_series
+from kpi_engine.digest import DayAndMonth, Recap, TeamDigest, month_series
 from kpi_engine.figures import Figure, Figures
 from kpi_engine.freshness import SOURCES, last_imports
 from kpi_engine.organisation import Organisation
@@ -184,6 +184,40 @@ class Digests:
             return text(language, "digest.change.points", arrow=arrow, points=size)
         return arrow + percent(abs(change), language, places=1)
 
+    def _against(self, language: Language, progress: Progress) -> str:
+        """A figure, with its target and achievement when it has a target."""
+        value = self._value(language, progress.figure)
+        if progress.target is None:
+            return value
+        figure = progress.figure
+        return text(
+            language,
+            "digest.imported.value",
+            value=value,
+            target=figure_text(progress.target, figure.unit, figure.currency, language),
+            achievement=percent(progress.achievement, language),
+        )
+
+    def _imported(
+        self, language: Language, found: dict[str, DayAndMonth]
+    ) -> tuple[list[KeyValue], list[str], list[Figure]]:
+        """Imported metrics (first response time, on-time dispatch…): a field and a line each,
+        yesterday and month to date against their targets, and the figures stated."""
+        fields, lines, stated = [], [], []
+        for key, both in found.items():
+            label = self._metric(language, key)
+            value = text(
+                language,
+                "digest.imported.day_month",
+                day=self._against(language, both.yesterday),
+                month=self._against(language, both.month)
+                + incomplete_mark(language, [both.month.figure]),
+            )
+            fields.append(KeyValue(label, value))
+            lines.append(text(language, "digest.line", label=label, value=value))
+            stated += [both.yesterday.figure, both.month.figure]
+        return fields, lines, stated
+
     def _people_table(
         self,
         language: Language,
@@ -267,10 +301,13 @@ class Digests:
             KeyValue(t("digest.field.pace"), pace + flag),
             KeyValue(t("digest.field.projected"), projection + flag),
         ]
+        imported_fields, imported_lines, imported_stated = self._imported(language, digest.imported)
+        fields += imported_fields
         lines = [
             headline,
             t("digest.morning.gmv_line", value=value, target=target, achievement=achieved),
             t("digest.morning.month_line", value=month, pace=pace, projection=projection),
+            *imported_lines,
         ]
         explanation = digest.explanation
         if explanation is not None and explanation.biggest is not None:
@@ -321,7 +358,7 @@ class Digests:
         lines += self._calendar(
             language, digest.team, day.first, day.last + timedelta(days=7), fields
         )
-        stated = [p.figure for p in digest.yesterday.values()] + [mtd.figure]
+        stated = [p.figure for p in digest.yesterday.values()] + [mtd.figure, *imported_stated]
         context = self._freshness(language, stated + shown_people, team.timezone)
         lines.append(context)
         points = month_series(
@@ -385,18 +422,12 @@ class Digests:
             language = self.organisation.language_of(person)
             t = texts(language)
             month = digest.people_month[person_id]
-            if month.target is None and not month.figure.value:
-                continue  # nobody sells or is targeted on GMV here: nothing to tell them
-            place = places.get(person_id)
-            rank = (
-                t("digest.personal.rank", rank=place.rank, total=total)
-                if place is not None and place.rank is not None
-                else t("digest.personal.no_sales")
-            )
-            value = self._value(language, yesterday.figure)
-            target = self._money(language, yesterday.target, team.currency)
-            flag = incomplete_mark(language, [month.figure])
-            month_value = self._value(language, month.figure)
+            imported = digest.people_imported.get(person_id, {})
+            # GMV only for who sells or is targeted on it; customer service, fulfilment… are
+            # told their imported metrics (first response time, on-time dispatch).
+            sells = month.target is not None or bool(month.figure.value)
+            if not sells and not imported:
+                continue  # nothing to tell them
             headline = t(
                 "digest.personal.headline",
                 name=person.name,
@@ -404,57 +435,79 @@ class Digests:
             )
             if delayed:
                 headline += t("digest.delayed")
-            lines = [
-                headline,
-                t(
-                    "digest.personal.gmv_line",
-                    value=value,
-                    target=target,
-                    achievement=percent(yesterday.achievement, language),
-                    rank=rank,
-                ),
-                t(
-                    "digest.personal.month_line",
-                    value=month_value,
-                    pace=percent(month.pace, language),
-                    projection=self._money(language, month.projection, team.currency),
+            lines = [headline]
+            fields: list[KeyValue] = []
+            bars: tuple[ProgressBar, ...] = ()
+            stated: list[Figure] = []
+            buttons: list[Button] = []
+            if sells:
+                place = places.get(person_id)
+                rank = (
+                    t("digest.personal.rank", rank=place.rank, total=total)
+                    if place is not None and place.rank is not None
+                    else t("digest.personal.no_sales")
                 )
-                + flag,
-            ]
-            context = self._freshness(language, [yesterday.figure, month.figure], team.timezone)
-            bars = self._bars(
-                language,
-                ((t("digest.bar.yesterday"), yesterday), (t("digest.bar.month"), month)),
-                team.currency,
-            )
+                value = self._value(language, yesterday.figure)
+                target = self._money(language, yesterday.target, team.currency)
+                flag = incomplete_mark(language, [month.figure])
+                month_value = self._value(language, month.figure)
+                lines += [
+                    t(
+                        "digest.personal.gmv_line",
+                        value=value,
+                        target=target,
+                        achievement=percent(yesterday.achievement, language),
+                        rank=rank,
+                    ),
+                    t(
+                        "digest.personal.month_line",
+                        value=month_value,
+                        pace=pace_text(month, language),
+                        projection=self._money(language, month.projection, team.currency),
+                    )
+                    + flag,
+                ]
+                fields += [
+                    KeyValue(t("digest.field.gmv_yesterday"), value),
+                    KeyValue(t("digest.field.target"), target),
+                    KeyValue(t("digest.field.rank"), rank),
+                    KeyValue(t("digest.field.month_to_date"), month_value + flag),
+                ]
+                bars = self._bars(
+                    language,
+                    ((t("digest.bar.yesterday"), yesterday), (t("digest.bar.month"), month)),
+                    team.currency,
+                )
+                stated += [yesterday.figure, month.figure]
+                buttons += [
+                    Button(t("digest.button.today"), ASK, t("digest.ask.mine")),
+                    # Disputing yesterday's number starts an appeal (bot/appeals.py).
+                    Button(
+                        t("digest.button.dispute"),
+                        "appeal.start",
+                        f"gmv|{digest.day.first.isoformat()}",
+                    ),
+                ]
+            imported_fields, imported_lines, imported_stated = self._imported(language, imported)
+            lines += imported_lines
+            fields += imported_fields
+            stated += imported_stated
+            buttons.append(Button(t("digest.button.dashboard"), "dashboard.open", ""))
+            context = self._freshness(language, stated, team.timezone)
             posts.append(
                 Post(
                     Reply(
                         "\n".join([*lines, context]),
                         language,
                         headline=headline,
-                        fields=(
-                            KeyValue(t("digest.field.gmv_yesterday"), value),
-                            KeyValue(t("digest.field.target"), target),
-                            KeyValue(t("digest.field.rank"), rank),
-                            KeyValue(t("digest.field.month_to_date"), month_value + flag),
-                        ),
+                        fields=tuple(fields),
                         progress=bars,
-                        buttons=(
-                            Button(t("digest.button.today"), ASK, t("digest.ask.mine")),
-                            # Disputing yesterday's number starts an appeal (bot/appeals.py).
-                            Button(
-                                t("digest.button.dispute"),
-                                "appeal.start",
-                                f"gmv|{digest.day.first.isoformat()}",
-                            ),
-                            Button(t("digest.button.dashboard"), "dashboard.open", ""),
-                        ),
+                        buttons=tuple(buttons),
                         context=context,
                         private=True,
                     ),
                     person_id,
-                    (Watched.of(yesterday.figure), Watched.of(month.figure)),
+                    tuple(Watched.of(f) for f in stated),
                 )
             )
         return posts
@@ -499,6 +552,8 @@ class Digests:
             )
             label = t("digest.field.change", metric=self._metric(language, metric), versus=versus)
             fields.append(KeyValue(label, change))
+        for key, progress in recap.imported.items():
+            fields.append(KeyValue(self._metric(language, key), self._against(language, progress)))
         month_figure = recap.month_gmv.figure
         fields += [
             KeyValue(
@@ -541,6 +596,7 @@ class Digests:
             else []
         )
         shown = [p.figure for p in recap.progress.values()] + [month_figure]
+        shown += [p.figure for p in recap.imported.values()]
         shown_shops = [recap.shop_figures[r.entity] for r in shops]
         context = self._freshness(language, shown + shown_people + shown_shops, team.timezone)
         lines.append(context)

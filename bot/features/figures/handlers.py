@@ -63,6 +63,13 @@ def _question(ctx: Context, message_id: str, metric: str) -> str:
     return ctx.t(message_id, metric=metric.replace("_", " "))
 
 
+def default_period(ctx: Context, metric: str) -> str:
+    """The period a question without one is about: today, except for imported daily metrics
+    (first response time, on-time dispatch), which arrive once a day is over: this month."""
+    found = ctx.core.organisation.catalogue.get(metric)
+    return "this_month" if found is not None and found.imported is not None else "today"
+
+
 def handle_progress(ctx: Context, request: Request) -> Result:
     """A figure against its target: achievement, pace, projection and (for a person) rank."""
     scope = ctx.scope_of(request.subject)
@@ -70,7 +77,8 @@ def handle_progress(ctx: Context, request: Request) -> Result:
         return Result(ctx.refuse())
     figures, plans = ctx.core.figures, ctx.core.plans
     metric = request.metric or "gmv"
-    period = ctx.period_of(request, scope, "today")
+    default = default_period(ctx, metric)
+    period = ctx.period_of(request, scope, default)
     figure = figures.figure(metric, scope, period, now=ctx.now)
     progress = plans.progress(figure, ctx.now)
     t, language = ctx.t, ctx.language
@@ -107,7 +115,7 @@ def handle_progress(ctx: Context, request: Request) -> Result:
             place += incomplete_mark(language, [f[metric] for f in found.values()])
             fields.append(KeyValue(t("figures.rank"), place))
             shown += [f[metric] for f in found.values()]
-    when = period_name(ctx, request, period, "today")
+    when = period_name(ctx, request, period, default)
     name = ctx.metric_name(metric)
     headline = f"{ctx.name_of(scope)} · {when} · {name}"
     lines = [headline, t("figures.value_line", name=name, value=value)]
@@ -199,7 +207,8 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
         return Result(ctx.refuse())
     team_scope, people = asked
     team, metric = team_scope.id, request.metric or "gmv"
-    period = ctx.period_of(request, team_scope, "today")
+    default = default_period(ctx, metric)
+    period = ctx.period_of(request, team_scope, default)
     found = ctx.core.figures.figures_of([metric], people, period, now=ctx.now)
     ranked = _ordered(rank_figures(ctx, metric, found), request)
     show = access.ranking_values(ctx.asker, team)
@@ -218,7 +227,7 @@ def handle_ranking(ctx: Context, request: Request) -> Result:
         if show == "names" and row.entity != ctx.asker.id:
             value = "·"
         rows.append((str(row.rank) if row.rank is not None else DASH, name, value))
-    when = period_name(ctx, request, period, "today")
+    when = period_name(ctx, request, period, default)
     headline = f"{ctx.name_of(team_scope)} · {when} · {ctx.metric_name(metric)}"
     lines = [headline] + [f"{r[0]}. {r[1]}  {r[2]}" for r in rows[:20]]
     if not rows:
@@ -272,7 +281,8 @@ def _rank_teams(ctx: Context, request: Request) -> Result:
     (each amount at its own date's rate), so that the values compare."""
     org, figures = ctx.core.organisation, ctx.core.figures
     company, metric = Scope("company"), request.metric or "gmv"
-    period = ctx.period_of(request, company, "today")
+    default = default_period(ctx, metric)
+    period = ctx.period_of(request, company, default)
     currency = figures.reporting_currency(company)
     teams = [Scope("team", team) for team in org.teams]
     found = figures.figures_of([metric], teams, period, now=ctx.now, currency=currency)
@@ -288,7 +298,7 @@ def _rank_teams(ctx: Context, request: Request) -> Result:
         )
         for row in ranked
     ]
-    when = period_name(ctx, request, period, "today")
+    when = period_name(ctx, request, period, default)
     headline = f"{ctx.name_of(company)} · {when} · {ctx.metric_name(metric)}"
     lines = [headline] + [f"{r[0]}. {r[1]}  {r[2]}" for r in rows]
     shown = [f[metric] for f in found.values()]
