@@ -965,6 +965,15 @@ def serve(
         os.environ["KPIBOT_CHAT_QUEUE"] = "1"  # this process and its workers
     settings = _settings()
     _organisation(settings)
+    if workers:
+        import signal
+
+        # uvicorn shuts down on SIGTERM and then raises the signal again, with the handler it
+        # found: this one, so that the workers are stopped (below) before this process exits.
+        def stop(signum: int, _frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, stop)
     with _worker_processes(workers):
         uvicorn.run(
             create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
@@ -981,8 +990,12 @@ def _worker_processes(count: int) -> Iterator[None]:
     if not count:
         yield
         return
+    import os
+
     command = [sys.executable, "-c", "from bot.cli import main; main()", "worker"]
-    processes = [subprocess.Popen(command) for _ in range(count)]
+    # A worker whose `serve` is gone (killed with -9) stops by itself: it watches this pid.
+    env = {**os.environ, "KPIBOT_WORKER_OF": str(os.getpid())}
+    processes = [subprocess.Popen(command, env=env) for _ in range(count)]
     stopping = threading.Event()
 
     def watch() -> None:
@@ -990,7 +1003,7 @@ def _worker_processes(count: int) -> Iterator[None]:
             for n, process in enumerate(processes):
                 if process.poll() is not None and not stopping.is_set():
                     typer.echo(f"worker {process.pid} exited ({process.returncode}); restarted")
-                    processes[n] = subprocess.Popen(command)
+                    processes[n] = subprocess.Popen(command, env=env)
 
     watcher = threading.Thread(target=watch, name="worker-watch", daemon=True)
     watcher.start()
@@ -1019,6 +1032,7 @@ def worker(
     notifications (on SQLite within a tenth of a second), several workers never answer the
     same delivery, and one killed mid-answer leaves it to another. Stops on SIGTERM or Ctrl-C
     after the answer in hand."""
+    import os
     import signal
     import threading
 
@@ -1033,6 +1047,15 @@ def worker(
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    parent = os.environ.get("KPIBOT_WORKER_OF")
+    if parent:  # started by `kpibot serve --workers`: stop when it is gone
+
+        def watch() -> None:
+            while not stop.wait(1.0):
+                if os.getppid() != int(parent):
+                    stop.set()
+
+        threading.Thread(target=watch, name="parent-watch", daemon=True).start()
     chat.start(scheduler=False)  # its sender retries what it stored and could not send
     try:
         chat.pipeline.run_worker(stop, poll=poll)

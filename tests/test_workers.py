@@ -32,6 +32,14 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited
+
+
 def states(engine: Engine) -> Counter[str]:
     with engine.connect() as conn:
         return Counter(conn.execute(select(_EVENTS.c.state)).scalars())
@@ -92,8 +100,11 @@ def test_workers_answer_every_delivery_once_though_one_is_killed(
             wait_for(lambda: len(fake.messages) >= MESSAGES, "every answer", 120)
             wait_for(lambda: victim not in children(serve.pid), "the restart", 30)
         finally:
+            workers = children(serve.pid)
             serve.terminate()
             serve.wait(60)
+        # Stopping `serve` stops its workers (uvicorn re-raises SIGTERM once it has shut down).
+        wait_for(lambda: not any(alive(pid) for pid in workers), "the workers to stop", 60)
         output = log.read_text()
         chats = Counter(m.chat_id or m.receive_id for m in fake.messages)
         assert len(fake.messages) == MESSAGES, output[-3000:]
