@@ -8,7 +8,7 @@ digest is computed, and a team post (with its chart) for each team group plus a 
 for each person with GMV or a target is stored in the outbox. Every person is given a Feishu
 open_id, so the whole round goes to one platform and meets its strictest limit, 50 messages a
 second per app (5 per second per chat or user). The outbox sender then delivers the round
-through the real Feishu adapter (lark-oapi) to a fake Feishu Open API on 127.0.0.1 that
+through the real Feishu adapter to a fake Feishu Open API on 127.0.0.1 that
 enforces those limits with Feishu's own throttle answer (429, x-ogw-ratelimit-reset) and
 deduplicates sends by uuid.
 

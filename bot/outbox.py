@@ -393,15 +393,35 @@ class Outbox:
 
 class Pacer:
     """Send slots per key (a target, a whole app) at a steady rate: each caller is told how
-    long to wait for its slot, so concurrent senders are spread over time, not bunched."""
+    long to wait for its slot, so concurrent senders are spread over time, not bunched.
 
-    def __init__(self) -> None:
+    Bounded: a key whose next free slot has passed constrains nothing — booking on it gives
+    the same wait as on a key never seen — so it is forgotten. Whenever the keys kept have
+    doubled since the last sweep, the passed ones are dropped; what remains are the keys
+    booked into the future, so memory follows the sends in flight, not every chat ever
+    served, and no chat can send faster for having been forgotten."""
+
+    SWEEP_AT = 1024  # keys kept before the first sweep
+
+    def __init__(self, sweep_at: int = SWEEP_AT) -> None:
         self._free_at: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._min_sweep = sweep_at
+        self._sweep_at = sweep_at
+
+    def __len__(self) -> int:
+        return len(self._free_at)
+
+    def _forget_passed(self, now: float) -> None:
+        if len(self._free_at) < self._sweep_at:
+            return
+        self._free_at = {key: at for key, at in self._free_at.items() if at > now}
+        self._sweep_at = max(self._min_sweep, 2 * len(self._free_at))
 
     def reserve(self, keys: Mapping[str, tuple[float, int]], now: float) -> float:
         """Book the next slot free on every key (rate per second, burst); the wait in seconds."""
         with self._lock:
+            self._forget_passed(now)
             start = now
             for key, (rate, burst) in keys.items():
                 start = max(start, self._free_at.get(key, now) - (burst - 1) / rate)

@@ -3,6 +3,7 @@ prints its comparison point. Nothing here looks at a timing."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -104,3 +105,27 @@ def test_the_startup_benchmark_runs_each_command_beside_python_pass() -> None:
         assert label in out
     assert "config load, cold" in out and "config load, cached" in out
     assert out.count("ratio") == 6
+
+
+def test_the_webhook_benchmark_answers_every_delivery_once_beside_a_bare_endpoint() -> None:
+    out = run_bench(
+        "webhook_bench",
+        *("--count", "4", "--warmup", "2", "--concurrency", "2", "--days", "1"),
+        *("--workers", "1", "--platforms", "feishu", "--backends", "postgresql"),
+    )
+    # PostgreSQL alone: its workspace is built by importing the demo's files, and its workers
+    # are woken by NOTIFY; the SQLite path is the demo's own workspace.
+    assert "| postgresql | bare endpoint | feishu |" in out
+    assert "| postgresql | kpibot serve --workers 1 | feishu |" in out
+    assert out.count("6 answered, 0 lost, 0 twice") == 2
+    assert "lost 0, twice 0" in out
+
+
+def test_the_memory_benchmark_soaks_serve_beside_a_bare_endpoint() -> None:
+    out = run_bench(
+        "memory_bench", "--minutes", "0.1", "--concurrency", "4", "--bare-seconds", "2",
+        "--days", "2",
+    )  # fmt: skip
+    assert "bare FastAPI endpoint (comparison point)" in out and "ratio peak" in out
+    assert "Slack + Feishu + DingTalk on" in out and "slope over the second half" in out
+    assert re.search(r"HTTP statuses \{200: [\d,]+\}", out)  # every delivery acknowledged

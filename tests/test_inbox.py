@@ -36,9 +36,9 @@ class Clock:
 
 @pytest.fixture
 def clock() -> Clock:
-    from kpi_engine.instants import parse_instant
+    from kpi_engine.instants import parse_instant, zone
 
-    return Clock(float(parse_instant(PINNED_AT, "Asia/Shanghai")))
+    return Clock(float(parse_instant(PINNED_AT, zone("Asia/Shanghai"))))
 
 
 def process(

@@ -1,38 +1,23 @@
-"""Sending to Feishu/Lark through lark-oapi: messages, thread replies, in-place card updates,
-only-visible-to-you cards, image uploads; Open API errors mapped to the shared hierarchy.
+"""Sending to Feishu/Lark: messages, thread replies, in-place card updates, only-visible-to-you
+cards, image uploads; Open API errors mapped to the shared hierarchy.
 
 Every send carries a `uuid` derived from the outbox key, so a send retried after a crash or a
-timeout posts once (Feishu deduplicates a uuid for about an hour). The tenant access token is
-fetched and cached by the SDK; when Feishu says it is invalid, the cached one is dropped and
-the call is made once more with a fresh token.
+timeout posts once (Feishu deduplicates a uuid for about an hour). The calls go through our
+thin client (adapters/feishu/client.py: lark-oapi costs 170 MB to import), which caches the
+tenant access token; when Feishu says it is invalid, the cached one is dropped and the call is
+made once more with a fresh token.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import lark_oapi as lark
-import requests
-from lark_oapi.api.im.v1 import (
-    CreateImageRequest,
-    CreateImageRequestBody,
-    CreateMessageRequest,
-    CreateMessageRequestBody,
-    PatchMessageRequest,
-    PatchMessageRequestBody,
-    ReplyMessageRequest,
-    ReplyMessageRequestBody,
-)
-from lark_oapi.core.exception import ObtainAccessTokenException
-from lark_oapi.core.token.manager import TokenManager
-
 from adapters.feishu.cards import card, content
+from adapters.feishu.client import Answer, FeishuClient
 from bot.chat.adapter import (
     AuthRevoked,
     RateLimited,
@@ -41,6 +26,7 @@ from bot.chat.adapter import (
     Unsupported,
 )
 from bot.chat.messages import Reply, Sent, Target
+from bot.chat.recent import Recent
 
 log = logging.getLogger(__name__)
 
@@ -87,83 +73,56 @@ class FeishuAdapter:
     platform = "feishu"
     # Personal numbers asked in a group come back as an only-visible-to-you card there.
     private_in_place = True
+    # One-to-one chats remembered (see `_direct_chats`); the oldest are forgotten past this.
+    DIRECT_CHATS = 10_000
 
     def __init__(self, app_id: str, app_secret: str, domain: str, *, timeout: float = 10) -> None:
         self.app_id = app_id
-        self.client = (
-            lark.Client.builder()
-            .app_id(app_id)
-            .app_secret(app_secret)
-            .domain(domain.rstrip("/"))
-            .timeout(timeout)
-            .log_level(lark.LogLevel.WARNING)
-            .build()
-        )
+        self.client = FeishuClient(app_id, app_secret, domain, timeout=timeout)
         self._bot_open_id: str | None = None
         # One-to-one chats this process sent to, so that a card updated there keeps its
-        # buttons' "direct" mark (another process's updates fall back as Feishu answers).
-        self._direct_chats: set[str] = set()
-        self._lock = threading.Lock()
+        # buttons' "direct" mark (another process's updates, or a chat forgotten since, fall
+        # back as Feishu answers). Bounded: a bot in a big company meets many chats.
+        self._direct_chats: Recent[str, bool] = Recent(self.DIRECT_CHATS)
 
     # -- calls -------------------------------------------------------------------------------
 
-    def _call(self, call: Callable[[], Any]) -> Any:
-        """Make an SDK call; retry once with a fresh token if Feishu says the token is bad."""
+    def _call(self, call: Callable[[], Answer]) -> Answer:
+        """Make a call; retry once with a fresh token if Feishu says the token is bad."""
         for attempt in (1, 2):
-            try:
-                response = call()
-            except ObtainAccessTokenException as exc:
-                if exc.code in AUTH or exc.code in (10014, 10003):
-                    raise AuthRevoked(f"Feishu refused the app credentials: {exc}") from exc
-                raise Unavailable(f"Feishu tenant token: {exc}") from exc
-            except (requests.RequestException, OSError) as exc:
-                raise Unavailable(f"Feishu did not answer: {exc}") from exc
-            if response.success():
-                return response
-            raw = response.raw
-            status = raw.status_code if raw is not None else 0
-            headers = dict(raw.headers) if raw is not None and raw.headers else {}
-            if response.code in TOKEN_INVALID and attempt == 1:
-                # Drop the SDK's cached token (same key as lark_oapi's TokenManager).
-                TokenManager.cache.set(f"self_tenant_token:{self.app_id}", "", 0)
+            answer = call()
+            if answer.success():
+                return answer
+            if answer.code in TOKEN_INVALID and attempt == 1:
+                self.client.forget_token()
                 continue
-            raise_for(response.code or 0, response.msg or "", status, headers)
+            raise_for(answer.code, answer.msg, answer.status, answer.headers)
         raise AssertionError("unreachable")
 
-    def _raw(self, method: lark.HttpMethod, uri: str, body: dict[str, Any] | None) -> Any:
-        """An Open API call the SDK has no typed request for; the answer's JSON."""
-        builder = (
-            lark.BaseRequest.builder()
-            .http_method(method)
-            .uri(uri)
-            .token_types({lark.AccessTokenType.TENANT})
+    def _json(self, method: str, path: str, body: dict[str, Any] | None, **query: str) -> Answer:
+        return self._call(
+            lambda: self.client.call(method, path, query=query or None, json_body=body)
         )
-        if body is not None:
-            builder = builder.body(body)
-        response = self._call(lambda: self.client.request(builder.build()))
-        return json.loads(response.raw.content or b"{}")
 
     def bot_open_id(self) -> str:
         """The bot's own open_id (to tell a message that @mentions it), fetched once."""
         if self._bot_open_id is None:
-            answer = self._raw(lark.HttpMethod.GET, "/open-apis/bot/v3/info", None)
-            self._bot_open_id = str(answer.get("bot", {}).get("open_id", ""))
+            answer = self._json("GET", "/open-apis/bot/v3/info", None)
+            bot = answer.body.get("bot")
+            self._bot_open_id = str(bot.get("open_id", "")) if isinstance(bot, dict) else ""
         return self._bot_open_id
 
     def upload_image(self, png: bytes) -> str:
         """Upload a chart; its image_key."""
-        request = (
-            CreateImageRequest.builder()
-            .request_body(
-                CreateImageRequestBody.builder()
-                .image_type("message")
-                .image(io.BytesIO(png))
-                .build()
+        answer = self._call(
+            lambda: self.client.call(
+                "POST",
+                "/open-apis/im/v1/images",
+                data={"image_type": "message"},
+                files={"image": ("chart.png", png, "image/png")},
             )
-            .build()
         )
-        response = self._call(lambda: self.client.im.v1.image.create(request))
-        return str(response.data.image_key)
+        return str(answer.data.get("image_key", ""))
 
     # -- ChatAdapter -------------------------------------------------------------------------
 
@@ -187,63 +146,43 @@ class FeishuAdapter:
         # (the pipeline names the reader of a direct chat without making it private).
         direct = not target.channel or (target.user is not None and not target.private)
         msg_type, body = content(reply, image_key=image_key, direct=direct)
+        message: dict[str, Any] = {"msg_type": msg_type, "content": body}
+        if idempotency:
+            message["uuid"] = idempotency
         thread = target.thread or reply.thread
         if thread and target.channel:
-            reply_request = (
-                ReplyMessageRequest.builder()
-                .message_id(thread)
-                .request_body(
-                    self._reply_body(msg_type, body, idempotency),
-                )
-                .build()
+            answer = self._json(
+                "POST",
+                f"/open-apis/im/v1/messages/{thread}/reply",
+                {**message, "reply_in_thread": True},
             )
-            response = self._call(lambda: self.client.im.v1.message.reply(reply_request))
         else:
             id_type, receive_id = ("chat_id", target.channel)
             if not target.channel:
                 if not target.user:
                     raise TargetNotFound("a Feishu target needs a chat id or a user's open_id")
                 id_type, receive_id = ("open_id", target.user)
-            builder = (
-                CreateMessageRequestBody.builder()
-                .receive_id(receive_id)
-                .msg_type(msg_type)
-                .content(body)
+            answer = self._json(
+                "POST",
+                "/open-apis/im/v1/messages",
+                {"receive_id": receive_id, **message},
+                receive_id_type=id_type,
             )
-            if idempotency:
-                builder = builder.uuid(idempotency)
-            create_request = (
-                CreateMessageRequest.builder()
-                .receive_id_type(id_type)
-                .request_body(builder.build())
-                .build()
-            )
-            response = self._call(lambda: self.client.im.v1.message.create(create_request))
-        data = response.data
-        if direct and data.chat_id:
-            with self._lock:
-                self._direct_chats.add(str(data.chat_id))
+        chat_id = answer.data.get("chat_id")
+        if direct and chat_id:
+            self._direct_chats.put(str(chat_id), True)
         return Sent(
             self.platform,
-            str(data.chat_id or target.channel),
-            str(data.message_id),
+            str(chat_id or target.channel),
+            str(answer.data.get("message_id", "")),
             {"msg_type": msg_type, "content": json.loads(body)},
         )
-
-    @staticmethod
-    def _reply_body(msg_type: str, body: str, idempotency: str | None) -> ReplyMessageRequestBody:
-        builder = (
-            ReplyMessageRequestBody.builder().msg_type(msg_type).content(body).reply_in_thread(True)
-        )
-        if idempotency:
-            builder = builder.uuid(idempotency)
-        return builder.build()
 
     def _ephemeral(self, reply: Reply, target: Target, image_key: str | None) -> Sent:
         assert target.user
         payload = card(reply, image_key=image_key)
-        answer = self._raw(
-            lark.HttpMethod.POST,
+        answer = self._json(
+            "POST",
             "/open-apis/ephemeral/v1/send",
             {
                 "chat_id": target.channel,
@@ -252,20 +191,13 @@ class FeishuAdapter:
                 "card": payload,
             },
         )
-        message_id = str(answer.get("data", {}).get("message_id", ""))
+        message_id = str(answer.data.get("message_id", ""))
         return Sent(self.platform, target.channel, message_id, {"ephemeral": payload})
 
     def update(self, sent: Sent, reply: Reply) -> Sent:
         """Replace a card the bot sent (after a button click); text messages cannot be."""
         image_key = self.upload_image(reply.chart.png) if reply.chart else None
-        with self._lock:
-            direct = sent.channel in self._direct_chats
+        direct = self._direct_chats.get(sent.channel) is not None
         payload = json.dumps(card(reply, image_key=image_key, direct=direct), ensure_ascii=False)
-        request = (
-            PatchMessageRequest.builder()
-            .message_id(sent.message_id)
-            .request_body(PatchMessageRequestBody.builder().content(payload).build())
-            .build()
-        )
-        self._call(lambda: self.client.im.v1.message.patch(request))
+        self._json("PATCH", f"/open-apis/im/v1/messages/{sent.message_id}", {"content": payload})
         return Sent(self.platform, sent.channel, sent.message_id, json.loads(payload))

@@ -13,7 +13,6 @@ The client makes no retries of its own: failures become the shared chat errors
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +24,7 @@ from adapters.slack.errors import error_code, to_chat_error
 from adapters.slack.render import render_message, render_text, truncate
 from bot.chat.adapter import TargetNotFound
 from bot.chat.messages import Reply, Sent, Target, displayable
+from bot.chat.recent import Recent
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,12 @@ class SlackAdapter:
 
     platform = "slack"
     private_in_place = True  # ephemeral messages: shown in the channel, to the asker only
+    DIRECT_CHATS = 10_000  # users' direct chats remembered
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
-        self._direct: dict[str, str] = {}  # user id → their direct chat with the bot
-        self._lock = threading.Lock()
+        # User id → their direct chat with the bot; bounded (a forgotten one is opened again).
+        self._direct: Recent[str, str] = Recent(self.DIRECT_CHATS)
 
     def render(self, reply: Reply, target: Target) -> dict[str, Any]:
         """The `text` and `blocks` for `reply` at `target`."""
@@ -121,16 +122,14 @@ class SlackAdapter:
     def _direct_chat(self, target: Target) -> str:
         if not target.user:
             raise TargetNotFound("a Slack message needs a channel or a user")
-        with self._lock:
-            known = self._direct.get(target.user)
+        known = self._direct.get(target.user)
         if known:
             return known
         response = self._call(
             "conversations.open", self.client.conversations_open, users=target.user
         )
         channel = str(response["channel"]["id"])
-        with self._lock:
-            self._direct[target.user] = channel
+        self._direct.put(target.user, channel)
         return channel
 
     def _post(
