@@ -1049,6 +1049,9 @@ def worker(
         signal.signal(signum, lambda *_: stop.set())
     parent = os.environ.get("KPIBOT_WORKER_OF")
     if parent:  # started by `kpibot serve --workers`: stop when it is gone
+        # Acknowledging is what has a deadline (Slack's 3 s); answering can wait its turn. On
+        # a machine whose cores are busy the web process goes first.
+        os.nice(10)
 
         def watch() -> None:
             while not stop.wait(1.0):

@@ -22,7 +22,7 @@ from fastapi.templating import Jinja2Templates
 from bot.features.dashboard.links import DashboardUnavailable, dashboard_link, link_key
 from bot.web.pages import Pages
 from bot.web.routes import Dashboard, build_router, install_handlers
-from bot.web.security import PREFIX, RateLimiter, add_security_headers
+from bot.web.security import PREFIX, RateLimiter, SecurityHeaders
 from kpi_engine.figures import Figures
 from kpi_engine.targets import Plans
 
@@ -60,9 +60,7 @@ def mount(app: FastAPI, runtime: Runtime, chat: Bot | None = None) -> None:
         notifier=chat.notifier if chat is not None else None,
     )
     https = runtime.settings.public_url.startswith("https://")
-    app.middleware("http")(
-        add_security_headers(lambda request: https or request.url.scheme == "https")
-    )
+    app.add_middleware(SecurityHeaders, https=https)
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")
     app.include_router(build_router())
     install_handlers(app)

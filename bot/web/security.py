@@ -12,10 +12,11 @@ from __future__ import annotations
 import hmac
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import Request, Response
+from fastapi import Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kpi_engine.clock import Clock
 
@@ -68,23 +69,35 @@ def is_dashboard(path: str) -> bool:
     return path == "/" or path == PREFIX or path.startswith(PREFIX + "/")
 
 
-def add_security_headers(
-    secure: Callable[[Request], bool],
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """HTTP middleware: the security headers on dashboard responses; pages are not cached."""
+class SecurityHeaders:
+    """ASGI middleware: the security headers on dashboard responses; pages are not cached.
 
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if is_dashboard(request.url.path):
-            for name, value in security_headers(secure(request)).items():
-                response.headers.setdefault(name, value)
-            if not request.url.path.startswith(PREFIX + "/static/"):
-                response.headers["Cache-Control"] = "no-store"
-        return response
+    Plain ASGI rather than an `@app.middleware("http")` function: that form wraps every request
+    of the app — every chat webhook too — in a task group and a response stream; this one lets
+    anything outside the dashboard through untouched."""
 
-    return middleware
+    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+        self.app = app
+        self.https = https  # the public address is https: HSTS whatever the hop says
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_dashboard(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        secure = self.https or scope.get("scheme") == "https"
+        cached = scope["path"].startswith(PREFIX + "/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in security_headers(secure).items():
+                    if name not in headers:
+                        headers[name] = value
+                if not cached:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def same_origin(request: Request, public_url: str) -> bool:
