@@ -1,13 +1,17 @@
 """Import throughput of the large workload's orders, through `kpibot import`, on SQLite and
 PostgreSQL, printed beside a raw bulk insert of the same rows measured in the same run.
 
-    .venv/bin/python -m bench.import_bench [--days 7] [--backends sqlite,postgresql]
+    .venv/bin/python -m bench.import_bench [--days 7] [--backends sqlite,postgresql] [--chat]
 
 The data comes from `kpibot demo --generate-only --scale large` (DESIGN.md §6: 200 shops,
 2,000 people, ~27,400 orders a day). The comparison point reads the same CSV and bulk-inserts
 its rows, untouched, into a table of text columns with the same unique key: `executemany` on
 SQLite, `COPY … FROM STDIN (FORMAT csv)` of the file on PostgreSQL — the cheapest way to get
 those rows into each database, with none of the parsing, validation or revision checks.
+
+With `--chat`, one more import per backend runs while this process records a chat delivery
+every 50 ms (as the web process does, through `Inbox.record`): it prints how long recording a
+delivery took while the import ran, beside the same with no import running.
 """
 
 from __future__ import annotations
@@ -93,6 +97,43 @@ def raw_postgres(url: str, csv_file: Path) -> float:
         return time.perf_counter() - started
 
 
+def delivery_waits(url: str, orders: Path, env: dict[str, str]) -> tuple[list[float], ...]:
+    """(waits with no import running, waits while `kpibot import` runs), in seconds."""
+    from bot.chat.inbox import Inbox
+    from bot.chat.messages import InboundMessage
+    from kpi_engine.db import make_engine
+
+    engine = make_engine(url)
+    inbox = Inbox(engine)
+    number = 0
+
+    def deliver() -> float:
+        nonlocal number
+        number += 1
+        message = InboundMessage("slack", "T1", "C1", "U1", "今天GMV", f"E{number}", 0)
+        started = time.perf_counter()
+        inbox.record(message, event_id=message.event_id, claim=True)
+        return time.perf_counter() - started
+
+    try:
+        idle = []
+        for _ in range(40):
+            idle.append(deliver())
+            time.sleep(0.05)
+        busy = []
+        importer = subprocess.Popen(
+            [KPIBOT, "import", "orders", str(orders)], env=env, stdout=subprocess.DEVNULL
+        )
+        while importer.poll() is None:
+            busy.append(deliver())
+            time.sleep(0.05)
+        if importer.returncode != 0:
+            sys.exit("kpibot import failed while deliveries were recorded")
+        return idle, busy
+    finally:
+        engine.dispose()
+
+
 def pg_database(admin: str) -> tuple[str, str]:
     name = f"kpibot_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as connection:
@@ -106,19 +147,40 @@ def drop_pg(admin: str, name: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def measure(backend: str, workdir: Path, orders: Path, env: dict[str, str]) -> tuple[float, ...]:
-    """(import, re-import, raw insert) seconds on a fresh database of `backend`."""
-    pg_names: list[str] = []
+def fresh_url(backend: str, workdir: Path, pg_names: list[str]) -> str:
     if backend == "sqlite":
         for stale in workdir.glob("*.db*"):
             stale.unlink()
-        url = f"sqlite:///{workdir / 'kpibot.db'}"
-    else:
-        name, plain = pg_database(PG_ADMIN)
-        pg_names.append(name)
-        url = plain.replace("postgresql://", "postgresql+psycopg://", 1)
-    env["KPIBOT_DATABASE_URL"] = url
+        return f"sqlite:///{workdir / 'kpibot.db'}"
+    name, plain = pg_database(PG_ADMIN)
+    pg_names.append(name)
+    return plain.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def measure_chat(backend: str, workdir: Path, orders: Path, env: dict[str, str]) -> None:
+    """Print the waits of chat deliveries recorded while an import runs."""
+    pg_names: list[str] = []
     try:
+        env["KPIBOT_DATABASE_URL"] = url = fresh_url(backend, workdir, pg_names)
+        run_kpibot(["db", "upgrade"], env)
+        idle, busy = delivery_waits(url, orders, env)
+    finally:
+        for name in pg_names:
+            drop_pg(PG_ADMIN, name)
+    for label, waits in (("no import", idle), ("during the import", busy)):
+        waits = sorted(waits)
+        print(
+            f"    recording a delivery, {label}: {len(waits)} deliveries, "
+            f"p50 {waits[len(waits) // 2] * 1000:.0f} ms, "
+            f"p99 {waits[int(len(waits) * 0.99)] * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms"
+        )
+
+
+def measure(backend: str, workdir: Path, orders: Path, env: dict[str, str]) -> tuple[float, ...]:
+    """(import, re-import, raw insert) seconds on a fresh database of `backend`."""
+    pg_names: list[str] = []
+    try:
+        env["KPIBOT_DATABASE_URL"] = fresh_url(backend, workdir, pg_names)
         run_kpibot(["db", "upgrade"], env)
         first = run_kpibot(["import", "orders", str(orders)], env)
         again = run_kpibot(["import", "orders", str(orders)], env)
@@ -141,6 +203,9 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--data", type=Path, help="reuse data written by a previous run")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best counts")
+    parser.add_argument(
+        "--chat", action="store_true", help="also time chat deliveries recorded during an import"
+    )
     options = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="kpibot-bench-"))
@@ -175,6 +240,8 @@ def main() -> None:
                 min(b, t) for b, t in zip(best, measure(backend, workdir, orders, env), strict=True)
             ]
         results.append((backend, *best))
+        if options.chat:
+            measure_chat(backend, workdir, orders, env)
 
     print(
         f"\n{'backend':<11}{'kpibot import':>22}{'re-import (idempotent)':>26}"

@@ -11,6 +11,7 @@ UTC = ZoneInfo("UTC")
 # Epoch seconds past this are almost certainly milliseconds sent by mistake (year 2286).
 _MAX_EPOCH_SECONDS = 9_999_999_999
 _MIN_EPOCH_SECONDS = 946_684_800  # 2000-01-01T00:00:00Z: nothing sold online before counts here
+EPOCH_SECONDS = (_MIN_EPOCH_SECONDS, _MAX_EPOCH_SECONDS)  # the epoch seconds parse_instant takes
 
 
 class InstantError(ValueError):

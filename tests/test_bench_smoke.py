@@ -68,10 +68,11 @@ def test_the_engine_and_chat_benchmarks_run_and_print_their_raw_comparison(
 def test_the_import_benchmark_runs_beside_a_raw_bulk_insert() -> None:
     out = run_bench(
         "import_bench", "--scale", "small", "--days", "1", "--repeat", "1", "--backends",
-        "sqlite,postgresql",
+        "sqlite,postgresql", "--chat",
     )  # fmt: skip
     assert "raw bulk insert" in out and "ratio" in out
     assert out.count("rows/s") >= 6  # import, re-import and raw, on both databases
+    assert out.count("recording a delivery, during the import") == 2
 
 
 def test_the_fanout_benchmark_delivers_a_round_and_prints_the_rate_limit_floor() -> None:

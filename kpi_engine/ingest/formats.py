@@ -45,6 +45,11 @@ class FieldError(ValueError):
 Parsed = dict[str, Any]
 Parser = Callable[[str, Parsed, Organisation], Any]
 
+# Parsers whose result depends only on the cell and on the earlier columns named, and which
+# accept few values (a fixed list, the config's shops or people): an importer may remember
+# each result it got (`importer._RowParser`) instead of parsing the same text again.
+CACHEABLE: dict[Parser, tuple[str, ...]] = {}
+
 
 @dataclass(frozen=True)
 class ColumnSpec:
@@ -114,6 +119,7 @@ def _choice(options: tuple[str, ...], *, upper: bool = False) -> Parser:
             raise FieldError(f"must be one of {', '.join(options)}")
         return candidate
 
+    CACHEABLE[parse] = ()
     return parse
 
 
@@ -149,6 +155,11 @@ def _instant(value: str, row: Parsed, org: Organisation) -> int:
 def is_time(spec: ColumnSpec) -> bool:
     """Does the column hold an instant (which may not lie in the future)?"""
     return spec.parse is _instant
+
+
+def is_amount(spec: ColumnSpec) -> bool:
+    """Does the column hold an amount of money in the row's `currency` (0 or more)?"""
+    return spec.parse is _amount
 
 
 def _date(value: str, _row: Parsed, _org: Organisation) -> Any:
@@ -233,6 +244,11 @@ def _metric_key(value: str, _row: Parsed, _org: Organisation) -> str:
     if not value.replace("_", "").isalnum() or not value.islower():
         raise FieldError("metric keys are lower_snake_case, such as on_time_delivery_rate")
     return value
+
+
+CACHEABLE.update(
+    {_currency: (), _flag: (), _shop: ("platform",), _person: (), _entity: ("entity_type",)}
+)
 
 
 def _col(
@@ -346,6 +362,14 @@ LIVE_SESSIONS = ImportKind(
         _col("comments", _count, "comments", required=False, default=0),
         _col("likes", _count, "likes", required=False, default=0),
         _col("new_followers", _count, "new followers", required=False, default=0),
+        _col(
+            "shares",
+            _count,
+            "times viewers shared the live",
+            required=False,
+            default=0,
+            column="social_shares",
+        ),
     ),
 )
 
@@ -362,14 +386,6 @@ AD_SPEND = ImportKind(
         _col("date", _date, "the day, YYYY-MM-DD, in the ad account's time zone"),
         _col("person_id", _person, "the ad buyer responsible", required=False),
         _CURRENCY,
-        _col(
-            "shares",
-            _count,
-            "times viewers shared the live",
-            required=False,
-            default=0,
-            column="social_shares",
-        ),
         _col("spend", _amount, "spend that day"),
         _col("impressions", _count, "impressions", required=False, default=0),
         _col("clicks", _count, "clicks", required=False, default=0),
