@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from adapters.dingtalk.inbound import callback_sign
 from adapters.feishu.inbound import signature as feishu_signature
+from kpi_engine.clock import system_clock
 from tests.fakedingtalk import FakeDingTalk
 from tests.fakefeishu import TENANT, FakeFeishu
 from tests.fakeslack import TEAM, FakeSlack, event_body, signed_headers
@@ -72,7 +73,7 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 
 
 def slack(user: str, chat: str) -> Delivery:
-    ts = f"{time.time():.6f}"
+    ts = f"{system_clock():.6f}"
     event = {"type": "message", "channel": chat, "user": user, "text": TEXT, "ts": ts,
              "event_ts": ts, "channel_type": "im", "team": TEAM}  # fmt: skip
     body = event_body(event, f"Ev{uuid.uuid4().hex[:16].upper()}")
@@ -80,7 +81,7 @@ def slack(user: str, chat: str) -> Delivery:
 
 
 def feishu(open_id: str, chat: str) -> Delivery:
-    now = time.time()
+    now = system_clock()
     payload = {
         "schema": "2.0",
         "header": {"event_id": uuid.uuid4().hex, "event_type": "im.message.receive_v1",
@@ -116,7 +117,7 @@ def feishu(open_id: str, chat: str) -> Delivery:
 
 
 def dingtalk(staff_id: str, chat: str) -> Delivery:
-    now = int(time.time() * 1000)
+    now = int(system_clock() * 1000)
     payload = {
         "conversationId": chat, "atUsers": [], "chatbotCorpId": "dingcorp",
         "chatbotUserId": "$:LWCP_v1:$bot", "msgId": f"msg{uuid.uuid4().hex}",
