@@ -761,18 +761,33 @@ class Figures:
                     if scope.kind == "person"
                     else [by_shop.get(shop, {}) for shop in shop_ids[scope]]
                 )
-                for key in keys_of:
-                    value, is_shared = _from_sums(
-                        axis.value(key),
-                        self.catalogue.metrics[key].unit == "money",
-                        measures[key].per,
-                        parts,
-                        split=self.split_credit,
-                    )
-                    found[scope][key] = value
-                    if is_shared:
-                        shared[scope].add(key)
+                self._from_parts(keys_of, axis, parts, found[scope], shared[scope])
         return found, shared
+
+    def _from_parts(
+        self,
+        keys: Iterable[str],
+        axis: Axis,
+        parts: list[Sums],
+        found: dict[str, _BaseValue],
+        shared: set[str],
+    ) -> None:
+        """The base measures `keys` of one axis from the rollup sums of an entity's parts (a
+        person, or a scope's shops) into `found`, noting in `shared` those with shared
+        credit."""
+        for key in keys:
+            metric = self.catalogue.metrics[key]
+            assert metric.measure is not None  # a rolled-up key is a base measure
+            value, is_shared = _from_sums(
+                axis.value(key),
+                metric.unit == "money",
+                metric.measure.per,
+                parts,
+                split=self.split_credit,
+            )
+            found[key] = value
+            if is_shared:
+                shared.add(key)
 
     def _bases_by_day(
         self, conn: Any, keys: list[str], scope: Scope, period: Period
@@ -782,7 +797,6 @@ class Figures:
         dates = period.dates()
         found: dict[date, dict[str, _BaseValue]] = {day: {} for day in dates}
         shared: dict[date, set[str]] = {day: set() for day in dates}
-        measures = self.catalogue.measures()
         owners = [scope.id] if scope.kind == "person" else [s.id for s in self._shops(scope)]
         for axis in {AXIS_OF[key]: None for key in keys}:
             where = (axis, period.timezone, period.first, period.last)
@@ -791,19 +805,10 @@ class Figures:
                 if scope.kind == "person"
                 else read_days(conn, *where, shops=owners)
             )
+            keys_of = [key for key in keys if AXIS_OF[key] is axis]
             for day in dates:
                 parts = [sums.get((owner, day), {}) for owner in owners]
-                for key in (key for key in keys if AXIS_OF[key] is axis):
-                    value, is_shared = _from_sums(
-                        axis.value(key),
-                        self.catalogue.metrics[key].unit == "money",
-                        measures[key].per,
-                        parts,
-                        split=self.split_credit,
-                    )
-                    found[day][key] = value
-                    if is_shared:
-                        shared[day].add(key)
+                self._from_parts(keys_of, axis, parts, found[day], shared[day])
         return found, shared
 
     def _read(
