@@ -246,6 +246,20 @@ def sample(pid: int, at: float, sent: int) -> Sample:
     return Sample(at, tree_rss_kb(pid), anon, file, high, sent)
 
 
+def post(connection: HTTPConnection, port: int, delivery: Delivery) -> tuple[int, HTTPConnection]:
+    """POST one delivery and read the answer: its HTTP status, and the connection to use next
+    (status 0 and a fresh connection when this one failed)."""
+    path, body, headers = delivery
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, connection
+    except OSError:
+        connection.close()
+        return 0, HTTPConnection("127.0.0.1", port, timeout=60)
+
+
 class Soak:
     """`concurrency` clients posting deliveries to `port` until stopped; RSS sampled."""
 
@@ -260,20 +274,11 @@ class Soak:
         self.stop = threading.Event()
 
     def client(self) -> None:
-        connection = HTTPConnection("127.0.0.1", self.port, timeout=30)
+        connection = HTTPConnection("127.0.0.1", self.port, timeout=60)
         while not self.stop.is_set():
             with self.lock:
                 n = next(self.numbers)
-            path, body, headers = self.make(n)
-            try:
-                connection.request("POST", path, body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-            except OSError:
-                connection.close()
-                connection = HTTPConnection("127.0.0.1", self.port, timeout=30)
-                status = 0
+            status, connection = post(connection, self.port, self.make(n))
             with self.lock:
                 self.sent += 1
                 self.statuses[status] = self.statuses.get(status, 0) + 1

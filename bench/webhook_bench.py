@@ -45,6 +45,7 @@ from bench.memory_bench import (
     Delivery,
     feishu,
     free_port,
+    post,
     serving,
     slack,
 )
@@ -78,17 +79,9 @@ class Load:
                 n, self.next = self.next, self.next + 1
             if n >= self.count:
                 break
-            path, body, headers = self.make(n)
+            delivery = self.make(n)
             started = time.perf_counter()
-            try:
-                connection.request("POST", path, body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                status = response.status
-            except OSError:
-                connection.close()
-                connection = HTTPConnection("127.0.0.1", self.port, timeout=60)
-                status = 0
+            status, connection = post(connection, self.port, delivery)
             took = time.perf_counter() - started
             with self.lock:
                 self.latencies.append(took)
