@@ -420,7 +420,9 @@ class Figures:
         """When each kind of data was last imported."""
         return dict(
             conn.execute(
-                select(_BATCHES.c.kind, func.max(_BATCHES.c.imported_at)).group_by(_BATCHES.c.kind)
+                select(_BATCHES.c.kind, func.max(_BATCHES.c.imported_at))
+                .where(_BATCHES.c.rows > 0)  # an import still publishing (SQLite) is not in yet
+                .group_by(_BATCHES.c.kind)
             ).all()
         )
 

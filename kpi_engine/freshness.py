@@ -20,6 +20,7 @@ def last_imports(engine: Engine) -> dict[str, int]:
     query = (
         select(_BATCHES.c.kind, func.max(_BATCHES.c.imported_at))
         .where(_BATCHES.c.kind.in_(SOURCES))
+        .where(_BATCHES.c.rows > 0)  # an import still publishing (SQLite) is not in yet
         .group_by(_BATCHES.c.kind)
     )
     with engine.connect() as conn:

@@ -197,3 +197,27 @@ def test_an_import_killed_while_publishing_is_taken_back_out_by_the_next(
     assert batches[:-1] == before.pop("import_batches") and batches[-1][1] == "fx_rates"
     before.pop("fx_rates")
     assert after == before
+
+
+def test_an_import_still_publishing_is_not_yet_fresh_data(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    from kpi_engine.figures import Figures
+    from kpi_engine.freshness import last_imports
+
+    file = write(tmp_path / "orders.csv", ORDER_HEADER, *order_lines(10))
+    done = import_rows(engine, organisation, KINDS["orders"], read_path(file), now=1795500200)
+    assert done.ok
+    # What a SQLite import leaves while it publishes its steps (or after it was killed): its
+    # batch row at rows = 0, until the last step writes the counts.
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO import_batches (kind, source, columns, imported_at, rows, inserted,"
+                " revised, unchanged, stale) VALUES ('orders', 'big.csv', '[]', 1795509999,"
+                " 0, 0, 0, 0, 0)"
+            )
+        )
+    assert last_imports(engine)["orders"] == 1795500200
+    with engine.connect() as conn:
+        assert Figures._freshness(conn)["orders"] == 1795500200
