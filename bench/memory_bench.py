@@ -246,6 +246,29 @@ def sample(pid: int, at: float, sent: int) -> Sample:
     return Sample(at, tree_rss_kb(pid), anon, file, high, sent)
 
 
+def serve_env(
+    config: Path, database_url: str, cache: Path, fake_slack: FakeSlack, fake_feishu: FakeFeishu
+) -> dict[str, str]:
+    """The environment of a `kpibot serve` on the workspace (`config`, `database_url`, its clock
+    pinned at NOW) with Slack and Feishu connected to the fakes."""
+    return {
+        **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        "KPIBOT_CONFIG_DIR": str(config),
+        "KPIBOT_DATABASE_URL": database_url,
+        "KPIBOT_CACHE_DIR": str(cache),
+        "KPIBOT_NOW": NOW,
+        "KPIBOT_LOG_LEVEL": "WARNING",
+        "SLACK_BOT_TOKEN": fake_slack.token,
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "KPIBOT_SLACK_API_URL": fake_slack.base_url,
+        "FEISHU_APP_ID": "cli_bench",
+        "FEISHU_APP_SECRET": "secret",
+        "FEISHU_ENCRYPT_KEY": FEISHU_KEY,
+        "FEISHU_VERIFICATION_TOKEN": FEISHU_TOKEN,
+        "KPIBOT_FEISHU_DOMAIN": fake_feishu.url,
+    }
+
+
 def post(connection: HTTPConnection, port: int, delivery: Delivery) -> tuple[int, HTTPConnection]:
     """POST one delivery and read the answer: its HTTP status, and the connection to use next
     (status 0 and a fresh connection when this one failed)."""
@@ -335,7 +358,6 @@ def main() -> None:
         cwd = str(Path(options.kpibot_from).resolve())
     seconds = options.minutes * 60
 
-    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryDirectory(prefix="kpibot-memory-") as tmp, ExitStack() as stack:
         workspace = Path(tmp) / "demo"
         subprocess.run(
@@ -347,20 +369,13 @@ def main() -> None:
         fake_feishu = stack.enter_context(FakeFeishu())
         fake_dingtalk = stack.enter_context(FakeDingTalk())
         env = {
-            **inherited,
-            "KPIBOT_CONFIG_DIR": str(workspace / "config"),
-            "KPIBOT_DATABASE_URL": f"sqlite:///{workspace / 'kpibot.db'}",
-            "KPIBOT_CACHE_DIR": str(Path(tmp) / "cache"),
-            "KPIBOT_NOW": NOW,
-            "KPIBOT_LOG_LEVEL": "WARNING",
-            "SLACK_BOT_TOKEN": fake_slack.token,
-            "SLACK_SIGNING_SECRET": SLACK_SECRET,
-            "KPIBOT_SLACK_API_URL": fake_slack.base_url,
-            "FEISHU_APP_ID": "cli_bench",
-            "FEISHU_APP_SECRET": "secret",
-            "FEISHU_ENCRYPT_KEY": FEISHU_KEY,
-            "FEISHU_VERIFICATION_TOKEN": FEISHU_TOKEN,
-            "KPIBOT_FEISHU_DOMAIN": fake_feishu.url,
+            **serve_env(
+                workspace / "config",
+                f"sqlite:///{workspace / 'kpibot.db'}",
+                Path(tmp) / "cache",
+                fake_slack,
+                fake_feishu,
+            ),
             "DINGTALK_CLIENT_ID": "dingappkey",
             "DINGTALK_CLIENT_SECRET": DINGTALK_SECRET,
             "DINGTALK_ROBOT_CODE": "dingrobot",

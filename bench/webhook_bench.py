@@ -37,15 +37,13 @@ from pathlib import Path
 
 from bench.memory_bench import (
     BARE,
-    FEISHU_KEY,
-    FEISHU_TOKEN,
     KPIBOT,
     NOW,
-    SLACK_SECRET,
     Delivery,
     feishu,
     free_port,
     post,
+    serve_env,
     serving,
     slack,
 )
@@ -215,7 +213,6 @@ def main() -> None:
     options = parser.parse_args()
     platforms = options.platforms.split(",")
 
-    inherited = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     rows: list[str] = []
     lost = duplicated = 0
     with tempfile.TemporaryDirectory(prefix="kpibot-webhook-") as tmp, ExitStack() as stack:
@@ -224,21 +221,8 @@ def main() -> None:
         for backend in options.backends.split(","):
             with workspace(Path(tmp), backend, options.days) as (config, url):
                 env = {
-                    **inherited,
-                    "KPIBOT_CONFIG_DIR": str(config),
-                    "KPIBOT_DATABASE_URL": url,
-                    "KPIBOT_CACHE_DIR": str(Path(tmp) / "cache"),
-                    "KPIBOT_NOW": NOW,
-                    "KPIBOT_LOG_LEVEL": "WARNING",
+                    **serve_env(config, url, Path(tmp) / "cache", fake_slack, fake_feishu),
                     "KPIBOT_SCHEDULER": "false",
-                    "SLACK_BOT_TOKEN": fake_slack.token,
-                    "SLACK_SIGNING_SECRET": SLACK_SECRET,
-                    "KPIBOT_SLACK_API_URL": fake_slack.base_url,
-                    "FEISHU_APP_ID": "cli_bench",
-                    "FEISHU_APP_SECRET": "secret",
-                    "FEISHU_ENCRYPT_KEY": FEISHU_KEY,
-                    "FEISHU_VERIFICATION_TOKEN": FEISHU_TOKEN,
-                    "KPIBOT_FEISHU_DOMAIN": fake_feishu.url,
                 }
                 modes = [("serve", 0), (f"serve --workers {options.workers}", options.workers)]
                 for platform in platforms:
