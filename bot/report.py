@@ -91,6 +91,7 @@ def figure_json(figure: Figure) -> dict[str, Any]:
         "unimported": sorted(figure.unimported),
         "shared_credit": figure.shared,
         "corrections": list(figure.corrections),
+        "from_raw_rows": figure.from_raw,
     }
 
 

@@ -130,6 +130,9 @@ class Figure:
     unimported: frozenset[Source] = frozenset()  # sources with no data imported at all
     shared: bool = False  # part of it is credited to several people at once (co-hosts…)
     corrections: tuple[int, ...] = ()  # accepted corrections it includes (their ids)
+    # Computed from the raw rows because another process was rebuilding the rollups (the
+    # same value; said in the API, the CLI's JSON and the logs).
+    from_raw: bool = False
 
     @property
     def incomplete(self) -> bool:
@@ -192,6 +195,7 @@ class Figures:
             self._held.depth = depth
             if depth == 0:
                 self._held.checked = False
+                self._held.busy = False
                 self._held.reads = None
 
     @property
@@ -366,18 +370,17 @@ class Figures:
         days = [day_of(day, period.timezone) for day in period.dates()]
         definition = self.catalogue.get(metric)
         bases = [] if definition is None else self.catalogue.base_dependencies(definition.key)
-        if (
-            definition is None
-            or not bases
-            or self.rollups is None
-            or any(b not in AXIS_OF for b in bases)
-            or not self._kept(scope, period)
-        ):
-            with self.held():
-                return [self.figure(metric, scope, day, now=now, currency=currency) for day in days]
-        code = currency or self.reporting_currency(scope)
         with self.held():
-            self._current(sorted(bases), now)
+            self._current(sorted(bases), now)  # rebuilding elsewhere: not `_kept`
+            if (
+                definition is None
+                or not bases
+                or self.rollups is None
+                or any(b not in AXIS_OF for b in bases)
+                or not self._kept(scope, period)
+            ):
+                return [self.figure(metric, scope, day, now=now, currency=currency) for day in days]
+            code = currency or self.reporting_currency(scope)
             with self.engine.connect() as conn:
                 rows = self._corrections(conn, {definition.key, *bases}, [scope], period)
                 effects = self._effects(rows, now)
@@ -412,8 +415,11 @@ class Figures:
         if self.rollups is not None and any(b in AXIS_OF for b in bases):
             inside = getattr(self._held, "depth", 0) > 0
             if not (inside and getattr(self._held, "checked", False)):
-                self.rollups.ensure_current(now=now)
+                # Another process rebuilding them: read the raw rows meanwhile (`_covered`).
+                self._held.busy = not self.rollups.try_current(now=now)
                 self._held.checked = inside
+                if self._held.busy:
+                    log.warning("rollups being rebuilt elsewhere: figures from the raw rows")
 
     @staticmethod
     def _freshness(conn: Any) -> dict[str, int]:
@@ -635,6 +641,9 @@ class Figures:
             unimported=frozenset(s for s in sources if s not in freshness),
             shared=shared,
             corrections=corrections,
+            from_raw=self._busy
+            and key in self.catalogue.metrics
+            and any(b in AXIS_OF for b in self.catalogue.base_dependencies(key)),
         )
 
     def _imported(
@@ -850,7 +859,16 @@ class Figures:
         return all(self._covered("shop", s.id, period) for s in self._shops(scope))
 
     def _covered(self, kind: str, ident: str, period: Period) -> bool:
-        return self.rollups is not None and self.rollups.covers(kind, [ident], period.timezone)
+        return (
+            self.rollups is not None
+            and not self._busy
+            and self.rollups.covers(kind, [ident], period.timezone)
+        )
+
+    @property
+    def _busy(self) -> bool:
+        """True while another process rebuilds the rollups (as found by `_current`)."""
+        return bool(getattr(self._held, "busy", False))
 
     def _by_zone(self, shops: Iterable[str]) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = defaultdict(list)

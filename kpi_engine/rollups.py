@@ -45,6 +45,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import OperationalError
 
 from kpi_engine.instants import day_bounds, local_date, zone
 from kpi_engine.measure_sql import (
@@ -292,6 +293,21 @@ class Rollups:
         with self.engine.begin() as conn:
             return refresh(conn, self.organisation, now=now, expected=self.fingerprint)
 
+    def try_current(self, *, now: int) -> bool:
+        """As `ensure_current` for a reader: True once the rollups are current; False when
+        another process has been refreshing them (a full rebuild, a long import's refresh) for
+        longer than `BUSY_WAIT_MS` — the reader then computes from the raw rows, which give the
+        same figures, instead of waiting for it. (SQLite has one writer: there it waits.)"""
+        with self.engine.connect() as conn:
+            if self.is_current(conn):
+                return True
+        try:
+            with self.engine.begin() as conn:
+                refresh(conn, self.organisation, now=now, expected=self.fingerprint, wait=False)
+        except RefreshBusy:
+            return False
+        return True
+
     def verify(self, *, now: int) -> list[Mismatch]:
         """Compare the stored rollups with a full recomputation (which is then rolled back)."""
         self.ensure_current(now=now)
@@ -317,10 +333,40 @@ class Rollups:
         return all(zone_name in self.shop_zones.get(i, ()) for i in ids)
 
 
-def refresh(conn: Connection, org: Organisation, *, now: int, expected: str | None = None) -> bool:
-    """Bring the rollups up to date inside the caller's transaction; True if work was done."""
+class RefreshBusy(Exception):
+    """Another process is bringing the rollups up to date (`refresh(wait=False)`)."""
+
+
+# How long a reader waits for another process's refresh before reading the raw rows instead:
+# an import's usual refresh ends within it; a full rebuild of a year does not.
+BUSY_WAIT_MS = 2000
+_REFRESH_LOCK = 7312001  # PostgreSQL advisory lock: one refresher at a time across replicas
+
+
+def refresh(
+    conn: Connection,
+    org: Organisation,
+    *,
+    now: int,
+    expected: str | None = None,
+    wait: bool = True,
+) -> bool:
+    """Bring the rollups up to date inside the caller's transaction; True if work was done.
+    With `wait=False`, raise `RefreshBusy` (the transaction is then aborted) when another
+    process has held the refresh for `BUSY_WAIT_MS` (PostgreSQL)."""
     if conn.dialect.name == "postgresql":  # one refresher at a time across replicas
-        conn.execute(text("SELECT pg_advisory_xact_lock(7312001)"))
+        if wait:
+            conn.execute(text(f"SELECT pg_advisory_xact_lock({_REFRESH_LOCK})"))
+        else:
+            before = conn.execute(text("SHOW lock_timeout")).scalar()
+            conn.execute(text(f"SET LOCAL lock_timeout = {BUSY_WAIT_MS}"))
+            try:
+                conn.execute(text(f"SELECT pg_advisory_xact_lock({_REFRESH_LOCK})"))
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                    raise RefreshBusy from exc
+                raise
+            conn.execute(text("SELECT set_config('lock_timeout', :v, true)"), {"v": before})
         # Attribution deduplicates every order of the stretch: keep that hash in memory.
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
     else:

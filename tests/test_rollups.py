@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, event, text
 
+from bot.report import figure_json
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.figures import Figures, Scope
 from kpi_engine.ingest.formats import KINDS
@@ -358,3 +359,45 @@ def test_a_daily_series_equals_each_days_figure(
     assert [bool(f.corrections) for f in corrected] == [False] * (DAYS - 2) + [True, False]
     assert corrected[-2].value == Decimal("99999.99")
     assert checked > 100
+
+
+@pytest.mark.backends("postgresql")
+def test_while_another_process_rebuilds_figures_come_from_the_raw_rows(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    """A reader does not wait out another replica's rebuild (a year takes minutes): after
+    `BUSY_WAIT_MS` it computes from the raw rows — the same figures, marked — and leaves the
+    rebuild to its owner."""
+    data = generate(organisation, EXAMPLE_CONFIG, tmp_path / "data", days=2, end=END, seed=14)
+    for label, path in data.files.items():
+        _import(engine, organisation, FILE_KINDS.get(label, label), path)
+    figures = Figures(engine, organisation)
+    raw = Figures(engine, organisation, rollups=False)
+    period = day_of(END, "Asia/Shanghai")
+    scopes = [Scope("company"), Scope("team", "sz-live"), Scope("person", "li.na")]
+    expected = {s: raw.figure("gmv", s, period, now=NOW) for s in scopes}
+    week = Period("custom", END - timedelta(days=2), END, "Asia/Shanghai")
+    team = Scope("team", "sz-live")
+    with engine.connect() as rebuilder:  # another replica, in the middle of a rebuild
+        rebuilder.execute(text("SELECT pg_advisory_lock(7312001)"))
+        try:
+            for scope in scopes:
+                busy = figures.figure("gmv", scope, period, now=NOW)
+                assert busy.from_raw and busy.value == expected[scope].value and busy.value
+                assert figure_json(busy)["from_raw_rows"] is True
+            series = figures.series("gmv", team, week, now=NOW)
+            assert [f.value for f in series] == [
+                raw.figure("gmv", team, day_of(d, "Asia/Shanghai"), now=NOW).value
+                for d in week.dates()
+            ]
+            assert all(f.from_raw for f in series)
+            with engine.connect() as conn:  # the reader built nothing: the rebuild is not its
+                assert conn.execute(text("SELECT COUNT(*) FROM rollups")).scalar() == 0
+        finally:
+            rebuilder.execute(text("SELECT pg_advisory_unlock(7312001)"))
+    # Once it is done (here: no one holds it), the next reader brings them up to date.
+    for scope in scopes:
+        after = figures.figure("gmv", scope, period, now=NOW)
+        assert not after.from_raw and after == expected[scope]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM rollups")).scalar()
