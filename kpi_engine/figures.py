@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Date, Engine, bindparam, func, select, text
 
@@ -113,6 +113,14 @@ def _round(value: Decimal, places: int) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
+class Standing(NamedTuple):
+    """What a figure says of its data, apart from its value: still provisional for its
+    period, and when its sources were last imported."""
+
+    provisional: bool
+    as_of: int | None
+
+
 @dataclass(frozen=True)
 class Figure:
     """A metric's value for a scope and period, with everything needed to trust it."""
@@ -133,6 +141,10 @@ class Figure:
     # Computed from the raw rows because another process was rebuilding the rollups (the
     # same value; said in the API, the CLI's JSON and the logs).
     from_raw: bool = False
+
+    @property
+    def standing(self) -> Standing:
+        return Standing(self.provisional, self.as_of)
 
     @property
     def incomplete(self) -> bool:
@@ -359,6 +371,23 @@ class Figures:
                 for scope in scopes
             }
         return {scope: {name: found[scope][name] for name in wanted} for scope in scopes}
+
+    def standing(self, metrics: Iterable[str], period: Period, *, now: int) -> dict[str, Standing]:
+        """Each metric's `Figure.standing` over `period` (the same for every scope), without
+        computing its value."""
+        with self.engine.connect() as conn:
+            freshness = self._freshness(conn)
+        found = {}
+        for name in metrics:
+            metric = self.catalogue.get(name)
+            if metric is None:
+                raise FigureError(f"unknown metric {name!r}")
+            key = metric.key
+            sources = self.catalogue.sources(key)
+            found[name] = Standing(
+                self._provisional(sources, period, now, key), _as_of(sources, freshness)
+            )
+        return found
 
     def series(
         self, metric: str, scope: Scope, period: Period, *, now: int, currency: str | None = None

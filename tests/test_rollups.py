@@ -401,3 +401,22 @@ def test_while_another_process_rebuilds_figures_come_from_the_raw_rows(
         assert not after.from_raw and after == expected[scope]
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM rollups")).scalar()
+
+
+def test_a_figures_standing_is_known_without_its_value(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    """The dashboard's data sources table reads each source's provisional mark and last import
+    through `Figures.standing`; they must be what the figure itself says."""
+    data = generate(organisation, EXAMPLE_CONFIG, tmp_path / "data", days=2, end=END, seed=15)
+    _import(engine, organisation, "orders", data.files["orders"])
+    figures = Figures(engine, organisation)
+    metrics = ["gmv", "refund_amount", "views", "ad_spend", "aov"]
+    for now in (NOW, int(datetime(2026, 11, 3, 12).timestamp())):  # settled; still provisional
+        period = day_of(END, "Asia/Shanghai")
+        standing = figures.standing(metrics, period, now=now)
+        for metric in metrics:
+            expected = figures.figure(metric, Scope("team", "sz-live"), period, now=now).standing
+            assert standing[metric] == expected, (metric, now)
+        assert standing["views"].as_of is None  # no live sessions imported
+    assert standing["gmv"].provisional and standing["gmv"].as_of is not None

@@ -26,7 +26,7 @@ from kpi_engine.appeals import OPEN as APPEAL_OPEN
 from kpi_engine.appeals import AppealRow
 from kpi_engine.audit import AuditEntry
 from kpi_engine.compare import Delta, movers
-from kpi_engine.figures import Figure, Figures
+from kpi_engine.figures import Figure, Figures, Standing
 from kpi_engine.freshness import last_imports, shop_freshness
 from kpi_engine.languages import Language
 from kpi_engine.organisation import Organisation, PersonConfig
@@ -609,13 +609,18 @@ class Pages:
                 }
                 for n in found_notes
             ],
-            "sources": self.sources(team_figures, reader, now=now),
+            "sources": self.sources(
+                {m: f.standing for m, f in team_figures.items()},
+                reader,
+                now=now,
+                timezone=period.timezone,
+            ),
             "shop_sync": self.shop_sync([s.id for s in shops], reader, timezone=team.timezone),
             "series": self.daily_series(scope, period, reader, now=now),
         }
 
     def sources(
-        self, found: Mapping[str, Figure], reader: Reader, *, now: int
+        self, found: Mapping[str, Standing], reader: Reader, *, now: int, timezone: str
     ) -> list[dict[str, Any]]:
         """Per data source: provisional or settled for the period, last imported, silent?"""
         limits = self.organisation.settings.freshness_hours
@@ -631,7 +636,7 @@ class Pages:
                     "settled": reader.t("web.trust.provisional")
                     if figure.provisional
                     else reader.t("web.trust.settled"),
-                    "as_of": moment(figure.as_of, figure.period.timezone, reader.language)
+                    "as_of": moment(figure.as_of, timezone, reader.language)
                     if figure.as_of is not None
                     else reader.t("web.source.never"),
                     "silent": silent,
@@ -690,7 +695,7 @@ class Pages:
             shop_figures = self.figures.figures_of(
                 ["gmv", "orders", "refund_rate"], shops, period, now=now
             )
-            sources = self.figures.figures([m for _, m in SOURCE_METRICS], company, period, now=now)
+            sources = self.figures.standing([m for _, m in SOURCE_METRICS], period, now=now)
         rows = []
         for scope in [company, *teams]:
             found = same[scope]
@@ -730,7 +735,7 @@ class Pages:
             "currency": currency,
             "teams": rows,
             "shops": shop_rows,
-            "sources": self.sources(sources, reader, now=now),
+            "sources": self.sources(sources, reader, now=now, timezone=period.timezone),
             "imported": imported,
             "shop_sync": self.shop_sync(list(org.shops), reader, timezone=period.timezone),
         }
