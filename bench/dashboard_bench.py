@@ -25,11 +25,14 @@ client would, in the same run: the ratio says what rendering a whole page costs 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -61,8 +64,33 @@ def timed(call: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(runs), statistics.median(cpu)
 
 
+def print_profile(call: Callable[[], object]) -> None:
+    """Profile one request: the route runs in the server's thread pool, so each function
+    FastAPI runs there is profiled where it runs."""
+    import fastapi.routing
+
+    profiler = cProfile.Profile()
+    original = fastapi.routing.run_in_threadpool
+
+    async def profiled(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await original(profiler.runcall, func, *args, **kwargs)
+
+    fastapi.routing.run_in_threadpool = profiled  # type: ignore[assignment]
+    try:
+        call()
+    finally:
+        fastapi.routing.run_in_threadpool = original
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+
+
 def bench(
-    backend: str, data: Path, reuse: bool, repeat: int, pg_name: str, month: str | None
+    backend: str,
+    data: Path,
+    reuse: bool,
+    repeat: int,
+    pg_name: str,
+    month: str | None,
+    profile: str | None = None,
 ) -> None:
     """Measure the three pages and their API twins on one backend."""
     if backend == "sqlite":
@@ -194,6 +222,8 @@ def bench(
         )
         print(f"  {'':<44}{'page':>10}{'(cpu)':>10}{'JSON API':>12}{'ratio':>8}")
         for label, rendered, fetched in cases:
+            if profile and label.startswith(profile):
+                print_profile(rendered)
             (page_ms, page_cpu), (api_ms, _) = timed(rendered, repeat), timed(fetched, repeat)
             verdict = "✓" if page_ms <= TARGET_MS else "✗"
             print(
@@ -213,9 +243,20 @@ def main() -> None:
     parser.add_argument(
         "--month", help="YYYY-MM to show (default: this month from its 28th, else the last)"
     )
+    parser.add_argument(
+        "--profile", help="print a profile of the page whose label starts so (e.g. company)"
+    )
     args = parser.parse_args()
     for backend in args.backends.split(","):
-        bench(backend.strip(), args.data, args.reuse, args.repeat, args.pg_name, args.month)
+        bench(
+            backend.strip(),
+            args.data,
+            args.reuse,
+            args.repeat,
+            args.pg_name,
+            args.month,
+            args.profile,
+        )
 
 
 if __name__ == "__main__":

@@ -704,7 +704,8 @@ def _read(
             known = days[number] = from_epoch_day(number)
         return known
 
-    for key, epoch, currency, fx_day, shares, *values in conn.execute(query):
+    # `.all()`: one fetch of every row from the driver instead of a call per row.
+    for key, epoch, currency, fx_day, shares, *values in conn.execute(query).all():
         local = as_date(epoch) if by_day else first
         found[(key, local)][(currency, as_date(fx_day), int(shares))] = [
             int(v or 0) for v in values
