@@ -378,6 +378,11 @@ def refresh(
     state = conn.execute(select(_STATE.c.fingerprint).where(_STATE.c.id == 1)).scalar()
     if state != expected:
         rebuild(conn, org)
+        if conn.dialect.name == "postgresql":
+            # Every row is new: without fresh statistics the planner reads a person's month by
+            # scanning the zone and axis (230 ms instead of 7 at 10M orders) until autovacuum
+            # gets to it.
+            conn.execute(text("ANALYZE rollups"))
         conn.execute(delete(_STATE))
         conn.execute(insert(_STATE).values(id=1, fingerprint=expected, built_at=now))
         return True

@@ -420,3 +420,23 @@ def test_a_figures_standing_is_known_without_its_value(
             assert standing[metric] == expected, (metric, now)
         assert standing["views"].as_of is None  # no live sessions imported
     assert standing["gmv"].provisional and standing["gmv"].as_of is not None
+
+
+@pytest.mark.backends("postgresql")
+def test_a_rebuild_leaves_the_rollups_with_statistics(
+    engine: Engine, organisation: Organisation, tmp_path: Path
+) -> None:
+    """Without statistics (autovacuum off, or not yet round) PostgreSQL read a team's people
+    by scanning the whole zone and axis: 230 ms instead of 7 at 10M orders."""
+    data = generate(organisation, EXAMPLE_CONFIG, tmp_path / "data", days=2, end=END, seed=16)
+    _import(engine, organisation, "orders", data.files["orders"])
+    analysed = text(
+        "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL "
+        "FROM pg_stat_user_tables WHERE relname = 'rollups'"
+    )
+    with engine.connect() as conn:
+        assert conn.execute(analysed).scalar() is False
+    assert Rollups(engine, organisation).ensure_current(now=NOW)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        assert conn.execute(analysed).scalar() is True
