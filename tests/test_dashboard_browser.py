@@ -224,7 +224,8 @@ def test_the_link_from_dingtalk_or_slack_opens_in_its_in_app_browser(
             return json.dumps(site.slack.calls_to("chat.postMessage"), ensure_ascii=False)
         return json.dumps([m.params for m in site.dingtalk.to(user)], ensure_ascii=False)
 
-    wait_for(lambda: link in sent(), f"the {platform} message with the link")
+    # 60 s: on a loaded CI machine the reply has taken longer than the default 20 s.
+    wait_for(lambda: link in sent(), f"the {platform} message with the link", timeout=60)
     page, errors = site.page(phone=True, user_agent=user_agent)
     page.goto(link)
     page.wait_for_url("**/dashboard/me")
