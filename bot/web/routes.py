@@ -325,19 +325,28 @@ def build_router() -> APIRouter:
             return claim
         return render(request, "login.html", {"token": token})
 
-    @router.post(PREFIX + "/login", include_in_schema=False)
-    async def login(request: Request) -> Response:
-        """Redeem a link once: open a session for its person (an HttpOnly, SameSite cookie)."""
+    async def _posted_link(request: Request) -> tuple[dict[str, str], Any] | Response:
+        """A link posted from its page (login or revoke): rate-limited, same origin, valid.
+        The form and the link's claim, or the page that refuses it."""
         limited = _limited(request)
         if limited is not None:
             return limited
-        dashboard = _dashboard(request)
         form = await read_form(request)
-        if not same_origin(request, dashboard.runtime.settings.public_url):
+        if not same_origin(request, _dashboard(request).runtime.settings.public_url):
             return render(request, "message.html", {"key": "invalid"}, status=403)
         claim = _claim(request, form.get("token", ""))
         if isinstance(claim, Response):
             return claim
+        return form, claim
+
+    @router.post(PREFIX + "/login", include_in_schema=False)
+    async def login(request: Request) -> Response:
+        """Redeem a link once: open a session for its person (an HttpOnly, SameSite cookie)."""
+        posted = await _posted_link(request)
+        if isinstance(posted, Response):
+            return posted
+        form, claim = posted
+        dashboard = _dashboard(request)
         now = dashboard.now()
         opened = redeem(
             dashboard.runtime.engine,
@@ -387,16 +396,11 @@ def build_router() -> APIRouter:
     async def revoke(request: Request) -> Response:
         """With a link that was used: end every open session of its person (someone else may
         have opened it first)."""
-        limited = _limited(request)
-        if limited is not None:
-            return limited
+        posted = await _posted_link(request)
+        if isinstance(posted, Response):
+            return posted
+        _, claim = posted
         dashboard = _dashboard(request)
-        form = await read_form(request)
-        if not same_origin(request, dashboard.runtime.settings.public_url):
-            return render(request, "message.html", {"key": "invalid"}, status=403)
-        claim = _claim(request, form.get("token", ""))
-        if isinstance(claim, Response):
-            return claim
         engine = dashboard.runtime.engine
         if use_of(engine, claim.nonce) is None:  # an unused link opens, it does not revoke
             return render(request, "message.html", {"key": "invalid"}, status=400)
