@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from alibabacloud_dingtalk.card_1_0 import models as card_models
@@ -229,6 +230,23 @@ def test_dingtalk_shows_a_table_as_lines_and_a_members_markup_as_typed(
     assert row.startswith("- 2026-11-12 · ＜!channel＞ 奖金名单 ＜https://evil.example/login")
     assert "［点这里］(https://evil.example/x)" in row and "＊＊粗体＊＊" in row
     assert HOSTILE_NOTE.endswith("# 标题")
+
+
+def test_a_link_sent_on_dingtalk_stays_the_same_address() -> None:
+    # A dashboard link's token is base64url: `-_` and a trailing `_` happen (about one link in
+    # ten). Twinned to `＿` the link led nowhere; percent-encoded it is the same address.
+    link = "http://127.0.0.1:8000/dashboard/login/v1.eyJwIjoiemhhbmcud2VpIn0-_x_y.Ab_-Cd_"
+    wild = "https://shop.example/a**b**/~~c~~?q=_d_"
+    adapter = DingTalkAdapter("k", "s", "r", api="http://127.0.0.1:9", oapi="http://127.0.0.1:9")
+    reply = Reply(f"你的数据看板：{link}，仅限一次。又见 {wild} 与 _斜体_", "zh", private=True)
+    rendered = adapter.render(reply, Target.direct("dingtalk", CORP, "lina1024"))
+    assert isinstance(rendered, dict)
+    text = rendered["msgParam"]["text"]
+    found = re.findall(r"https?://[!-~]+", text)
+    assert [unquote(u) for u in found] == [link, wild]
+    # Nothing left in them that DingTalk's markdown reads as emphasis or strike-through.
+    assert not any(re.search(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])|[*~]", u) for u in found)
+    assert "＿斜体＿" in text  # outside a URL, a member's markup is still shown as typed
 
 
 def test_the_snapshots_in_docs_can_be_written(

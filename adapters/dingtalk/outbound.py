@@ -63,8 +63,10 @@ def out_track_id(key: str) -> str:
 # DingTalk's robot markdown documents no escape character, so a member's text is kept from
 # being read as markup by writing the characters that would open it as their full-width
 # twins (a link's brackets, a tag's angle brackets, emphasis stars, code ticks), and by a
-# zero-width space before a heading, quote or list marker at a line's start. URLs keep their
-# characters (`_`, `/`, `:`), so a pasted link is shown as the plain URL it is.
+# zero-width space before a heading, quote or list marker at a line's start. A URL keeps its
+# characters (`/`, `:`, `_` inside a word), so it stays the link it is: the few that could open
+# markup there (a lone `_`, `*`, `~`) are percent-encoded instead, which RFC 3986 (§2.3, §6.2.2.2)
+# makes the same address for `_` and `~`; a dashboard link's token may hold `-_` or end in `_`.
 _TWINS = (
     ("[", "［"),
     ("]", "］"),
@@ -75,6 +77,10 @@ _TWINS = (
     ("\\", "＼"),
 )
 _LONE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+# An http(s) URL: up to the first character a URL cannot hold (space, `"<>[\\]^`{|}`, non-ASCII).
+_URL = re.compile(r"(https?://[!#-;=?-Z_a-z~]+)")
+_URL_MARKUP = {"*": "%2A", "~": "%7E", "_": "%5F"}
+_IN_URL_MARKUP = re.compile(r"[*~]|" + _LONE_UNDERSCORE.pattern)
 _LINE_MARKUP = re.compile(r"^(\s*)(?=#|[-+]\s|\d+\.\s)", re.MULTILINE)
 # msgParam is at most 15,000 bytes (robot group messages); a card's parameters are kept within
 # the same budget.
@@ -91,11 +97,15 @@ LINE_BREAK = "  \n"  # DingTalk: two spaces before a newline break the line
 def escape(text: str, *, line_start: bool = False) -> str:
     """Plain text for DingTalk markdown: nothing in it is read as markup. `line_start` when
     the text begins a line (else only its later lines are)."""
-    text = displayable(text)
-    for markup, twin in _TWINS:
-        text = text.replace(markup, twin)
-    text = text.replace("~~", "～～")
-    text = _LONE_UNDERSCORE.sub("＿", text)
+    parts = _URL.split(displayable(text))  # text, URL, text, …, text
+    for i in range(0, len(parts), 2):
+        part = parts[i]
+        for markup, twin in _TWINS:
+            part = part.replace(markup, twin)
+        parts[i] = _LONE_UNDERSCORE.sub("＿", part.replace("~~", "～～"))
+    for i in range(1, len(parts), 2):
+        parts[i] = _IN_URL_MARKUP.sub(lambda m: _URL_MARKUP[m.group(0)], parts[i])
+    text = "".join(parts)
     first, newline, rest = text.partition("\n")
     if line_start:
         first = _LINE_MARKUP.sub(lambda m: m.group(1) + "\u200b", first)
