@@ -11,6 +11,11 @@ appeals, notes), so a delivery is answered once:
 - a process that dies after the answer is stored has marked the row done with it; the reply
   itself then leaves through the outbox, whose key (one per delivery) keeps it single.
 
+Recordings from many request threads are written together (`Inbox.record`): the first thread
+to arrive writes everything waiting in one transaction while the others wait for it, and the
+next batch is written by the first thread that arrived meanwhile — one commit (one write lock
+on SQLite, one NOTIFY on PostgreSQL) for all the deliveries that came in during the last one.
+
 On PostgreSQL workers claim with `FOR UPDATE SKIP LOCKED` (several workers never take the same
 row) and are woken by `NOTIFY kpibot_inbound`, sent in the recording transaction, rather than
 polling. On SQLite the write lock serialises claims, and workers in other processes notice a
@@ -25,8 +30,8 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.chat.messages import Action, InboundMessage
 from kpi_engine.clock import Clock, system_clock
@@ -67,8 +72,23 @@ def from_payload(kind: str, payload: str) -> InboundMessage | Action:
     return InboundMessage(**data)
 
 
+class _Waiting:
+    """One delivery waiting to be recorded by the batch it joins."""
+
+    __slots__ = ("error", "id", "lead", "ready", "values")
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.ready = threading.Event()
+        self.lead = False  # woken to write the next batch rather than with its result
+        self.id: int | None = None
+        self.error: BaseException | None = None
+
+
 class Inbox:
     """The `inbound_events` table as a queue of deliveries to answer."""
+
+    BATCH = 256  # deliveries written in one transaction at most
 
     def __init__(
         self,
@@ -83,6 +103,17 @@ class Inbox:
         self.lease = lease
         self.max_attempts = max_attempts
         self._recorded = threading.Event()  # wakes a waiting worker in this process
+        self._lock = threading.Lock()
+        self._queue: list[_Waiting] = []
+        self._writing = False  # a thread is writing a batch
+        # A duplicate delivery (its key recorded before) inserts nothing and returns no id.
+        key = (_EVENTS.c.platform, _EVENTS.c.workspace, _EVENTS.c.event_id)
+        dialect: Any = postgresql if self.postgres else sqlite
+        self._insert = (
+            dialect.insert(_EVENTS)
+            .on_conflict_do_nothing(index_elements=key)
+            .returning(_EVENTS.c.id)
+        )
 
     @property
     def postgres(self) -> bool:
@@ -106,17 +137,56 @@ class Inbox:
             "lease_until": now + self.lease if claim else None,
             "attempts": 1 if claim else 0,
         }
+        waiting = _Waiting(values)
+        with self._lock:
+            self._queue.append(waiting)
+            waiting.lead = not self._writing
+            self._writing = True
+        while True:
+            if waiting.lead:
+                waiting.lead = False
+                self._write_batch()
+            else:
+                waiting.ready.wait()
+                waiting.ready.clear()
+            if waiting.lead:
+                continue
+            if waiting.error is not None:
+                raise waiting.error
+            return waiting.id
+
+    def _write_batch(self) -> None:
+        """Write what waits (up to BATCH) in one transaction, hand each its outcome, and wake
+        the first that arrived meanwhile to write the next batch."""
+        with self._lock:
+            batch, self._queue = self._queue[: self.BATCH], self._queue[self.BATCH :]
         try:
+            first: dict[tuple[str, str, str], _Waiting] = {}
             with self.engine.begin() as conn:
-                id = conn.execute(insert(_EVENTS).values(**values).returning(_EVENTS.c.id))
-                recorded = int(id.scalar_one())
-                if not claim and self.postgres:
+                for waiting in batch:
+                    values = waiting.values
+                    key = (values["platform"], values["workspace"], values["event_id"])
+                    if key in first:  # the same delivery twice in one batch: one is a duplicate
+                        continue
+                    first[key] = waiting
+                    waiting.id = conn.execute(self._insert, values).scalar()
+                if self.postgres and any(
+                    w.id is not None and w.values["lease_until"] is None for w in batch
+                ):
                     conn.execute(text(f"NOTIFY {CHANNEL}"))  # delivered when this commits
-        except IntegrityError:
-            return None
-        if not claim:
+        except BaseException as exc:  # nothing of the batch was recorded: each caller hears it
+            for waiting in batch:
+                waiting.id, waiting.error = None, exc
+        if any(w.id is not None and w.values["lease_until"] is None for w in batch):
             self._recorded.set()
-        return recorded
+        with self._lock:
+            if self._queue:
+                self._queue[0].lead = True
+                self._queue[0].ready.set()
+            else:
+                self._writing = False
+        for waiting in batch:
+            waiting.ready.set()
 
     def claim(self, *, limit: int = 16) -> list[Delivery]:
         """Take deliveries nobody is answering (never claimed, or their lease ran out), each
