@@ -27,6 +27,7 @@ from adapters.loops import finish
 from bot.chat.adapter import MAX_BODY_BYTES, read_body
 from bot.chat.messages import Action, InboundMessage, displayable
 from bot.chat.pipeline import Pipeline
+from bot.chat.webhooks import add_webhook
 from kpi_engine.clock import system_clock
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ def mount_webhook(app: FastAPI, events: DingTalkEvents) -> None:
         events.message(data if isinstance(data, dict) else {}, replayable=True)
         return Response("{}", media_type="application/json")
 
-    app.add_api_route("/dingtalk/robot", robot, methods=["POST"], include_in_schema=False)
+    add_webhook(app, "/dingtalk/robot", robot)
 
 
 class StreamConnection:

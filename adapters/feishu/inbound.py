@@ -34,6 +34,7 @@ from adapters.loops import finish
 from bot.chat.adapter import MAX_BODY_BYTES, ChatError, read_body
 from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.pipeline import Pipeline
+from bot.chat.webhooks import add_webhook
 from bot.i18n import texts
 from kpi_engine.clock import system_clock
 
@@ -361,8 +362,8 @@ def mount_webhooks(app: FastAPI, events: FeishuEvents) -> None:
             media_type="application/json",
         )
 
-    app.add_api_route("/feishu/events", receive, methods=["POST"], include_in_schema=False)
-    app.add_api_route("/feishu/card", receive, methods=["POST"], include_in_schema=False)
+    add_webhook(app, "/feishu/events", receive)
+    add_webhook(app, "/feishu/card", receive)
 
 
 class _SdkEvents:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from adapters.slack.client import SlackAdapter, make_web_client
 from adapters.slack.inbound import build_bolt_app
 from bot.chat.adapter import MAX_BODY_BYTES, read_body
+from bot.chat.webhooks import add_webhook
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,7 +67,6 @@ class SlackConnection:
 
         verifier = SignatureVerifier(self.signing_secret)
 
-        @app.post(EVENTS_PATH, include_in_schema=False)
         async def slack_events(request: Request) -> Response:
             body = await read_body(request, MAX_BODY_BYTES)
             if body is None:
@@ -87,6 +87,8 @@ class SlackConnection:
                 log.warning("refused a signed Slack request Bolt cannot parse: %r", exc)
                 return _refused(400, "malformed request")
             return to_starlette_response(response)
+
+        add_webhook(app, EVENTS_PATH, slack_events)
 
     def start(self, pipeline: Pipeline) -> None:
         """Open the Socket Mode connection (when `SLACK_APP_TOKEN` is set) in the background,
