@@ -10,8 +10,9 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, event, func, select
 
+from bot.chat.messages import InboundMessage
 from bot.compose import Bot, compose
 from bot.runtime import Runtime
 from config.settings import Settings
@@ -216,3 +217,43 @@ def test_a_waiting_worker_answers_a_delivery_recorded_by_another_process_at_once
         loop.join(30)
     assert not loop.is_alive()
     assert states(engine) == Counter({"done": 3})
+
+
+def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    # 32 request threads at once, each delivery sent twice (a platform's retry racing the
+    # first): every one is recorded once, the retry is told it is a duplicate, and the
+    # deliveries share transactions rather than taking one each.
+    web, _ = process(engine, organisation, clock, queue=True)
+    messages = [people.message("li.na", "帮助") for _ in range(160)]
+    commits: list[int] = []
+
+    def committed(_connection: object) -> None:
+        commits.append(1)
+
+    event.listen(engine, "commit", committed)
+    outcomes: dict[str, list[int | None]] = {m.event_id: [] for m in messages}
+    start = threading.Barrier(32)
+    lock = threading.Lock()
+
+    def post(share: list[InboundMessage]) -> None:
+        start.wait()
+        for message in share:
+            id = web.pipeline.inbox.record(message, event_id=message.event_id, claim=False)
+            with lock:
+                outcomes[message.event_id].append(id)
+
+    twice = messages + messages
+    threads = [threading.Thread(target=post, args=(twice[n::32],)) for n in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    event.remove(engine, "commit", committed)
+    for found in outcomes.values():
+        assert len(found) == 2 and found.count(None) == 1
+    ids = [id for found in outcomes.values() for id in found if id is not None]
+    assert len(set(ids)) == len(messages)
+    assert states(engine) == Counter({"pending": len(messages)})
+    assert 0 < len(commits) < len(messages)  # one a delivery would be 160
