@@ -112,7 +112,7 @@ class Inbox:
         self._insert = (
             dialect.insert(_EVENTS)
             .on_conflict_do_nothing(index_elements=key)
-            .returning(_EVENTS.c.id)
+            .returning(_EVENTS.c.id, *key)
         )
 
     @property
@@ -162,14 +162,17 @@ class Inbox:
             batch, self._queue = self._queue[: self.BATCH], self._queue[self.BATCH :]
         try:
             first: dict[tuple[str, str, str], _Waiting] = {}
+            for waiting in batch:  # the same delivery twice in one batch: one is a duplicate
+                values = waiting.values
+                first.setdefault(
+                    (values["platform"], values["workspace"], values["event_id"]), waiting
+                )
             with self.engine.begin() as conn:
-                for waiting in batch:
-                    values = waiting.values
-                    key = (values["platform"], values["workspace"], values["event_id"])
-                    if key in first:  # the same delivery twice in one batch: one is a duplicate
-                        continue
-                    first[key] = waiting
-                    waiting.id = conn.execute(self._insert, values).scalar()
+                # One statement for the batch (multi-row VALUES); a row comes back for each
+                # delivery recorded now, none for one recorded before.
+                rows = conn.execute(self._insert, [w.values for w in first.values()])
+                for id, platform, workspace, event_id in rows:
+                    first[(platform, workspace, event_id)].id = int(id)
                 if self.postgres and any(
                     w.id is not None and w.values["lease_until"] is None for w in batch
                 ):
