@@ -8,6 +8,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, func, select
@@ -257,3 +258,36 @@ def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
     assert len(set(ids)) == len(messages)
     assert states(engine) == Counter({"pending": len(messages)})
     assert 0 < len(commits) < len(messages)  # one a delivery would be 160
+
+
+def test_a_process_that_acknowledges_faster_than_it_answers_leaves_the_rest_in_the_table(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    # One process (no workers) holds at most IN_HAND deliveries in memory to answer; the
+    # others are recorded unleased and its sweeper answers them from the table: each once.
+    chat = FakeChat("slack")
+    settings = Settings()  # type: ignore[call-arg]
+    threads = ThreadPoolExecutor(max_workers=1)
+    busy = threading.Event()
+    threads.submit(busy.wait, 60)  # its one thread is busy: nothing in hand is answered yet
+    runtime = Runtime(settings, engine, organisation, clock)
+    bot = compose(runtime, {"slack": chat}, workers=threads, limits={})
+    bot.pipeline.IN_HAND = 3
+    messages = [people.message("li.na", "帮助") for _ in range(10)]
+    try:
+        for message in messages:
+            assert bot.pipeline.accept(message)
+        with engine.connect() as conn:
+            leases = list(conn.execute(select(_EVENTS.c.lease_until)).scalars())
+        assert sum(lease is None for lease in leases) == 7 and len(leases) == 10
+        bot.pipeline.start()
+        wait_for(lambda: states(engine) == Counter({"pending": 3, "done": 7}), "the sweep")
+        busy.set()
+        wait_for(lambda: states(engine) == Counter({"done": 10}), "the held ones")
+        bot.sender.drain()
+        assert len(chat.sent) == 10
+        assert len({target.channel for _, target in chat.sent}) == 1
+    finally:
+        busy.set()
+        bot.pipeline.stop()
+        threads.shutdown()

@@ -48,6 +48,11 @@ class _Undone(Exception):
 class Pipeline:
     """Accepts verified messages and button clicks from any adapter."""
 
+    # Deliveries this process holds to answer in its own threads at most; past that (it
+    # acknowledges faster than it answers) a delivery waits in the table, unleased, for the
+    # sweeper: a burst costs a row each, not memory.
+    IN_HAND = 64
+
     def __init__(
         self,
         engine: Engine,
@@ -68,6 +73,9 @@ class Pipeline:
         self.inbox = Inbox(engine, clock=clock, lease=lease)
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._more = threading.Event()  # deliveries wait in the table: sweep now
+        self._lock = threading.Lock()
+        self._in_hand = 0
 
     # -- taking deliveries in ---------------------------------------------------------------
 
@@ -99,8 +107,21 @@ class Pipeline:
         return self._take(action, f"action:{action.event_id}")
 
     def _take(self, item: InboundMessage | Action, event_id: str) -> bool:
-        id = self.inbox.record(item, event_id=event_id, claim=not self.queue)
+        held = False
+        if not self.queue and self.workers is not None:
+            with self._lock:
+                held = self._in_hand < self.IN_HAND
+                self._in_hand += held
+        # Leased to this process from the start when it answers now (workers in other
+        # processes, or the sweeper, claim the others).
+        claim = not self.queue and (held or self.workers is None)
+        try:
+            id = self.inbox.record(item, event_id=event_id, claim=claim)
+        except BaseException:
+            self._release(held)
+            raise
         if id is None:
+            self._release(held)
             log.info("duplicate %s delivery %s ignored", item.platform, item.event_id)
             return False
         if self.queue:
@@ -108,9 +129,22 @@ class Pipeline:
         delivery = Delivery(id, item, 1)
         if self.workers is None:
             self.work(delivery)
+        elif held:
+            self.workers.submit(self._work_held, delivery)
         else:
-            self.workers.submit(self._work_logged, delivery)
+            self._more.set()  # the sweeper claims it from the table
         return True
+
+    def _work_held(self, delivery: Delivery) -> None:
+        try:
+            self._work_logged(delivery)
+        finally:
+            self._release(True)
+
+    def _release(self, held: bool) -> None:
+        if held:
+            with self._lock:
+                self._in_hand -= 1
 
     # -- answering --------------------------------------------------------------------------
 
@@ -149,27 +183,29 @@ class Pipeline:
             listener.close()
 
     def start(self) -> None:
-        """Answer, in the background, what crashed processes left unanswered: deliveries
-        whose lease ran out (looked for now and every lease thereafter). With `queue`, worker
-        processes do this instead."""
+        """Answer, in the background, what crashed processes left unanswered (deliveries
+        whose lease ran out: looked for now and every lease thereafter) and what this process
+        left in the table past `IN_HAND` (at once). With `queue`, worker processes do this
+        instead."""
         if self.queue or self._sweeper is not None:
             return
 
         def sweep() -> None:
-            while True:
+            while not self._stopping.is_set():
                 try:
-                    while self.work_once():
+                    while self.work_once() and not self._stopping.is_set():
                         pass
                 except Exception:
                     log.exception("answering left-over deliveries failed; trying again")
-                if self._stopping.wait(self.inbox.lease):
-                    return
+                self._more.wait(self.inbox.lease)
+                self._more.clear()  # what was recorded before this is claimed next round
 
         self._sweeper = threading.Thread(target=sweep, name="inbox-sweeper", daemon=True)
         self._sweeper.start()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._more.set()
         if self._sweeper is not None:
             self._sweeper.join()
             self._sweeper = None
