@@ -19,6 +19,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -27,7 +28,7 @@ from adapters.loops import finish
 from bot.chat.adapter import MAX_BODY_BYTES, read_body
 from bot.chat.messages import Action, InboundMessage, displayable
 from bot.chat.pipeline import Pipeline
-from bot.chat.webhooks import add_webhook
+from bot.chat.webhooks import add_webhook, off_loop
 from kpi_engine.clock import system_clock
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,10 @@ def mount_webhook(app: FastAPI, events: DingTalkEvents) -> None:
             log.warning("refused a DingTalk callback: the body is not JSON")
             return _answer(400, "not JSON")
         # The sign covers only the timestamp: this body could be anybody's within the hour.
-        events.message(data if isinstance(data, dict) else {}, replayable=True)
+        # Recording waits for the database: off the event loop.
+        await off_loop(
+            partial(events.message, data if isinstance(data, dict) else {}, replayable=True)
+        )
         return Response("{}", media_type="application/json")
 
     add_webhook(app, "/dingtalk/robot", robot)

@@ -27,14 +27,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 
 from adapters.feishu.outbound import FeishuAdapter
 from adapters.loops import finish
 from bot.chat.adapter import MAX_BODY_BYTES, ChatError, read_body
 from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.pipeline import Pipeline
-from bot.chat.webhooks import add_webhook
+from bot.chat.webhooks import add_webhook, off_loop
 from bot.i18n import texts
 from kpi_engine.clock import system_clock
 
@@ -355,7 +354,7 @@ def mount_webhooks(app: FastAPI, events: FeishuEvents) -> None:
             # Answered, so Feishu does not push it again and again.
             log.info("ignored a Feishu %s delivery", payload.get("header", {}).get("event_type"))
             return Response(json.dumps({"msg": "ignored"}), media_type="application/json")
-        answer = await run_in_threadpool(events.handle, payload)
+        answer = await off_loop(events.handle, payload)
         # An event is answered as lark-oapi's dispatcher answers it; a callback with its JSON.
         return Response(
             json.dumps({"msg": "success"} if answer is None else answer),

@@ -19,12 +19,11 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk.signature import SignatureVerifier
-from starlette.concurrency import run_in_threadpool
 
 from adapters.slack.client import SlackAdapter, make_web_client
 from adapters.slack.inbound import build_bolt_app
 from bot.chat.adapter import MAX_BODY_BYTES, read_body
-from bot.chat.webhooks import add_webhook
+from bot.chat.webhooks import add_webhook, off_loop
 from config.settings import Settings
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ class SlackConnection:
             try:
                 bolt_request = to_bolt_request(request, body)
                 # Verification and the listeners touch the database: off the event loop.
-                response = await run_in_threadpool(bolt.dispatch, bolt_request)
+                response = await off_loop(bolt.dispatch, bolt_request)
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 # Signed, yet not a payload Bolt can read (JSON in a form field, a wrong shape).
                 log.warning("refused a signed Slack request Bolt cannot parse: %r", exc)

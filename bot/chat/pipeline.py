@@ -49,8 +49,9 @@ class Pipeline:
     """Accepts verified messages and button clicks from any adapter."""
 
     # Deliveries this process holds to answer in its own threads at most; past that (it
-    # acknowledges faster than it answers) a delivery waits in the table, unleased, for the
-    # sweeper: a burst costs a row each, not memory.
+    # acknowledges faster than it answers) a delivery waits in the table, unleased, and is
+    # claimed from there as the threads finish what they hold: a burst costs a row each, not
+    # memory.
     IN_HAND = 64
 
     def __init__(
@@ -73,7 +74,7 @@ class Pipeline:
         self.inbox = Inbox(engine, clock=clock, lease=lease)
         self._stopping = threading.Event()
         self._sweeper: threading.Thread | None = None
-        self._more = threading.Event()  # deliveries wait in the table: sweep now
+        self._left = False  # deliveries wait in the table for room in hand
         self._lock = threading.Lock()
         self._in_hand = 0
 
@@ -132,7 +133,8 @@ class Pipeline:
         elif held:
             self.workers.submit(self._work_held, delivery)
         else:
-            self._more.set()  # the sweeper claims it from the table
+            self._left = True
+            self._refill()  # in case what was in hand finished meanwhile
         return True
 
     def _work_held(self, delivery: Delivery) -> None:
@@ -140,6 +142,30 @@ class Pipeline:
             self._work_logged(delivery)
         finally:
             self._release(True)
+            self._refill()
+
+    def _refill(self) -> None:
+        """Claim deliveries left in the table, as many as there is room for in hand."""
+        if not self._left or self.workers is None:
+            return
+        with self._lock:
+            room = self.IN_HAND - self._in_hand
+            if room <= 0:
+                return
+            self._in_hand += room
+        claimed: list[Delivery] = []
+        try:
+            self._left = False  # before claiming: a delivery left after the claim sets it again
+            claimed = self.inbox.claim(limit=room)
+            if len(claimed) == room:
+                self._left = True
+        except Exception:  # the sweeper takes them after their lease
+            log.exception("claiming the deliveries left in the table failed")
+        finally:
+            with self._lock:
+                self._in_hand -= room - len(claimed)
+        for delivery in claimed:
+            self.workers.submit(self._work_held, delivery)
 
     def _release(self, held: bool) -> None:
         if held:
@@ -184,9 +210,8 @@ class Pipeline:
 
     def start(self) -> None:
         """Answer, in the background, what crashed processes left unanswered (deliveries
-        whose lease ran out: looked for now and every lease thereafter) and what this process
-        left in the table past `IN_HAND` (at once). With `queue`, worker processes do this
-        instead."""
+        whose lease ran out: looked for now and every lease thereafter). With `queue`, worker
+        processes do this instead."""
         if self.queue or self._sweeper is not None:
             return
 
@@ -197,15 +222,13 @@ class Pipeline:
                         pass
                 except Exception:
                     log.exception("answering left-over deliveries failed; trying again")
-                self._more.wait(self.inbox.lease)
-                self._more.clear()  # what was recorded before this is claimed next round
+                self._stopping.wait(self.inbox.lease)
 
         self._sweeper = threading.Thread(target=sweep, name="inbox-sweeper", daemon=True)
         self._sweeper.start()
 
     def stop(self) -> None:
         self._stopping.set()
-        self._more.set()
         if self._sweeper is not None:
             self._sweeper.join()
             self._sweeper = None

@@ -11,7 +11,11 @@ routes, so any other method on those paths is answered as before (405).
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -19,6 +23,25 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
+# Threads for a webhook's blocking part (verifying against the database, recording): as many
+# as deliveries may be in flight at once, each mostly waiting for its batch to commit.
+THREADS = 64
+_threads: ThreadPoolExecutor | None = None
+_threads_lock = threading.Lock()
+
+
+async def off_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a webhook thread, awaited: the event loop goes on meanwhile. A plain
+    executor rather than `run_in_threadpool`, whose capacity limiter and cancel scopes cost
+    more per call than recording a delivery (no context is carried over: nothing the
+    handlers call needs one)."""
+    global _threads
+    if _threads is None:
+        with _threads_lock:
+            if _threads is None:
+                _threads = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="webhook")
+    return await asyncio.get_running_loop().run_in_executor(_threads, function, *args)
 
 
 class Webhooks:
