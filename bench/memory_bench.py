@@ -247,10 +247,11 @@ def sample(pid: int, at: float, sent: int) -> Sample:
 
 
 def serve_env(
-    config: Path, database_url: str, cache: Path, fake_slack: FakeSlack, fake_feishu: FakeFeishu
+    config: Path, database_url: str, cache: Path, *, slack: tuple[str, str], feishu: str
 ) -> dict[str, str]:
     """The environment of a `kpibot serve` on the workspace (`config`, `database_url`, its clock
-    pinned at NOW) with Slack and Feishu connected to the fakes."""
+    pinned at NOW) with Slack (`slack`: the fake's bot token and API address) and Feishu
+    (`feishu`: the fake's address) connected to the fakes."""
     return {
         **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
         "KPIBOT_CONFIG_DIR": str(config),
@@ -258,14 +259,14 @@ def serve_env(
         "KPIBOT_CACHE_DIR": str(cache),
         "KPIBOT_NOW": NOW,
         "KPIBOT_LOG_LEVEL": "WARNING",
-        "SLACK_BOT_TOKEN": fake_slack.token,
+        "SLACK_BOT_TOKEN": slack[0],
         "SLACK_SIGNING_SECRET": SLACK_SECRET,
-        "KPIBOT_SLACK_API_URL": fake_slack.base_url,
+        "KPIBOT_SLACK_API_URL": slack[1],
         "FEISHU_APP_ID": "cli_bench",
         "FEISHU_APP_SECRET": "secret",
         "FEISHU_ENCRYPT_KEY": FEISHU_KEY,
         "FEISHU_VERIFICATION_TOKEN": FEISHU_TOKEN,
-        "KPIBOT_FEISHU_DOMAIN": fake_feishu.url,
+        "KPIBOT_FEISHU_DOMAIN": feishu,
     }
 
 
@@ -373,8 +374,8 @@ def main() -> None:
                 workspace / "config",
                 f"sqlite:///{workspace / 'kpibot.db'}",
                 Path(tmp) / "cache",
-                fake_slack,
-                fake_feishu,
+                slack=(fake_slack.token, fake_slack.base_url),
+                feishu=fake_feishu.url,
             ),
             "DINGTALK_CLIENT_ID": "dingappkey",
             "DINGTALK_CLIENT_SECRET": DINGTALK_SECRET,

@@ -7,7 +7,8 @@ endpoint measured in the same run.
 `kpibot serve` runs as a user runs it, a fresh process on a demo workspace (`kpibot demo`,
 the clock pinned; on PostgreSQL the same files imported into a fresh database), with Slack
 (Events API) and Feishu (event webhook, encrypted and signed) configured against the fake
-platforms on 127.0.0.1. `--concurrency` clients post `--count` signed deliveries of
+platforms on 127.0.0.1 (in a process of their own, so that answering the replies does not
+take the clients' interpreter lock). `--concurrency` clients post `--count` signed deliveries of
 "今天GMV多少" per platform, each from a direct chat of its own, and time each request until its
 response (the acknowledgement). Then the bench waits until the fakes have received the replies
 and counts them per chat: every delivery answered, none twice.
@@ -21,6 +22,7 @@ FastAPI app (one POST endpoint answering `{}`) under the same uvicorn settings.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -31,8 +33,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from http.client import HTTPConnection
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from bench.memory_bench import (
@@ -146,6 +149,38 @@ def replies(
     return Counter(c for c in chats if c.startswith(prefix))
 
 
+def _platforms(pipe: Connection) -> None:
+    """The fake Slack and Feishu, in a process of their own: they answer the replies while
+    the load runs, and in the load's process they would take its interpreter lock from the
+    clients (the bare endpoint gets no replies to answer). Sends their addresses, then answers
+    `(platform, prefix)` with the replies counted so far, until it gets None."""
+    with FakeSlack() as fake_slack, FakeFeishu() as fake_feishu:
+        pipe.send((fake_slack.token, fake_slack.base_url, fake_feishu.url))
+        while (asked := pipe.recv()) is not None:
+            pipe.send(replies(fake_slack, fake_feishu, *asked))
+
+
+class Platforms:
+    """The fake platforms' process (`_platforms`), as the bench uses them."""
+
+    def __enter__(self) -> Platforms:
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_platforms, args=(child,), daemon=True)
+        self._process.start()
+        self.slack_token, self.slack_url, self.feishu_url = self._pipe.recv()
+        return self
+
+    def replies(self, platform: str, prefix: str) -> Counter[str]:
+        self._pipe.send((platform, prefix))
+        counted: Counter[str] = self._pipe.recv()
+        return counted
+
+    def __exit__(self, *exc: object) -> None:
+        self._pipe.send(None)
+        self._process.join(30)
+
+
 @contextmanager
 def workspace(tmp: Path, backend: str, days: int) -> Iterator[tuple[Path, str]]:
     """The demo workspace's configuration directory and a database URL holding its data."""
@@ -215,13 +250,17 @@ def main() -> None:
 
     rows: list[str] = []
     lost = duplicated = 0
-    with tempfile.TemporaryDirectory(prefix="kpibot-webhook-") as tmp, ExitStack() as stack:
-        fake_slack = stack.enter_context(FakeSlack())
-        fake_feishu = stack.enter_context(FakeFeishu())
+    with tempfile.TemporaryDirectory(prefix="kpibot-webhook-") as tmp, Platforms() as fakes:
         for backend in options.backends.split(","):
             with workspace(Path(tmp), backend, options.days) as (config, url):
                 env = {
-                    **serve_env(config, url, Path(tmp) / "cache", fake_slack, fake_feishu),
+                    **serve_env(
+                        config,
+                        url,
+                        Path(tmp) / "cache",
+                        slack=(fakes.slack_token, fakes.slack_url),
+                        feishu=fakes.feishu_url,
+                    ),
                     "KPIBOT_SCHEDULER": "false",
                 }
                 modes = [("serve", 0), (f"serve --workers {options.workers}", options.workers)]
@@ -247,12 +286,12 @@ def main() -> None:
                             expected = options.warmup + options.count
                             deadline = time.monotonic() + options.answer_timeout
                             while (
-                                len(replies(fake_slack, fake_feishu, platform, prefix)) < expected
+                                len(fakes.replies(platform, prefix)) < expected
                                 and time.monotonic() < deadline
                             ):
                                 time.sleep(0.5)
                             time.sleep(1.0)  # a late duplicate would show now
-                            got = replies(fake_slack, fake_feishu, platform, prefix)
+                            got = fakes.replies(platform, prefix)
                         missing = expected - len(got)
                         twice = sum(n - 1 for n in got.values() if n > 1)
                         lost, duplicated = lost + missing, duplicated + twice
