@@ -159,13 +159,20 @@ class Pipeline:
             claimed = self.inbox.claim(limit=room)
             if len(claimed) == room:
                 self._left = True
-        except Exception:  # the sweeper takes them after their lease
+        except Exception:  # the next answer to finish tries again
+            self._left = True
             log.exception("claiming the deliveries left in the table failed")
         finally:
             with self._lock:
                 self._in_hand -= room - len(claimed)
-        for delivery in claimed:
-            self.workers.submit(self._work_held, delivery)
+        for n, delivery in enumerate(claimed):
+            try:
+                self.workers.submit(self._work_held, delivery)
+            except RuntimeError:  # shutting down: these are answered after their lease
+                with self._lock:
+                    self._in_hand -= len(claimed) - n
+                log.info("%d deliveries left for after their lease", len(claimed) - n)
+                return
 
     def _release(self, held: bool) -> None:
         if held:
