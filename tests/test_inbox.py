@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -224,14 +225,22 @@ def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
     engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
 ) -> None:
     # 32 request threads at once, each delivery sent twice (a platform's retry racing the
-    # first): every one is recorded once, the retry is told it is a duplicate, and the
-    # deliveries share transactions rather than taking one each.
+    # first): every one is recorded once and the retry is told it is a duplicate. While one
+    # batch commits, the deliveries arriving meanwhile wait and are written together, in one
+    # transaction: the first commit is held until the other 31 threads' deliveries wait.
     web, _ = process(engine, organisation, clock, queue=True)
+    inbox = web.pipeline.inbox
     messages = [people.message("li.na", "帮助") for _ in range(160)]
     commits: list[int] = []
+    waiting: list[int] = []
 
     def committed(_connection: object) -> None:
         commits.append(1)
+        if len(commits) == 1:
+            deadline = time.monotonic() + 30
+            while len(inbox._queue) < 31 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            waiting.append(len(inbox._queue))
 
     event.listen(engine, "commit", committed)
     outcomes: dict[str, list[int | None]] = {m.event_id: [] for m in messages}
@@ -241,7 +250,7 @@ def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
     def post(share: list[InboundMessage]) -> None:
         start.wait()
         for message in share:
-            id = web.pipeline.inbox.record(message, event_id=message.event_id, claim=False)
+            id = inbox.record(message, event_id=message.event_id, claim=False)
             with lock:
                 outcomes[message.event_id].append(id)
 
@@ -257,7 +266,8 @@ def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
     ids = [id for found in outcomes.values() for id in found if id is not None]
     assert len(set(ids)) == len(messages)
     assert states(engine) == Counter({"pending": len(messages)})
-    assert 0 < len(commits) < len(messages)  # one a delivery would be 160
+    # The 31 that waited behind the first batch were written by one commit.
+    assert waiting == [31] and len(commits) <= len(twice) - 30
 
 
 def test_a_process_that_acknowledges_faster_than_it_answers_leaves_the_rest_in_the_table(
