@@ -10,9 +10,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import IntegrityError
 
 from bot.chat.messages import InboundMessage
 from bot.compose import Bot, compose
@@ -299,3 +301,47 @@ def test_a_process_that_acknowledges_faster_than_it_answers_leaves_the_rest_in_t
     finally:
         busy.set()
         threads.shutdown()
+
+
+def test_a_delivery_the_database_refuses_does_not_fail_the_others_in_its_batch(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    # The first delivery's commit is held until the two sent meanwhile wait: one of them is
+    # refused by the database (no sender). They are written together first, then, that having
+    # failed, each on its own: the good one is recorded, only the refused one's request fails.
+    web, _ = process(engine, organisation, clock, queue=True)
+    inbox = web.pipeline.inbox
+    first, good = people.message("li.na", "帮助"), people.message("li.na", "帮助")
+    refused = replace(people.message("li.na", "帮助"), sender=None)  # type: ignore[arg-type]
+    commits: list[int] = []
+
+    def committed(_connection: object) -> None:
+        commits.append(1)
+        if len(commits) == 1:
+            deadline = time.monotonic() + 30
+            while len(inbox._queue) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+    event.listen(engine, "commit", committed)
+    outcomes: dict[str, object] = {}
+
+    def post(message: InboundMessage) -> None:
+        try:
+            outcomes[message.event_id] = inbox.record(
+                message, event_id=message.event_id, claim=False
+            )
+        except Exception as exc:
+            outcomes[message.event_id] = exc
+
+    leader = threading.Thread(target=post, args=(first,))
+    leader.start()
+    wait_for(lambda: bool(commits), "the first batch's commit")
+    others = [threading.Thread(target=post, args=(m,)) for m in (good, refused)]
+    for thread in others:
+        thread.start()
+    for thread in [leader, *others]:
+        thread.join(60)
+    event.remove(engine, "commit", committed)
+    assert isinstance(outcomes[first.event_id], int) and isinstance(outcomes[good.event_id], int)
+    assert isinstance(outcomes[refused.event_id], IntegrityError)
+    assert states(engine) == Counter({"pending": 2})

@@ -160,26 +160,29 @@ class Inbox:
         the first that arrived meanwhile to write the next batch."""
         with self._lock:
             batch, self._queue = self._queue[: self.BATCH], self._queue[self.BATCH :]
+        first: dict[tuple[str, str, str], _Waiting] = {}
+        for waiting in batch:  # the same delivery twice in one batch: one is a duplicate
+            values = waiting.values
+            first.setdefault((values["platform"], values["workspace"], values["event_id"]), waiting)
         try:
-            first: dict[tuple[str, str, str], _Waiting] = {}
-            for waiting in batch:  # the same delivery twice in one batch: one is a duplicate
-                values = waiting.values
-                first.setdefault(
-                    (values["platform"], values["workspace"], values["event_id"]), waiting
-                )
-            with self.engine.begin() as conn:
-                # One statement for the batch (multi-row VALUES); a row comes back for each
-                # delivery recorded now, none for one recorded before.
-                rows = conn.execute(self._insert, [w.values for w in first.values()])
-                for id, platform, workspace, event_id in rows:
-                    first[(platform, workspace, event_id)].id = int(id)
-                if self.postgres and any(
-                    w.id is not None and w.values["lease_until"] is None for w in batch
-                ):
-                    conn.execute(text(f"NOTIFY {CHANNEL}"))  # delivered when this commits
-        except BaseException as exc:  # nothing of the batch was recorded: each caller hears it
+            self._insert_all(list(first.values()))
+        except Exception as exc:
+            if len(first) == 1:
+                batch[0].error = exc
+            else:  # each on its own: one the database refuses does not fail the others
+                for waiting in first.values():
+                    try:
+                        self._insert_all([waiting])
+                    except Exception as own:
+                        waiting.id, waiting.error = None, own
+        except BaseException as exc:  # interrupted: nothing of the batch was recorded
             for waiting in batch:
                 waiting.id, waiting.error = None, exc
+        for waiting in batch:  # a duplicate in the batch shares its twin's failure
+            if waiting.id is None and waiting.error is None:
+                values = waiting.values
+                twin = first[(values["platform"], values["workspace"], values["event_id"])]
+                waiting.error = twin.error
         if any(w.id is not None and w.values["lease_until"] is None for w in batch):
             self._recorded.set()
         with self._lock:
@@ -190,6 +193,21 @@ class Inbox:
                 self._writing = False
         for waiting in batch:
             waiting.ready.set()
+
+    def _insert_all(self, batch: list[_Waiting]) -> None:
+        """Record `batch` in one transaction (one multi-row INSERT); a row comes back for each
+        delivery recorded now, none for one recorded before. All or none."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(self._insert, [w.values for w in batch]).all()
+            if self.postgres and any(w.values["lease_until"] is None for w in batch) and rows:
+                conn.execute(text(f"NOTIFY {CHANNEL}"))  # delivered when this commits
+        recorded = {
+            (platform, workspace, event_id): id for id, platform, workspace, event_id in rows
+        }
+        for waiting in batch:
+            values = waiting.values
+            found = recorded.get((values["platform"], values["workspace"], values["event_id"]))
+            waiting.id = None if found is None else int(found)
 
     def claim(self, *, limit: int = 16) -> list[Delivery]:
         """Take deliveries nobody is answering (never claimed, or their lease ran out), each
