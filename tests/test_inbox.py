@@ -10,12 +10,14 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import pytest
 from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.exc import IntegrityError
 
+from bot.chat.inbox import Inbox
 from bot.chat.messages import InboundMessage
 from bot.compose import Bot, compose
 from bot.runtime import Runtime
@@ -223,6 +225,36 @@ def test_a_waiting_worker_answers_a_delivery_recorded_by_another_process_at_once
     assert states(engine) == Counter({"done": 3})
 
 
+@dataclass
+class Held:
+    """What `first_commit_held` saw: commits on the engine, and how many deliveries waited
+    for the next batch when the first commit was let go."""
+
+    commits: int = 0
+    waited: int | None = None
+
+
+@contextmanager
+def first_commit_held(engine: Engine, inbox: Inbox, until: int) -> Iterator[Held]:
+    """Count the commits on `engine` while the block runs, holding the first until `until`
+    deliveries wait in `inbox` for the next batch (30 s at most)."""
+    held = Held()
+
+    def committed(_connection: object) -> None:
+        held.commits += 1
+        if held.commits == 1:
+            deadline = time.monotonic() + 30
+            while len(inbox._queue) < until and time.monotonic() < deadline:
+                time.sleep(0.01)
+            held.waited = len(inbox._queue)
+
+    event.listen(engine, "commit", committed)
+    try:
+        yield held
+    finally:
+        event.remove(engine, "commit", committed)
+
+
 def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
     engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
 ) -> None:
@@ -233,18 +265,6 @@ def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
     web, _ = process(engine, organisation, clock, queue=True)
     inbox = web.pipeline.inbox
     messages = [people.message("li.na", "帮助") for _ in range(160)]
-    commits: list[int] = []
-    waiting: list[int] = []
-
-    def committed(_connection: object) -> None:
-        commits.append(1)
-        if len(commits) == 1:
-            deadline = time.monotonic() + 30
-            while len(inbox._queue) < 31 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            waiting.append(len(inbox._queue))
-
-    event.listen(engine, "commit", committed)
     outcomes: dict[str, list[int | None]] = {m.event_id: [] for m in messages}
     start = threading.Barrier(32)
     lock = threading.Lock()
@@ -258,18 +278,18 @@ def test_deliveries_arriving_together_are_recorded_in_batches_each_once(
 
     twice = messages + messages
     threads = [threading.Thread(target=post, args=(twice[n::32],)) for n in range(32)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    event.remove(engine, "commit", committed)
+    with first_commit_held(engine, inbox, until=31) as held:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
     for found in outcomes.values():
         assert len(found) == 2 and found.count(None) == 1
     ids = [id for found in outcomes.values() for id in found if id is not None]
     assert len(set(ids)) == len(messages)
     assert states(engine) == Counter({"pending": len(messages)})
     # The 31 that waited behind the first batch were written by one commit.
-    assert waiting == [31] and len(commits) <= len(twice) - 30
+    assert held.waited == 31 and held.commits <= len(twice) - 30
 
 
 def test_a_process_that_acknowledges_faster_than_it_answers_leaves_the_rest_in_the_table(
@@ -313,16 +333,6 @@ def test_a_delivery_the_database_refuses_does_not_fail_the_others_in_its_batch(
     inbox = web.pipeline.inbox
     first, good = people.message("li.na", "帮助"), people.message("li.na", "帮助")
     refused = replace(people.message("li.na", "帮助"), sender=None)  # type: ignore[arg-type]
-    commits: list[int] = []
-
-    def committed(_connection: object) -> None:
-        commits.append(1)
-        if len(commits) == 1:
-            deadline = time.monotonic() + 30
-            while len(inbox._queue) < 2 and time.monotonic() < deadline:
-                time.sleep(0.01)
-
-    event.listen(engine, "commit", committed)
     outcomes: dict[str, object] = {}
 
     def post(message: InboundMessage) -> None:
@@ -334,14 +344,14 @@ def test_a_delivery_the_database_refuses_does_not_fail_the_others_in_its_batch(
             outcomes[message.event_id] = exc
 
     leader = threading.Thread(target=post, args=(first,))
-    leader.start()
-    wait_for(lambda: bool(commits), "the first batch's commit")
     others = [threading.Thread(target=post, args=(m,)) for m in (good, refused)]
-    for thread in others:
-        thread.start()
-    for thread in [leader, *others]:
-        thread.join(60)
-    event.remove(engine, "commit", committed)
+    with first_commit_held(engine, inbox, until=2) as held:
+        leader.start()
+        wait_for(lambda: held.commits > 0, "the first batch's commit")
+        for thread in others:
+            thread.start()
+        for thread in [leader, *others]:
+            thread.join(60)
     assert isinstance(outcomes[first.event_id], int) and isinstance(outcomes[good.event_id], int)
     assert isinstance(outcomes[refused.event_id], IntegrityError)
     assert states(engine) == Counter({"pending": 2})

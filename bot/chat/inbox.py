@@ -75,10 +75,11 @@ def from_payload(kind: str, payload: str) -> InboundMessage | Action:
 class _Waiting:
     """One delivery waiting to be recorded by the batch it joins."""
 
-    __slots__ = ("error", "id", "lead", "ready", "values")
+    __slots__ = ("error", "id", "key", "lead", "ready", "values")
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
+        self.key = (values["platform"], values["workspace"], values["event_id"])
         self.ready = threading.Event()
         self.lead = False  # woken to write the next batch rather than with its result
         self.id: int | None = None
@@ -162,8 +163,7 @@ class Inbox:
             batch, self._queue = self._queue[: self.BATCH], self._queue[self.BATCH :]
         first: dict[tuple[str, str, str], _Waiting] = {}
         for waiting in batch:  # the same delivery twice in one batch: one is a duplicate
-            values = waiting.values
-            first.setdefault((values["platform"], values["workspace"], values["event_id"]), waiting)
+            first.setdefault(waiting.key, waiting)
         try:
             self._insert_all(list(first.values()))
         except Exception as exc:
@@ -180,9 +180,7 @@ class Inbox:
                 waiting.id, waiting.error = None, exc
         for waiting in batch:  # a duplicate in the batch shares its twin's failure
             if waiting.id is None and waiting.error is None:
-                values = waiting.values
-                twin = first[(values["platform"], values["workspace"], values["event_id"])]
-                waiting.error = twin.error
+                waiting.error = first[waiting.key].error
         if any(w.id is not None and w.values["lease_until"] is None for w in batch):
             self._recorded.set()
         with self._lock:
@@ -205,8 +203,7 @@ class Inbox:
             (platform, workspace, event_id): id for id, platform, workspace, event_id in rows
         }
         for waiting in batch:
-            values = waiting.values
-            found = recorded.get((values["platform"], values["workspace"], values["event_id"]))
+            found = recorded.get(waiting.key)
             waiting.id = None if found is None else int(found)
 
     def claim(self, *, limit: int = 16) -> list[Delivery]:

@@ -3,8 +3,8 @@
 A webhook's work is small (verify, record, acknowledge) and its deadline short (Slack's 3 s,
 under load: issue 20's ack p99 ≤ 100 ms), so its request does not go through FastAPI's
 router, dependency solving and exception wrapping, which cost more than the work itself
-(bench/README.md, "Webhooks"). `Webhooks` is plain ASGI middleware, the outermost of the app's
-own: a POST to a registered path goes straight to its handler, a Starlette `Request` in and a
+(bench/README.md, "Webhooks"). `Webhooks` is plain ASGI middleware in front of the router: a
+POST to a registered path goes straight to its handler, a Starlette `Request` in and a
 `Response` out; everything else passes through untouched. The same handlers are also FastAPI
 routes, so any other method on those paths is answered as before (405).
 """
@@ -61,15 +61,11 @@ class Webhooks:
         await self.app(scope, receive, send)
 
 
-def serve_webhooks(app: FastAPI) -> None:
-    """Put the webhook lane in front of `app`'s routes (once; `add_webhook` fills it)."""
+def add_webhook(app: FastAPI, path: str, handler: Handler) -> None:
+    """`POST path` answered by `handler` through the lane (put in front of `app`'s routes by
+    the first webhook), and as a route for other methods."""
     if not hasattr(app.state, "webhooks"):
         app.state.webhooks = {}
         app.add_middleware(Webhooks, routes=app.state.webhooks)
-
-
-def add_webhook(app: FastAPI, path: str, handler: Handler) -> None:
-    """`POST path` answered by `handler` through the lane (and as a route for other methods)."""
-    serve_webhooks(app)
     app.state.webhooks[path] = handler
     app.add_api_route(path, handler, methods=["POST"], include_in_schema=False)
