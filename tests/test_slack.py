@@ -419,6 +419,27 @@ def test_the_bots_own_messages_and_channel_chatter_are_acknowledged_and_ignored(
     assert bot.events() == 0
 
 
+def test_while_slack_cannot_say_who_the_bot_is_an_event_is_refused_for_a_retry_not_lost(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without the bot's own id its mention cannot be told from the question, nor its own posts
+    # from people's: the event gets 503, so that Slack sends it again (with the same event id).
+    bot.fake.fail("auth.test", error=None, status=502, times=2)
+    body = event_body(direct("今天GMV多少"), next_event_id())
+    with caplog.at_level(logging.WARNING):
+        assert bot.post(body).status_code == 503
+    assert any("auth.test failed" in r.getMessage() for r in caplog.records)
+    assert bot.events() == 0
+    assert bot.post(body).status_code == 503  # still down
+    assert bot.post(body, headers={"X-Slack-Retry-Num": "2"}).status_code == 200  # it is back
+    [sent] = bot.fake.wait_for("chat.postMessage")
+    assert sent["channel"] == "D0LINA0001" and "目标" in sent["text"]
+    assert bot.events() == 1
+    assert bot.fake.methods().count("auth.test") == 3  # asked until known, then kept
+    assert bot.post(event_body(direct("本月GMV"), next_event_id())).status_code == 200
+    assert bot.fake.methods().count("auth.test") == 3
+
+
 # -- retried deliveries ---------------------------------------------------------------------------
 
 

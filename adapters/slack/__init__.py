@@ -21,7 +21,7 @@ from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_r
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.client import SlackAdapter, make_web_client
-from adapters.slack.inbound import build_bolt_app
+from adapters.slack.inbound import build_bolt_app, parse_event
 from bot.chat.adapter import MAX_BODY_BYTES, read_body
 from bot.chat.webhooks import add_webhook, off_loop
 from config.settings import Settings
@@ -48,6 +48,8 @@ class SlackConnection:
         self.signing_secret = secret.get_secret_value() if secret else None
         self.app_token = app_token.get_secret_value() if app_token else None
         self._bolt: tuple[Pipeline, App] | None = None
+        self._bot_user: str | None = None  # the bot's user id, from auth.test (see bot_user)
+        self._identity_lock = threading.Lock()
         self._socket: SocketModeHandler | None = None
         self._connecting: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -57,6 +59,47 @@ class SlackConnection:
         if self._bolt is None or self._bolt[0] is not pipeline:
             self._bolt = (pipeline, build_bolt_app(self.client, self.signing_secret, pipeline))
         return self._bolt[1]
+
+    def bot_user(self) -> str | None:
+        """The bot's own user id (`auth.test`, asked once and kept); None while Slack cannot
+        be asked (the next request asks again)."""
+        if self._bot_user is None:
+            with self._identity_lock:
+                if self._bot_user is None:
+                    try:
+                        self._bot_user = str(self.client.auth_test()["user_id"])
+                    except Exception as exc:
+                        log.warning("Slack auth.test failed: %s", exc)
+        return self._bot_user
+
+    def take_event(self, body: bytes, pipeline: Pipeline) -> Response | None:
+        """A verified `event_callback` taken without Bolt: parsed and handed to `pipeline`,
+        then acknowledged (a bot's own post, or an event that is nobody asking, is acknowledged
+        and dropped). 503 while the bot's identity cannot be asked from Slack: Slack sends
+        the event again later rather than it being lost. None when the body is not an event
+        callback: Bolt takes it.
+
+        Events are nearly all the traffic, and Bolt's dispatch of one (its request object,
+        middleware chain, listener matching and runner) costs about five times what verifying
+        and parsing it does (bench/README.md, "Webhooks"); commands, buttons, the URL check and
+        Socket Mode still go through Bolt."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not (
+            isinstance(data, dict)
+            and data.get("type") == "event_callback"
+            and isinstance(data.get("event"), dict)
+        ):
+            return None
+        bot_user = self.bot_user()
+        if bot_user is None:
+            return _refused(503, "Slack cannot be reached to identify the bot")
+        message = parse_event(data, bot_user)
+        if message is not None:
+            pipeline.accept(message)
+        return Response(status_code=200)
 
     def mount(self, app: FastAPI, pipeline: Pipeline) -> None:
         """`POST /slack/events`: the one Request URL for events, interactivity and commands."""
@@ -77,6 +120,10 @@ class SlackConnection:
             if reason is not None:
                 log.warning("refused a Slack request: %s", reason)
                 return _refused(401, "invalid request")
+            if request.headers.get("content-type", "").startswith("application/json"):
+                taken = await off_loop(self.take_event, body, pipeline)
+                if taken is not None:
+                    return taken
             try:
                 bolt_request = to_bolt_request(request, body)
                 # Verification and the listeners touch the database: off the event loop.

@@ -1,5 +1,6 @@
 """The inbound side: a Bolt app that verifies Slack's requests and turns them into neutral
-messages for the pipeline.
+messages for the pipeline. (Over HTTP, event callbacks — nearly all the traffic — are parsed
+with `parse_event` without Bolt's dispatch: `SlackConnection.take_event`.)
 
 Bolt's built-in middleware checks the `v0=` signature over the raw body with its 5-minute
 window (forged, tampered and replayed requests get 401 before anything runs), answers
