@@ -4,6 +4,7 @@ workers at a time, woken by PostgreSQL notifications (bot/chat/inbox.py, bot/cha
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -325,6 +326,60 @@ def test_a_process_that_acknowledges_faster_than_it_answers_leaves_the_rest_in_t
     finally:
         busy.set()
         threads.shutdown()
+
+
+def test_deliveries_awaited_on_the_event_loop_share_batches_with_request_threads(
+    engine: Engine, organisation: Organisation, clock: Clock, people: Dialog
+) -> None:
+    # A web process whose workers answer records from its event loop (`accept_async`): the
+    # coroutines wait for their batch without a thread each. 110 coroutines (10 of them a
+    # retry of another) and 8 request threads arrive while the first batch is held: the other
+    # 117 are written by one statement, each delivery once, the retries told they are
+    # duplicates, and the threads get their ids as before.
+    web, _ = process(engine, organisation, clock, queue=True)
+    pipeline, inbox = web.pipeline, web.pipeline.inbox
+    messages = [people.message("li.na", "帮助") for _ in range(100)]
+    twice = messages + messages[:10]
+    by_threads = [people.message("li.na", "帮助") for _ in range(8)]
+    ids: dict[str, int | None] = {}
+
+    def post(message: InboundMessage) -> None:
+        ids[message.event_id] = inbox.record(message, event_id=message.event_id, claim=False)
+
+    threads = [threading.Thread(target=post, args=(m,)) for m in by_threads]
+
+    async def arrive(held: Held) -> list[bool]:
+        tasks = [asyncio.ensure_future(pipeline.accept_async(twice[0]))]
+        await asyncio.to_thread(wait_for, lambda: held.writes > 0, "the first batch's write")
+        tasks += [asyncio.ensure_future(pipeline.accept_async(m)) for m in twice[1:]]
+        for thread in threads:
+            thread.start()
+        return list(await asyncio.gather(*tasks))
+
+    with first_write_held(engine, inbox, until=len(twice) - 1 + len(by_threads)) as held:
+        taken = asyncio.run(arrive(held))
+        for thread in threads:
+            thread.join(60)
+    assert taken == [True] * 100 + [False] * 10
+    assert len(ids) == 8 and all(isinstance(id, int) for id in ids.values())
+    assert held.waited == 117 and held.writes == 2
+    assert states(engine) == Counter({"pending": 108})
+
+    # One the database refuses (no sender) fails its own coroutine only.
+    first, good = people.message("li.na", "帮助"), people.message("li.na", "帮助")
+    refused = replace(people.message("li.na", "帮助"), sender=None)  # type: ignore[arg-type]
+
+    async def with_refused(held: Held) -> list[object]:
+        tasks = [asyncio.ensure_future(pipeline.accept_async(first))]
+        await asyncio.to_thread(wait_for, lambda: held.writes > 0, "the first batch's write")
+        tasks += [asyncio.ensure_future(pipeline.accept_async(m)) for m in (good, refused)]
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    with first_write_held(engine, inbox, until=2) as held:
+        outcomes = asyncio.run(with_refused(held))
+    assert outcomes[:2] == [True, True] and isinstance(outcomes[2], IntegrityError)
+    assert held.waited == 2
+    assert states(engine) == Counter({"pending": 110})
 
 
 def test_a_delivery_the_database_refuses_does_not_fail_the_others_in_its_batch(

@@ -171,6 +171,18 @@ class FeishuEvents:
         handler = self._handlers.get(kind) if isinstance(kind, str) else None
         return handler(payload) if handler is not None else None
 
+    async def handle_async(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        """`handle` from the webhook's event loop: a message, once the bot's own open_id is
+        known, is parsed here and recorded without a thread of its own
+        (`Pipeline.accept_async`); anything else is handled in a webhook thread."""
+        kind = _dict(payload.get("header")).get("event_type")
+        if kind == "im.message.receive_v1" and self.adapter.knows_bot_open_id:
+            message = parse_message(payload, self.adapter.bot_open_id, self.clock)
+            if message is not None:
+                await self._pipeline().accept_async(message)
+            return None
+        return await off_loop(self.handle, payload)
+
     def _check_token(self, token: object) -> None:
         if self.verification_token and not _same(token, self.verification_token):
             raise Refused("the verification token does not match")
@@ -354,7 +366,7 @@ def mount_webhooks(app: FastAPI, events: FeishuEvents) -> None:
             # Answered, so Feishu does not push it again and again.
             log.info("ignored a Feishu %s delivery", payload.get("header", {}).get("event_type"))
             return Response(json.dumps({"msg": "ignored"}), media_type="application/json")
-        answer = await off_loop(events.handle, payload)
+        answer = await events.handle_async(payload)
         # An event is answered as lark-oapi's dispatcher answers it; a callback with its JSON.
         return Response(
             json.dumps({"msg": "success"} if answer is None else answer),

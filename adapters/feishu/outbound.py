@@ -104,6 +104,11 @@ class FeishuAdapter:
             lambda: self.client.call(method, path, query=query or None, json_body=body)
         )
 
+    @property
+    def knows_bot_open_id(self) -> bool:
+        """Whether `bot_open_id` answers without asking Feishu."""
+        return self._bot_open_id is not None
+
     def bot_open_id(self) -> str:
         """The bot's own open_id (to tell a message that @mentions it), fetched once."""
         if self._bot_open_id is None:

@@ -72,7 +72,7 @@ class SlackConnection:
                         log.warning("Slack auth.test failed: %s", exc)
         return self._bot_user
 
-    def take_event(self, body: bytes, pipeline: Pipeline) -> Response | None:
+    async def take_event(self, body: bytes, pipeline: Pipeline) -> Response | None:
         """A verified `event_callback` taken without Bolt: parsed and handed to `pipeline`,
         then acknowledged (a bot's own post, or an event that is nobody asking, is acknowledged
         and dropped). 503 while the bot's identity cannot be asked from Slack: Slack sends
@@ -93,12 +93,12 @@ class SlackConnection:
             and isinstance(data.get("event"), dict)
         ):
             return None
-        bot_user = self.bot_user()
+        bot_user = self._bot_user or await off_loop(self.bot_user)
         if bot_user is None:
             return _refused(503, "Slack cannot be reached to identify the bot")
         message = parse_event(data, bot_user)
         if message is not None:
-            pipeline.accept(message)
+            await pipeline.accept_async(message)
         return Response(status_code=200)
 
     def mount(self, app: FastAPI, pipeline: Pipeline) -> None:
@@ -121,7 +121,7 @@ class SlackConnection:
                 log.warning("refused a Slack request: %s", reason)
                 return _refused(401, "invalid request")
             if request.headers.get("content-type", "").startswith("application/json"):
-                taken = await off_loop(self.take_event, body, pipeline)
+                taken = await self.take_event(body, pipeline)
                 if taken is not None:
                     return taken
             try:

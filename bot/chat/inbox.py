@@ -25,9 +25,13 @@ processes notice a recording by a cheap read every tenth of a second (`Listener`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -99,17 +103,33 @@ def from_payload(kind: str, payload: str) -> InboundMessage | Action:
 
 
 class _Waiting:
-    """One delivery waiting to be recorded by the batch it joins."""
+    """One delivery waiting to be recorded by the batch it joins: a request thread blocked on
+    `ready`, or (`future`) a coroutine on an event loop awaiting its outcome."""
 
-    __slots__ = ("error", "id", "key", "lead", "ready", "values")
+    __slots__ = ("error", "future", "id", "key", "lead", "ready", "values")
 
-    def __init__(self, values: dict[str, Any]) -> None:
+    def __init__(
+        self, values: dict[str, Any], future: asyncio.Future[int | None] | None = None
+    ) -> None:
         self.values = values
         self.key = (values["platform"], values["workspace"], values["event_id"])
+        self.future = future
         self.ready = threading.Event()
         self.lead = False  # woken to write the next batch rather than with its result
         self.id: int | None = None
         self.error: BaseException | None = None
+
+
+def _settle(batch: list[_Waiting]) -> None:
+    """On the event loop: hand each awaiting coroutine of a batch its outcome."""
+    for waiting in batch:
+        assert waiting.future is not None
+        if waiting.future.done():  # its request was cancelled (the client went away)
+            continue
+        if waiting.error is not None:
+            waiting.future.set_exception(waiting.error)
+        else:
+            waiting.future.set_result(waiting.id)
 
 
 class Inbox:
@@ -133,6 +153,7 @@ class Inbox:
         self._lock = threading.Lock()
         self._queue: list[_Waiting] = []
         self._writing = False  # a thread is writing a batch
+        self._writer: ThreadPoolExecutor | None = None  # writes batches led by a coroutine
         # A duplicate delivery (its key recorded before) inserts nothing and returns no id.
         key = (_EVENTS.c.platform, _EVENTS.c.workspace, _EVENTS.c.event_id)
         dialect: Any = postgresql if self.postgres else sqlite
@@ -150,21 +171,7 @@ class Inbox:
         """Record a delivery; its id, or None when it was recorded before (a duplicate).
         `claim`: this process answers it at once (it is leased to it from the start);
         otherwise it waits for a worker, woken by a notification."""
-        now = self.clock()
-        values = {
-            "platform": item.platform,
-            "workspace": item.workspace,
-            "event_id": event_id,
-            "sender": item.sender,
-            "channel": item.channel,
-            "received_at": int(now),
-            "kind": "action" if isinstance(item, Action) else "message",
-            "payload": to_payload(item),
-            "state": "pending",
-            "lease_until": now + self.lease if claim else None,
-            "attempts": 1 if claim else 0,
-        }
-        waiting = _Waiting(values)
+        waiting = _Waiting(self._values(item, event_id, claim))
         with self._lock:
             self._queue.append(waiting)
             waiting.lead = not self._writing
@@ -181,6 +188,46 @@ class Inbox:
             if waiting.error is not None:
                 raise waiting.error
             return waiting.id
+
+    async def record_async(self, item: InboundMessage | Action, *, event_id: str) -> int | None:
+        """`record` for a web process's event loop, of a delivery a worker answers: the
+        coroutine waits for its batch without a thread of its own, and a whole batch's
+        outcomes come back to the loop in one call (a thread per request, each woken in turn
+        and handing its result back, cost more than the recording)."""
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(self._values(item, event_id, claim=False), loop.create_future())
+        with self._lock:
+            self._queue.append(waiting)
+            lead = not self._writing
+            self._writing = True
+        if lead:
+            self._lead()
+        assert waiting.future is not None
+        return await waiting.future
+
+    def _lead(self) -> None:
+        """Have the writer thread write the next batch (its first delivery is a coroutine's,
+        which cannot)."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="inbox-writer")
+        self._writer.submit(self._write_batch)
+
+    def _values(self, item: InboundMessage | Action, event_id: str, claim: bool) -> dict[str, Any]:
+        now = self.clock()
+        return {
+            "platform": item.platform,
+            "workspace": item.workspace,
+            "event_id": event_id,
+            "sender": item.sender,
+            "channel": item.channel,
+            "received_at": int(now),
+            "kind": "action" if isinstance(item, Action) else "message",
+            "payload": to_payload(item),
+            "state": "pending",
+            "lease_until": now + self.lease if claim else None,
+            "attempts": 1 if claim else 0,
+        }
 
     def _write_batch(self) -> None:
         """Write what waits (up to BATCH) in one transaction, hand each its outcome, and wake
@@ -210,17 +257,28 @@ class Inbox:
         if any(w.id is not None and w.values["lease_until"] is None for w in batch):
             self._recorded.set()
         with self._lock:
-            if self._queue:
-                self._queue[0].lead = True
-                self._queue[0].ready.set()
-            else:
+            follower = self._queue[0] if self._queue else None
+            if follower is None:
                 self._writing = False
+            elif follower.future is None:
+                follower.lead = True
+                follower.ready.set()
+        if follower is not None and follower.future is not None:
+            self._lead()
+        settled: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
         for waiting in batch:
-            waiting.ready.set()
+            if waiting.future is None:
+                waiting.ready.set()
+            else:
+                settled.setdefault(waiting.future.get_loop(), []).append(waiting)
+        for loop, awaiting in settled.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody awaits these
+                loop.call_soon_threadsafe(_settle, awaiting)
 
     def _insert_all(self, batch: list[_Waiting]) -> None:
         """Record `batch` in one transaction (one multi-row INSERT); a row comes back for each
         delivery recorded now, none for one recorded before. All or none."""
+        rows: Sequence[Any]
         if self.postgres:
             rows = self._insert_all_postgres(batch)
         else:

@@ -28,6 +28,7 @@ from bot.chat.inbox import AlreadyAnswered, Delivery, Inbox
 from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.notifier import Notifier
 from bot.chat.router import Routed, Router
+from bot.chat.webhooks import off_loop
 from bot.i18n import texts
 from kpi_engine.clock import Clock, system_clock
 from kpi_engine.restatements import record_posted
@@ -83,6 +84,18 @@ class Pipeline:
     def accept(self, message: InboundMessage) -> bool:
         """Take a message in; False (and nothing else happens) for a duplicate delivery."""
         return self._take(message, message.event_id)
+
+    async def accept_async(self, message: InboundMessage) -> bool:
+        """`accept` from a web handler's event loop. A process whose workers answer (`queue`)
+        only records the delivery, which needs no thread of the request's own
+        (`Inbox.record_async`); otherwise `accept` runs in a webhook thread."""
+        if not self.queue:
+            return await off_loop(self.accept, message)
+        id = await self.inbox.record_async(message, event_id=message.event_id)
+        if id is None:
+            log.info("duplicate %s delivery %s ignored", message.platform, message.event_id)
+            return False
+        return True
 
     def accept_action(self, action: Action) -> bool:
         """Take a button click in, once: a question button asks its question; other buttons go
