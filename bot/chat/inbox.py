@@ -15,7 +15,9 @@ Recordings from many request threads are written together (`Inbox.record`): the 
 to arrive writes everything waiting in one transaction while the others wait for it, and the
 next batch is written by the first thread that arrived meanwhile — one commit (one write lock
 on SQLite; on PostgreSQL one statement, one round trip, with its NOTIFY) for all the
-deliveries that came in during the last one.
+deliveries that came in during the last one. A web process whose workers answer records
+from its event loop (`Inbox.record_async`): the coroutine waits in the same line without a
+thread of its own, and a batch's outcomes go back to the loop in one call.
 
 On PostgreSQL workers claim with `FOR UPDATE SKIP LOCKED` (several workers never take the same
 row) and are woken by a notification on `kpibot_inbound`, sent by the recording statement,
