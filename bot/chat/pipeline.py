@@ -28,7 +28,6 @@ from bot.chat.inbox import AlreadyAnswered, Delivery, Inbox
 from bot.chat.messages import Action, InboundMessage, Reply, Target, displayable
 from bot.chat.notifier import Notifier
 from bot.chat.router import Routed, Router
-from bot.chat.webhooks import off_loop
 from bot.i18n import texts
 from kpi_engine.clock import Clock, system_clock
 from kpi_engine.restatements import record_posted
@@ -90,6 +89,9 @@ class Pipeline:
         only records the delivery, which needs no thread of the request's own
         (`Inbox.record_async`); otherwise `accept` runs in a webhook thread."""
         if not self.queue:
+            # Imported here: the webhooks' module brings FastAPI, which commands do not need.
+            from bot.chat.webhooks import off_loop
+
             return await off_loop(self.accept, message)
         id = await self.inbox.record_async(message, event_id=message.event_id)
         if id is None:
