@@ -48,24 +48,26 @@ from kpi_engine.units import writing
 log = logging.getLogger(__name__)
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
 CHANNEL = "kpibot_inbound"  # the PostgreSQL notification channel workers listen on
-_COLUMNS = (  # what `Inbox.record` writes, with their PostgreSQL types
-    ("platform", "text"),
-    ("workspace", "text"),
-    ("event_id", "text"),
-    ("sender", "text"),
-    ("channel", "text"),
-    ("received_at", "bigint"),
-    ("kind", "text"),
-    ("payload", "text"),
-    ("state", "text"),
-    ("lease_until", "double precision"),
-    ("attempts", "integer"),
+# What `Inbox.record` writes, with the columns' PostgreSQL types (from the model).
+_RECORDED = (
+    "platform",
+    "workspace",
+    "event_id",
+    "sender",
+    "channel",
+    "received_at",
+    "kind",
+    "payload",
+    "state",
+    "lease_until",
+    "attempts",
 )
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
+_TYPED = ", ".join(f"{n} {_EVENTS.c[n].type.compile(dialect=_POSTGRESQL)}" for n in _RECORDED)
 _PG_RECORD = f"""
 WITH recorded AS (
-    INSERT INTO {_EVENTS.name} ({", ".join(name for name, _ in _COLUMNS)})
-    SELECT {", ".join(name for name, _ in _COLUMNS)}
-    FROM jsonb_to_recordset(%s::jsonb) AS batch({", ".join(f"{n} {t}" for n, t in _COLUMNS)})
+    INSERT INTO {_EVENTS.name} ({", ".join(_RECORDED)})
+    SELECT {", ".join(_RECORDED)} FROM jsonb_to_recordset(%s::jsonb) AS batch({_TYPED})
     ON CONFLICT (platform, workspace, event_id) DO NOTHING
     RETURNING id, platform, workspace, event_id, lease_until IS NULL AS unleased
 )
