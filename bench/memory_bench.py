@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from adapters.dingtalk.inbound import callback_sign
 from adapters.feishu.inbound import signature as feishu_signature
+from bot.cli import SERVE_LOOP
 from kpi_engine.clock import system_clock
 from tests.fakedingtalk import FakeDingTalk
 from tests.fakefeishu import TENANT, FakeFeishu
@@ -57,15 +58,16 @@ Delivery = tuple[str, bytes, dict[str, str]]  # path, body, headers
 
 
 # The comparison point: a FastAPI app with one endpoint answering `{}`, run the way `kpibot
-# serve` runs its app (uvicorn.run with host, port and log level), importing nothing else.
-BARE = """
+# serve` runs its app (uvicorn.run with host, port, log level and event loop), importing
+# nothing else.
+BARE = f"""
 import sys, uvicorn
 from fastapi import FastAPI
 app = FastAPI()
-@app.post("/{path:path}")
+@app.post("/{{path:path}}")
 def receive(path: str) -> dict:
-    return {}
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    return {{}}
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", loop={SERVE_LOOP!r})
 """
 
 

@@ -940,6 +940,13 @@ def apikey_revoke(name: Annotated[str, typer.Argument(help="The key's name")]) -
     typer.echo(f"Key {name!r} revoked.")
 
 
+# asyncio's own event loop, not uvloop: libuv (since 1.45) accepts one new connection per
+# turn of its loop, so a burst of 64 new connections waits behind 64 turns of the requests in
+# flight, 0.3-0.5 s on a busy web process; asyncio accepts all that are waiting at once
+# (ARCHITECTURE.md, "Scale-out"; bench/README.md, "Webhooks").
+SERVE_LOOP = "asyncio"
+
+
 @app.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -977,7 +984,13 @@ def serve(
     application = create_app(settings)
     _freeze_heap()
     with _worker_processes(workers):
-        uvicorn.run(application, host=host, port=port, log_level=settings.log_level.lower())
+        uvicorn.run(
+            application,
+            host=host,
+            port=port,
+            log_level=settings.log_level.lower(),
+            loop=SERVE_LOOP,
+        )
 
 
 def _freeze_heap() -> None:
