@@ -870,10 +870,11 @@ def _sounding(said: str, names: Names, *, near: bool = False) -> list[str]:
     typo away, "lina" and "lina")."""
     if not is_cjk(said):
         return []
-    from pypinyin import lazy_pinyin
     from rapidfuzz import fuzz, process
 
-    spoken = "".join(lazy_pinyin(said)).replace(" ", "")
+    from bot.chat.pinyin import syllables
+
+    spoken = "".join(syllables(said)).replace(" ", "")
     latin = {key: re.sub(r"[ ._-]", "", key) for key in names.people if not is_cjk(key)}
     found = process.extract(
         spoken, latin, scorer=fuzz.ratio, limit=10, score_cutoff=85 if near else 65

@@ -93,9 +93,9 @@ def _pinyin(name: str) -> list[str]:
     """ "李娜" → ["li na", "lina", "na li"]; empty for names without Chinese characters."""
     if not is_cjk(name):
         return []
-    from pypinyin import lazy_pinyin  # imported when a Chinese name is first read
+    from bot.chat.pinyin import syllables as read  # pypinyin loads when a name is first read
 
-    syllables = [s for s in lazy_pinyin(name) if s.strip()]
+    syllables = [s for s in read(name) if s.strip()]
     if len(syllables) < 2:
         return []
     given = " ".join(syllables[1:])
