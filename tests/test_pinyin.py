@@ -1,5 +1,6 @@
 """Names in pinyin without pypinyin's whole phrase dictionary (bot/chat/pinyin.py): the small
-table reads as the whole dictionary does, and it is what the installed pypinyin makes."""
+table reads as the whole dictionary does, its words are the installed pypinyin's, and it holds
+every word the installed pypinyin reads unlike its characters."""
 
 from __future__ import annotations
 
