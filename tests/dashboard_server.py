@@ -125,7 +125,8 @@ def main(directory: str) -> None:
     from kpi_engine.periods import day_of
     from kpi_engine.scopes import Scope
     from tests.conftest import EXAMPLE_CONFIG
-    from tests.helpers import PINNED, PINNED_AT, PINNED_DAY, load_demo
+    from tests.pinned import PINNED, PINNED_AT, PINNED_DAY
+    from tests.workspaces import load_demo
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)

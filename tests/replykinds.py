@@ -149,7 +149,7 @@ def main(directory: str) -> None:
     from kpi_engine.db import make_engine, upgrade
     from kpi_engine.organisation import load_organisation
     from tests.conftest import EXAMPLE_CONFIG
-    from tests.helpers import load_demo
+    from tests.workspaces import load_demo
 
     organisation = load_organisation(EXAMPLE_CONFIG)
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,7 +31,7 @@ from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakechat import FakeChat, bot_for
-from tests.helpers import load_demo
+from tests.workspaces import load_demo
 
 END = date(2026, 11, 12)
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -26,8 +26,8 @@ from kpi_engine.periods import day_of
 from kpi_engine.scopes import Scope
 from kpi_engine.targets import Plans
 from tests.conftest import EXAMPLE_CONFIG
-from tests.helpers import SUN_SLACK, example_config, load_demo
 from tests.test_alerts import END, GROUP, LINA, NOW, SHANGHAI, Bot, lina_today, rule, with_rules
+from tests.workspaces import SUN_SLACK, example_config, load_demo
 
 WANG = "U07WANGFANG"
 CHEN = "U07CHENHAO"

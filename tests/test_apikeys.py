@@ -15,7 +15,7 @@ from bot.app import create_app
 from bot.cli import app
 from config.settings import Settings
 from tests.conftest import EXAMPLE_CONFIG
-from tests.helpers import PINNED_AT
+from tests.pinned import PINNED_AT
 
 runner = CliRunner()
 

@@ -17,8 +17,8 @@ from kpi_engine.models import Correction
 from kpi_engine.organisation import Organisation
 from kpi_engine.periods import day_of
 from kpi_engine.scopes import Scope
-from tests.helpers import load_demo
 from tests.test_alerts import END, GROUP, LINA, NOW, Bot
+from tests.workspaces import load_demo
 
 DAY = date(2026, 11, 10)
 WANG = "U07WANGFANG"

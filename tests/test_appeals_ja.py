@@ -23,9 +23,9 @@ from kpi_engine.models import Correction
 from kpi_engine.organisation import Organisation, load_organisation
 from kpi_engine.periods import day_of
 from kpi_engine.scopes import Scope
-from tests.helpers import SUN_SLACK, example_config, load_demo
 from tests.test_alerts import END, GROUP, LINA, NOW
 from tests.test_appeals import CHEN, WANG, AppealBot
+from tests.workspaces import SUN_SLACK, example_config, load_demo
 
 DAY = date(2026, 11, 10)
 SUN = SUN_SLACK

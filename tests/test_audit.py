@@ -17,9 +17,9 @@ from bot.features.appeals.service import ACCEPT
 from bot.outbox import Outbox, Sender
 from kpi_engine.organisation import Organisation
 from tests.conftest import EXAMPLE_CONFIG
-from tests.helpers import load_demo
 from tests.test_alerts import END, LINA, NOW
 from tests.test_appeals import WANG, AppealBot
+from tests.workspaces import load_demo
 
 runner = CliRunner()
 

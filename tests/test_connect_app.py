@@ -23,7 +23,7 @@ from config.settings import Settings
 from tests import faketiktok
 from tests.fakeslack import BOT_TOKEN, FakeSlack
 from tests.faketiktok import FakeTikTok
-from tests.helpers import PINNED, PINNED_AT
+from tests.pinned import PINNED, PINNED_AT
 from tests.shopsync import SECRET, shop_config
 
 pytestmark = pytest.mark.db

@@ -42,7 +42,8 @@ from kpi_engine.scoring import scorecard
 from kpi_engine.targets import Plans
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakechat import FakeChat, bot_for
-from tests.helpers import PINNED, PINNED_DAY, load_demo
+from tests.pinned import PINNED, PINNED_DAY
+from tests.workspaces import load_demo
 
 SECRET = "a long random test secret"
 

@@ -51,7 +51,9 @@ from tests.dashboard_server import (
 from tests.fakedingtalk import FakeDingTalk
 from tests.fakefeishu import FakeFeishu
 from tests.fakeslack import BOT_TOKEN, FakeSlack
-from tests.helpers import PINNED, PINNED_AT, PINNED_DAY, load_demo, wait_for
+from tests.pinned import PINNED, PINNED_AT, PINNED_DAY
+from tests.waiting import wait_for
+from tests.workspaces import load_demo
 
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/dashboard/login/[A-Za-z0-9._%-]+")
 OUTBOX = OutboxMessage.__table__  # type: ignore[attr-defined]

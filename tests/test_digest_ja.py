@@ -24,7 +24,7 @@ from kpi_engine.clock import fixed_clock
 from kpi_engine.digest import DayPoint
 from kpi_engine.organisation import Organisation, load_organisation
 from tests.fakechat import Dialog, FakeChat, bot_for
-from tests.helpers import example_config, load_demo
+from tests.workspaces import example_config, load_demo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 END = date(2026, 11, 16)

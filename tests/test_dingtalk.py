@@ -30,7 +30,9 @@ from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisatio
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakechat import bot_for
 from tests.fakedingtalk import CORP, FakeDingTalk
-from tests.helpers import PINNED, PINNED_AT, PINNED_DAY, load_demo, wait_for
+from tests.pinned import PINNED, PINNED_AT, PINNED_DAY
+from tests.waiting import wait_for
+from tests.workspaces import load_demo
 
 SECRET = "dingtalk-app-secret-for-tests"
 GROUP = "cidSzLive0uT7mH2k9Qw=="  # sz-live's DingTalk group (organisation.yaml)

@@ -25,10 +25,12 @@ from kpi_engine.organisation import Organisation, load_organisation
 from tests.fakedingtalk import CORP, FakeDingTalk
 from tests.fakefeishu import FakeFeishu
 from tests.fakeslack import BOT_USER, FakeSlack, event_body, signed_headers
-from tests.helpers import PINNED, PINNED_DAY, load_demo, wait_for
+from tests.pinned import PINNED, PINNED_DAY
 from tests.test_chat_ja import NOT_JAPANESE
 from tests.test_digest_ja import NOT_JAPANESE as NOT_JAPANESE_DIGEST
 from tests.test_digest_ja import japanese_config
+from tests.waiting import wait_for
+from tests.workspaces import load_demo
 
 ASKER = "zhang.wei"  # of sz-live, with no language of his own: he reads the team's
 QUESTION = "今日の売上は？"

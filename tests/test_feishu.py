@@ -37,7 +37,9 @@ from kpi_engine.periods import day_of
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakechat import bot_for
 from tests.fakefeishu import BOT_OPEN_ID, TENANT, FakeFeishu
-from tests.helpers import PINNED, PINNED_AT, PINNED_DAY, load_demo, wait_for
+from tests.pinned import PINNED, PINNED_AT, PINNED_DAY
+from tests.waiting import wait_for
+from tests.workspaces import load_demo
 
 ENCRYPT_KEY = "kpibot-test-encrypt-key"
 TOKEN = "v-token-kpibot-test"

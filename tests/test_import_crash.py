@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from tests.conftest import EXAMPLE_CONFIG
-from tests.helpers import wait_for
 from tests.test_import import ORDER_HEADER, write
+from tests.waiting import wait_for
 
 ROWS = 60_000  # a dozen chunks of parsed rows: far more than a pipe holds
 

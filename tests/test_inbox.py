@@ -26,7 +26,8 @@ from config.settings import Settings
 from kpi_engine.models import Annotation, InboundEvent
 from kpi_engine.organisation import Organisation
 from tests.fakechat import Dialog, FakeChat
-from tests.helpers import PINNED_AT, wait_for
+from tests.pinned import PINNED_AT
+from tests.waiting import wait_for
 
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]
 LEASE = 30.0

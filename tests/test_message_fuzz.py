@@ -31,9 +31,9 @@ from bot.i18n import texts
 from kpi_engine.models import AlertEvent, Annotation, Appeal
 from kpi_engine.organisation import AlertCondition, AlertRuleConfig, Organisation
 from tests.fakechat import Dialog, FakeChat, bot_for
-from tests.helpers import load_demo
 from tests.platform_limits import check_everywhere, dingtalk_adapters
 from tests.test_render_fuzz import INJECTIONS, UNICODE
+from tests.workspaces import load_demo
 
 pytestmark = pytest.mark.backends("sqlite")
 

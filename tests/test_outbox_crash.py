@@ -19,7 +19,7 @@ from bot.outbox import Outbox, platform_key
 from kpi_engine.models import OutboxMessage
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakefeishu import TENANT, FakeFeishu
-from tests.helpers import wait_for
+from tests.waiting import wait_for
 
 MESSAGES = 150
 CHATS = 30

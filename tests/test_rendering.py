@@ -29,8 +29,8 @@ from bot.chat.messages import Reply, Target
 from kpi_engine.db import make_engine, upgrade
 from kpi_engine.organisation import Organisation
 from tests.fakedingtalk import CORP, FakeDingTalk
-from tests.helpers import load_demo
 from tests.replykinds import END, HOSTILE_NOTE, KINDS, collect, for_platform, write, write_html
+from tests.workspaces import load_demo
 
 GROUP = "cidSzLive0uT7mH2k9Qw=="
 # What the hostile note would look like had it stayed live markup, per platform.

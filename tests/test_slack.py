@@ -59,7 +59,7 @@ from tests.fakeslack import (
     form_body,
     signed_headers,
 )
-from tests.helpers import PINNED_AT, PINNED_DAY
+from tests.pinned import PINNED_AT, PINNED_DAY
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 SHANGHAI = ZoneInfo("Asia/Shanghai")

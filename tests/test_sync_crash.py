@@ -17,9 +17,9 @@ from connectors.tiktok import TikTokConnector
 from kpi_engine.models import Order, SyncRun
 from tests import faketiktok
 from tests.faketiktok import FakeTikTok
-from tests.helpers import wait_for
 from tests.shopsync import build_sync as build
 from tests.shopsync import shop_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.db
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,9 +19,9 @@ from kpi_engine.models import InboundEvent
 from kpi_engine.organisation import Organisation
 from tests.conftest import EXAMPLE_CONFIG
 from tests.fakefeishu import FakeFeishu
-from tests.helpers import wait_for
 from tests.test_feishu import ENCRYPT_KEY, TOKEN, encrypt, message_event, open_id, signed
 from tests.test_outbox_crash import free_port
+from tests.waiting import wait_for
 
 MESSAGES = 60
 _EVENTS = InboundEvent.__table__  # type: ignore[attr-defined]

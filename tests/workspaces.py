@@ -1,37 +1,19 @@
-"""Small helpers shared by the tests: waiting for something another thread does, and loading
-the demo workspace's data."""
+"""The example organisation as tests use it: its demo data imported, and copies of its
+configuration with a team's or a person's language changed."""
 
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from kpi_engine.clock import parse_now
 from kpi_engine.demo_data import FILE_KINDS, generate
 from kpi_engine.ingest.formats import KINDS
 from kpi_engine.ingest.importer import import_file
 from kpi_engine.organisation import Organisation
 from tests.conftest import EXAMPLE_CONFIG
-
-# The end-to-end tests live at this moment, a Tuesday morning in Shanghai: their data ends on
-# that day and the app's clock starts there (KPIBOT_NOW), so they pass on any day they run.
-PINNED_AT = "2026-11-24T10:30:00+08:00"
-PINNED = parse_now(PINNED_AT, "UTC")
-PINNED_DAY = date(2026, 11, 24)
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Wait until `condition()` holds (a server thread, a sender loop); fail after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def load_demo(
